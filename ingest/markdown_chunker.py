@@ -1,0 +1,212 @@
+"""Hierarchical Markdown chunks: one per H2 section, split further only when the model cannot read it.
+
+Markdown is parsed with a CommonMark parser (markdown-it-py), so headings inside code fences, setext
+headings and front matter are read as a reader sees them, and every block knows its source lines.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import PurePosixPath
+from typing import Any
+
+import yaml
+from markdown_it import MarkdownIt
+from markdown_it.token import Token
+from mdit_py_plugins.front_matter import front_matter_plugin
+
+from devrag.ingest.windows import TokenCounter, split_lines
+from devrag.retrieval.schema import ChunkDraft, embed_text_for
+
+_MD = MarkdownIt("commonmark").use(front_matter_plugin).enable("table")
+_BLOCK_OPENERS = {
+    "paragraph_open",
+    "fence",
+    "code_block",
+    "bullet_list_open",
+    "ordered_list_open",
+    "table_open",
+    "blockquote_open",
+    "heading_open",
+    "html_block",
+    "hr",
+}
+
+
+@dataclass
+class MarkdownDoc:
+    title: str
+    front_matter: dict[str, Any]
+    chunks: list[ChunkDraft] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class _Section:
+    start: int  # 0-based line index, inclusive
+    end: int  # exclusive
+    headings: tuple[str, ...]
+
+
+def _front_matter(tokens: list[Token]) -> tuple[dict[str, Any], int]:
+    """The parsed front matter (empty when absent or not a mapping) and the first body line."""
+    if not tokens or tokens[0].type != "front_matter":
+        return {}, 0
+    end = tokens[0].map[1] if tokens[0].map else 0
+    try:
+        data = yaml.safe_load(tokens[0].content)
+    except yaml.YAMLError:
+        data = None
+    return (data if isinstance(data, dict) else {}), end
+
+
+def _headings(tokens: list[Token]) -> list[tuple[int, int, str]]:
+    """(level, start line, text) of every top-level heading."""
+    found = []
+    for i, tok in enumerate(tokens):
+        if tok.type == "heading_open" and tok.level == 0 and tok.map:
+            found.append((int(tok.tag[1]), tok.map[0], tokens[i + 1].content.strip()))
+    return found
+
+
+def _sections(
+    headings: list[tuple[int, int, str]], body_start: int, n_lines: int, max_level: int
+) -> list[_Section]:
+    """Cut [body_start, n_lines) at headings up to `max_level`, tracking the heading path."""
+    cuts = [(line, level, text) for level, line, text in headings if level <= max_level]
+    sections: list[_Section] = []
+    path: dict[int, str] = {}
+    start = body_start
+    for line, level, text in cuts:
+        if line > start:
+            sections.append(_Section(start, line, tuple(path[k] for k in sorted(path))))
+        path = {k: v for k, v in path.items() if k < level}
+        path[level] = text
+        start = line
+    sections.append(_Section(start, n_lines, tuple(path[k] for k in sorted(path))))
+    return sections
+
+
+def parse_markdown(
+    path: str, text: str, max_tokens: int, count: TokenCounter, overlap: int = 50
+) -> MarkdownDoc:
+    """Chunk one Markdown document; each chunk's embedded text fits within `max_tokens`."""
+    text = text.replace("\r\n", "\n")
+    lines = text.split("\n")
+    tokens = _MD.parse(text)
+    front, body_start = _front_matter(tokens)
+    headings = _headings(tokens)
+    first_h1 = next((t for lvl, _, t in headings if lvl == 1), None)
+    fm_title = front.get("title")
+    title = str(fm_title).strip() if fm_title else first_h1 or PurePosixPath(path).stem
+    doc = MarkdownDoc(title=title, front_matter=front)
+    blocks = sorted({t.map[0] for t in tokens if t.type in _BLOCK_OPENERS and t.map and t.level == 0})
+    costs = [count(line) for line in lines]
+    splitter = _Splitter(lines, costs, title, max_tokens, count, overlap, blocks, headings)
+    for section in _sections(headings, body_start, len(lines), max_level=2):
+        doc.chunks.extend(splitter.split(section))
+    return doc
+
+
+@dataclass
+class _Splitter:
+    lines: list[str]
+    costs: list[int]  # tokens per line: WordPiece never joins across whitespace, so costs add up
+    title: str
+    max_tokens: int
+    count: TokenCounter
+    overlap: int
+    blocks: list[int]
+    headings: list[tuple[int, int, str]]
+
+    def split(self, section: _Section) -> list[ChunkDraft]:
+        """The section whole if it fits, else its H3 parts, else packed blocks with overlap."""
+        start, end = self._trim(section.start, section.end)
+        if start >= end:
+            return []
+        if self._fits(section.headings, start, end):
+            return [self._draft(section.headings, start, end)]
+        inner = [h for h in self.headings if h[0] == 3 and start < h[1] < end]
+        if inner:
+            parts = _sections(inner, start, end, max_level=3)
+            out: list[ChunkDraft] = []
+            for part in parts:
+                extra = part.headings[-1:] if part.start > start else ()
+                out.extend(self.split(_Section(part.start, part.end, section.headings + extra)))
+            return out
+        return self._pack(section.headings, start, end)
+
+    def _pack(self, headings: tuple[str, ...], start: int, end: int) -> list[ChunkDraft]:
+        budget = self._budget(headings)
+        cuts = [start, *[b for b in self.blocks if start < b < end], end]
+        out: list[ChunkDraft] = []
+        piece_start = start
+        for block_start, block_end in zip(cuts, cuts[1:], strict=False):
+            if self._cost(piece_start, block_end) <= budget - self.overlap:
+                continue
+            if piece_start < block_start:
+                out.append(self._piece(headings, piece_start, block_start, bool(out)))
+            piece_start = block_start
+            if self._cost(block_start, block_end) > budget - self.overlap:
+                out.extend(self._windows(headings, block_start, block_end, budget))
+                piece_start = block_end
+        if piece_start < end:
+            out.append(self._piece(headings, piece_start, end, bool(out)))
+        return [d for d in out if d.text.strip()]
+
+    def _piece(self, headings: tuple[str, ...], start: int, end: int, overlap: bool) -> ChunkDraft:
+        """A run of whole blocks, led by up to `overlap` tokens from the end of the piece before."""
+        start, end = self._trim(start, end)
+        draft = self._draft(headings, start, end)
+        if not overlap:
+            return draft
+        lead, lead_line = self._lead(start)
+        if not lead:
+            return draft
+        return draft.model_copy(update={"text": f"{lead}\n{draft.text}", "start_line": lead_line})
+
+    def _lead(self, start: int) -> tuple[str, int]:
+        """The last `overlap` tokens before line `start`: whole lines, then the tail of a long one."""
+        first, carried = start, 0
+        while first > 0 and carried + self.costs[first - 1] <= self.overlap:
+            first -= 1
+            carried += self.costs[first]
+        lines = self.lines[first:start]
+        if first > 0 and carried < self.overlap // 2:
+            words = self.lines[first - 1].split()
+            tail: list[str] = []
+            while words and carried + self.count(words[-1]) <= self.overlap:
+                carried += self.count(words[-1])
+                tail.insert(0, words.pop())
+            if tail:
+                first -= 1
+                lines = [" ".join(tail), *lines]
+        text = "\n".join(lines).strip()
+        return text, first + 1
+
+    def _windows(self, headings: tuple[str, ...], start: int, end: int, budget: int) -> list[ChunkDraft]:
+        windows = split_lines(self.lines[start:end], start + 1, budget, self.count, self.overlap)
+        return [
+            ChunkDraft(text=w.text, headings=list(headings), start_line=w.start_line, end_line=w.end_line)
+            for w in windows
+            if w.text.strip()
+        ]
+
+    def _trim(self, start: int, end: int) -> tuple[int, int]:
+        while start < end and not self.lines[start].strip():
+            start += 1
+        while end > start and not self.lines[end - 1].strip():
+            end -= 1
+        return start, end
+
+    def _cost(self, start: int, end: int) -> int:
+        return sum(self.costs[start:end])
+
+    def _budget(self, headings: tuple[str, ...]) -> int:
+        return self.max_tokens - self.count(embed_text_for(self.title, list(headings), ""))
+
+    def _fits(self, headings: tuple[str, ...], start: int, end: int) -> bool:
+        return self._cost(start, end) <= self._budget(headings)
+
+    def _draft(self, headings: tuple[str, ...], start: int, end: int) -> ChunkDraft:
+        text = "\n".join(self.lines[start:end])
+        return ChunkDraft(text=text, headings=list(headings), start_line=start + 1, end_line=end)

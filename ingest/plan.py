@@ -1,0 +1,77 @@
+"""Decide which files an ingest must touch: from a Git diff when it can, from the index when it must."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from devrag.ingest.git_source import GitSource, TreeEntry
+from devrag.retrieval.index import Index, RepoState
+
+
+@dataclass
+class Plan:
+    """Paths to (re)chunk from the target tree, paths whose chunks go, and how to report them."""
+
+    target: str
+    tree: dict[str, TreeEntry]
+    mode: str  # "noop", "diff" or "full"
+    upsert: dict[str, str] = field(default_factory=dict)  # path -> "added", "modified", "renamed"
+    remove: list[str] = field(default_factory=list)
+    deleted: int = 0
+
+    @property
+    def unchanged(self) -> int:
+        return len(self.tree) - len(self.upsert)
+
+
+def make_plan(
+    source: GitSource, index: Index, state: RepoState | None, target: str, full: bool = False
+) -> Plan:
+    """The cheapest correct plan for bringing the repo's chunks to the target commit.
+
+    A diff from the last indexed commit is exact only if that commit still exists and the last run
+    finished; otherwise (force push, shallow clone, killed run) compare the tree with the index.
+    """
+    tree = source.tree(target)
+    finished = state is not None and not state.in_progress and not full
+    if finished and state and state.commit == target:
+        return Plan(target, tree, "noop")
+    if finished and state and state.commit and source.has_commit(state.commit):
+        return _diff_plan(source, state.commit, target, tree)
+    return full_plan(index.file_manifest(state.name) if state else {}, target, tree)
+
+
+def _diff_plan(source: GitSource, old: str, target: str, tree: dict[str, TreeEntry]) -> Plan:
+    plan = Plan(target, tree, "diff")
+    for change in source.changes(old, target):
+        if change.status == "D":
+            plan.remove.append(change.path)
+            plan.deleted += 1
+            continue
+        if change.status == "R" and change.old_path:
+            plan.remove.append(change.old_path)
+            plan.upsert[change.path] = "renamed"
+        else:
+            plan.upsert[change.path] = "added" if change.status == "A" else "modified"
+    return plan
+
+
+def full_plan(indexed: dict[str, str], target: str, tree: dict[str, TreeEntry]) -> Plan:
+    """Compare path -> blob SHA in the tree with what the index's own chunks say."""
+    plan = Plan(target, tree, "full")
+    gone = {p: sha for p, sha in indexed.items() if p not in tree}
+    gone_blobs = set(gone.values())
+    for path, entry in tree.items():
+        held = indexed.get(path)
+        if held == entry.blob_sha:
+            continue
+        if held is not None:
+            plan.upsert[path] = "modified"
+        elif entry.blob_sha in gone_blobs:
+            plan.upsert[path] = "renamed"
+        else:
+            plan.upsert[path] = "added"
+    plan.remove = sorted(gone)
+    renamed = sum(1 for status in plan.upsert.values() if status == "renamed")
+    plan.deleted = max(len(gone) - renamed, 0)
+    return plan

@@ -1,0 +1,73 @@
+"""`devrag reconcile`: compare each repository's HEAD with what the index's chunks hold, and repair."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+from pydantic import BaseModel
+
+from devrag.ingest.documents import decode, skip_reason
+from devrag.ingest.git_source import GitSource, SourceError, TreeEntry
+from devrag.ingest.pipeline import IngestOptions, IngestSummary, ingest
+from devrag.ingest.plan import full_plan
+from devrag.retrieval.index import Index, RepoState
+from devrag.retrieval.models import Embedder
+
+
+class Drift(BaseModel):
+    repo: str
+    head: str | None
+    missing: list[str]  # in the tree and indexable, but without chunks
+    stale: list[str]  # chunks from another version of the file
+    orphaned: list[str]  # chunks of a file the tree no longer has
+    error: str | None = None
+    repaired: IngestSummary | None = None
+
+    @property
+    def drifted(self) -> bool:
+        return bool(self.missing or self.stale or self.orphaned or self.error)
+
+
+def find_drift(index: Index, state: RepoState, options: IngestOptions) -> Drift:
+    try:
+        source = GitSource(Path(state.path))
+        head = source.resolve(None)
+    except SourceError as exc:
+        return Drift(repo=state.name, head=None, missing=[], stale=[], orphaned=[], error=str(exc))
+    plan = full_plan(index.file_manifest(state.name), head, source.tree(head))
+    missing = [
+        path
+        for path, status in plan.upsert.items()
+        if status != "modified" and _indexable(source, plan.tree[path], options)
+    ]
+    stale = [path for path, status in plan.upsert.items() if status == "modified"]
+    return Drift(repo=state.name, head=head, missing=missing, stale=stale, orphaned=plan.remove)
+
+
+def _indexable(source: GitSource, entry: TreeEntry, options: IngestOptions) -> bool:
+    if skip_reason(entry, options.max_file_bytes) is not None:
+        return False
+    try:
+        return bool(decode(source.read_blob(entry.blob_sha)).strip())
+    except ValueError:
+        return False
+
+
+def reconcile(
+    index: Index,
+    embedder: Callable[[], Embedder],
+    check_only: bool,
+    options: IngestOptions | None = None,
+) -> list[Drift]:
+    """Drift per repository; unless `check_only`, repair each drifted one with a full compare."""
+    options = options or IngestOptions()
+    drifts = []
+    for state in index.repos():
+        drift = find_drift(index, state, options)
+        if drift.drifted and not check_only and drift.error is None:
+            drift.repaired = ingest(
+                index, embedder(), Path(state.path), state.name, options=options, full=True
+            )
+        drifts.append(drift)
+    return drifts

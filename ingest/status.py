@@ -1,0 +1,60 @@
+"""What the index holds per repository, and whether each repository has moved on since."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import BaseModel
+
+from devrag.ingest.git_source import GitSource, SourceError
+from devrag.retrieval.index import INDEX_META_KEY, Index, RepoState
+
+
+class RepoStatus(BaseModel):
+    name: str
+    path: str
+    indexed_commit: str | None
+    head: str | None
+    behind: bool | None  # None when the repository cannot be read from here
+    in_progress: str | None
+    chunks: int
+    files: int
+
+
+class IndexStatus(BaseModel):
+    store: str
+    embed_model: str | None
+    chunker: str | None
+    repos: list[RepoStatus]
+
+
+def head_of(path: str) -> str | None:
+    """The repository's HEAD commit, or None when it is not reachable from this machine."""
+    try:
+        return GitSource(Path(path)).resolve(None)
+    except SourceError:
+        return None
+
+
+def repo_status(index: Index, state: RepoState) -> RepoStatus:
+    head = head_of(state.path)
+    return RepoStatus(
+        name=state.name,
+        path=state.path,
+        indexed_commit=state.commit,
+        head=head,
+        behind=None if head is None else head != state.commit,
+        in_progress=state.in_progress,
+        chunks=index.count(state.name),
+        files=len(index.file_manifest(state.name)),
+    )
+
+
+def index_status(index: Index) -> IndexStatus:
+    meta = index.store.get_meta(INDEX_META_KEY) or {}
+    return IndexStatus(
+        store=index.store.location,
+        embed_model=meta.get("model"),
+        chunker=meta.get("chunker"),
+        repos=[repo_status(index, s) for s in index.repos()],
+    )

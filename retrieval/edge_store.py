@@ -1,0 +1,171 @@
+"""The embedded store: Qdrant's own engine in process (qdrant-edge-py), one shard per index directory."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import qdrant_edge as qe
+
+from devrag.retrieval.errors import IndexBusyError
+from devrag.retrieval.store import INDEXED_FIELDS, PointFilter, ScoredId, StoredPoint
+
+_SCROLL_PAGE = 1024
+_BUSY_HINT = (
+    "Another devrag process holds the embedded index at {path}. Stop it, or share one index "
+    "between processes: run a Qdrant server and set DEVRAG_QDRANT_URL, or let one "
+    "`devrag serve --transport http` answer every client."
+)
+
+
+def _edge_filter(flt: PointFilter | None) -> qe.Filter | None:
+    if flt is None:
+        return None
+    must: list[Any] = []
+    must_not: list[Any] = []
+    for key, value, negated in flt.conditions():
+        match = qe.MatchAny(value) if isinstance(value, list) else qe.MatchValue(value)
+        (must_not if negated else must).append(qe.FieldCondition(key, match=match))
+    if not must and not must_not:
+        return None
+    return qe.Filter(must=must or None, must_not=must_not or None)
+
+
+class EdgeStore:
+    """A VectorStore on a qdrant-edge shard; metadata lives in a JSON file beside it."""
+
+    def __init__(self, index_dir: Path) -> None:
+        self.index_dir = Path(index_dir)
+        self.location = str(self.index_dir)
+        self._shard_dir = self.index_dir / "shard"
+        self._meta_path = self.index_dir / "meta.json"
+        self._shard: qe.EdgeShard | None = None
+        if (self._shard_dir / "edge_config.json").exists():
+            self._shard = self._open(lambda: qe.EdgeShard.load(str(self._shard_dir)))
+
+    def _open(self, opener: Any) -> qe.EdgeShard:
+        try:
+            return opener()
+        except Exception as exc:  # the engine reports a held WAL lock only as text
+            if "WouldBlock" in str(exc):
+                raise IndexBusyError(_BUSY_HINT.format(path=self.index_dir)) from exc
+            raise
+
+    @property
+    def shard(self) -> qe.EdgeShard:
+        if self._shard is None:
+            raise LookupError("the index holds no collection yet")
+        return self._shard
+
+    def ensure_collection(self, dim: int) -> None:
+        if self._shard is not None:
+            return
+        self.index_dir.mkdir(parents=True, exist_ok=True)
+        config = qe.EdgeConfig(vectors=qe.EdgeVectorParams(size=dim, distance=qe.Distance.Cosine))
+        self._shard = self._open(lambda: qe.EdgeShard.create(str(self._shard_dir), config))
+        for name in INDEXED_FIELDS:
+            self._shard.update(qe.UpdateOperation.create_field_index(name, qe.PayloadSchemaType.Keyword))
+
+    def upsert(self, points: Sequence[StoredPoint]) -> None:
+        if points:
+            edge_points = [qe.Point(p.id, list(p.vector or []), p.payload) for p in points]
+            self.shard.update(qe.UpdateOperation.upsert_points(edge_points))
+            self.shard.flush()
+
+    def delete(self, ids: Sequence[str]) -> None:
+        if ids:
+            self.shard.update(qe.UpdateOperation.delete_points(list(ids)))
+            self.shard.flush()
+
+    def retrieve(self, ids: Sequence[str], with_vectors: bool = False) -> list[StoredPoint]:
+        if self._shard is None or not ids:
+            return []
+        records = self._shard.retrieve(list(ids), True, with_vectors)
+        return [_stored(r.id, r.payload, r.vector if with_vectors else None) for r in records]
+
+    def scroll(
+        self,
+        flt: PointFilter | None = None,
+        fields: Sequence[str] | None = None,
+        with_vectors: bool = False,
+    ) -> Iterator[StoredPoint]:
+        if self._shard is None:
+            return
+        offset: Any = None
+        with_payload: Any = list(fields) if fields is not None else True
+        while True:
+            request = qe.ScrollRequest(
+                offset=offset,
+                limit=_SCROLL_PAGE,
+                filter=_edge_filter(flt),
+                with_payload=with_payload,
+                with_vector=with_vectors,
+            )
+            records, offset = self._shard.scroll(request)
+            for r in records:
+                yield _stored(r.id, r.payload, r.vector if with_vectors else None)
+            if offset is None:
+                return
+
+    def search(self, vector: Sequence[float], limit: int, flt: PointFilter | None = None) -> list[ScoredId]:
+        if self._shard is None:
+            return []
+        request = qe.QueryRequest(
+            limit=limit,
+            query=qe.Query.Nearest(list(vector)),
+            filter=_edge_filter(flt),
+            with_payload=True,
+        )
+        return [ScoredId(str(p.id), p.score, dict(p.payload or {})) for p in self._shard.query(request)]
+
+    def set_payload(self, values: dict[str, Any], flt: PointFilter) -> None:
+        edge_filter = _edge_filter(flt)
+        if self._shard is not None and edge_filter is not None:
+            self._shard.update(qe.UpdateOperation.set_payload_by_filter(edge_filter, values))
+            self._shard.flush()
+
+    def count(self, flt: PointFilter | None = None) -> int:
+        if self._shard is None:
+            return 0
+        return int(self._shard.count(qe.CountRequest(exact=True, filter=_edge_filter(flt))))
+
+    def _read_meta(self) -> dict[str, Any]:
+        if not self._meta_path.exists():
+            return {}
+        return dict(json.loads(self._meta_path.read_text(encoding="utf-8")))
+
+    def _write_meta(self, meta: dict[str, Any]) -> None:
+        self.index_dir.mkdir(parents=True, exist_ok=True)
+        tmp = self._meta_path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(meta, indent=2, sort_keys=True), encoding="utf-8")
+        os.replace(tmp, self._meta_path)
+
+    def get_meta(self, key: str) -> dict[str, Any] | None:
+        value = self._read_meta().get(key)
+        return dict(value) if value is not None else None
+
+    def put_meta(self, key: str, value: dict[str, Any]) -> None:
+        meta = self._read_meta()
+        meta[key] = value
+        self._write_meta(meta)
+
+    def delete_meta(self, key: str) -> None:
+        meta = self._read_meta()
+        if meta.pop(key, None) is not None:
+            self._write_meta(meta)
+
+    def meta_keys(self) -> list[str]:
+        return sorted(self._read_meta())
+
+    def close(self) -> None:
+        if self._shard is not None:
+            self._shard.flush()
+            self._shard.close()
+            self._shard = None
+
+
+def _stored(point_id: Any, payload: Any, vector: Any) -> StoredPoint:
+    return StoredPoint(str(point_id), dict(payload or {}), list(vector) if vector is not None else None)

@@ -1,0 +1,21 @@
+"""Build the store and models a configuration names; the one place that picks implementations."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from devrag.retrieval.edge_store import EdgeStore
+from devrag.retrieval.qdrant_store import QdrantStore
+from devrag.retrieval.store import VectorStore
+
+
+def open_store(
+    index_dir: Path,
+    qdrant_url: str | None = None,
+    collection: str = "devrag",
+    api_key: str | None = None,
+) -> VectorStore:
+    """A Qdrant server by URL when one is configured, else the embedded engine in `index_dir`."""
+    if qdrant_url:
+        return QdrantStore.connect(qdrant_url, collection, api_key)
+    return EdgeStore(index_dir)

@@ -1,0 +1,162 @@
+"""A Qdrant server or cluster through qdrant-client: for teams that outgrow one machine."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+from qdrant_client import QdrantClient, models
+
+from devrag.retrieval.store import INDEXED_FIELDS, PointFilter, ScoredId, StoredPoint
+
+_SCROLL_PAGE = 1024
+_META_VECTOR = [1.0]
+
+
+def _client_filter(flt: PointFilter | None) -> models.Filter | None:
+    if flt is None:
+        return None
+    must: list[Any] = []
+    must_not: list[Any] = []
+    for key, value, negated in flt.conditions():
+        match: Any = models.MatchAny(any=value) if isinstance(value, list) else models.MatchValue(value=value)
+        (must_not if negated else must).append(models.FieldCondition(key=key, match=match))
+    if not must and not must_not:
+        return None
+    return models.Filter(must=must or None, must_not=must_not or None)
+
+
+class QdrantStore:
+    """A VectorStore on a Qdrant collection; metadata lives in a small companion collection."""
+
+    def __init__(self, client: QdrantClient, collection: str, location: str) -> None:
+        self.client = client
+        self.collection = collection
+        self.meta_collection = f"{collection}_meta"
+        self.location = location
+
+    @classmethod
+    def connect(cls, url: str, collection: str, api_key: str | None = None) -> QdrantStore:
+        """A store on a server (`http://...`) or, for tests, qdrant-client's local mode (`:memory:`)."""
+        if url == ":memory:":
+            return cls(QdrantClient(location=":memory:"), collection, url)
+        return cls(QdrantClient(url=url, api_key=api_key), collection, url)
+
+    def _exists(self) -> bool:
+        return bool(self.client.collection_exists(self.collection))
+
+    def ensure_collection(self, dim: int) -> None:
+        if not self._exists():
+            self.client.create_collection(
+                self.collection,
+                vectors_config=models.VectorParams(size=dim, distance=models.Distance.COSINE),
+            )
+            for name in INDEXED_FIELDS:
+                self.client.create_payload_index(
+                    self.collection, name, field_schema=models.PayloadSchemaType.KEYWORD
+                )
+        if not self.client.collection_exists(self.meta_collection):
+            self.client.create_collection(
+                self.meta_collection,
+                vectors_config=models.VectorParams(size=1, distance=models.Distance.DOT),
+            )
+
+    def upsert(self, points: Sequence[StoredPoint]) -> None:
+        if points:
+            structs = [models.PointStruct(id=p.id, vector=p.vector or [], payload=p.payload) for p in points]
+            self.client.upsert(self.collection, points=structs, wait=True)
+
+    def delete(self, ids: Sequence[str]) -> None:
+        if ids:
+            selector = models.PointIdsList(points=list(ids))
+            self.client.delete(self.collection, points_selector=selector, wait=True)
+
+    def retrieve(self, ids: Sequence[str], with_vectors: bool = False) -> list[StoredPoint]:
+        if not ids or not self._exists():
+            return []
+        records = self.client.retrieve(
+            self.collection, ids=list(ids), with_payload=True, with_vectors=with_vectors
+        )
+        return [_stored(r.id, r.payload, r.vector if with_vectors else None) for r in records]
+
+    def scroll(
+        self,
+        flt: PointFilter | None = None,
+        fields: Sequence[str] | None = None,
+        with_vectors: bool = False,
+    ) -> Iterator[StoredPoint]:
+        if not self._exists():
+            return
+        offset: Any = None
+        with_payload: Any = list(fields) if fields is not None else True
+        while True:
+            records, offset = self.client.scroll(
+                self.collection,
+                scroll_filter=_client_filter(flt),
+                limit=_SCROLL_PAGE,
+                offset=offset,
+                with_payload=with_payload,
+                with_vectors=with_vectors,
+            )
+            for r in records:
+                yield _stored(r.id, r.payload, r.vector if with_vectors else None)
+            if offset is None:
+                return
+
+    def search(self, vector: Sequence[float], limit: int, flt: PointFilter | None = None) -> list[ScoredId]:
+        if not self._exists():
+            return []
+        response = self.client.query_points(
+            self.collection,
+            query=list(vector),
+            limit=limit,
+            query_filter=_client_filter(flt),
+            with_payload=True,
+        )
+        return [ScoredId(str(p.id), p.score, dict(p.payload or {})) for p in response.points]
+
+    def set_payload(self, values: dict[str, Any], flt: PointFilter) -> None:
+        client_filter = _client_filter(flt)
+        if client_filter is not None and self._exists():
+            self.client.set_payload(self.collection, payload=values, points=client_filter, wait=True)
+
+    def count(self, flt: PointFilter | None = None) -> int:
+        if not self._exists():
+            return 0
+        return int(self.client.count(self.collection, count_filter=_client_filter(flt), exact=True).count)
+
+    def _meta_id(self, key: str) -> str:
+        import uuid
+
+        return str(uuid.uuid5(uuid.NAMESPACE_URL, f"devrag-meta:{key}"))
+
+    def get_meta(self, key: str) -> dict[str, Any] | None:
+        if not self.client.collection_exists(self.meta_collection):
+            return None
+        records = self.client.retrieve(self.meta_collection, ids=[self._meta_id(key)], with_payload=True)
+        return dict(records[0].payload["value"]) if records and records[0].payload else None
+
+    def put_meta(self, key: str, value: dict[str, Any]) -> None:
+        point = models.PointStruct(
+            id=self._meta_id(key), vector=_META_VECTOR, payload={"key": key, "value": value}
+        )
+        self.client.upsert(self.meta_collection, points=[point], wait=True)
+
+    def delete_meta(self, key: str) -> None:
+        if self.client.collection_exists(self.meta_collection):
+            selector = models.PointIdsList(points=[self._meta_id(key)])
+            self.client.delete(self.meta_collection, points_selector=selector, wait=True)
+
+    def meta_keys(self) -> list[str]:
+        if not self.client.collection_exists(self.meta_collection):
+            return []
+        records, _ = self.client.scroll(self.meta_collection, limit=10_000, with_payload=["key"])
+        return sorted(str(r.payload["key"]) for r in records if r.payload)
+
+    def close(self) -> None:
+        self.client.close()
+
+
+def _stored(point_id: Any, payload: Any, vector: Any) -> StoredPoint:
+    vec = list(vector) if isinstance(vector, list) else None
+    return StoredPoint(str(point_id), dict(payload or {}), vec)

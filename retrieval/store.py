@@ -1,0 +1,94 @@
+"""The vector store seam: one small interface, an embedded engine and a Qdrant server behind it."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+# Payload fields with a keyword index: every filter the index applies uses one of these.
+INDEXED_FIELDS: tuple[str, ...] = ("repo", "path", "doc_type", "content_hash", "commit")
+
+
+@dataclass(frozen=True)
+class StoredPoint:
+    """A point as the store holds it: ID, payload and, when asked for, its vector."""
+
+    id: str
+    payload: dict[str, Any]
+    vector: list[float] | None = None
+
+
+@dataclass(frozen=True)
+class ScoredId:
+    id: str
+    score: float
+    payload: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class PointFilter:
+    """Conditions on payload fields, each optional, all of them applied together."""
+
+    repo: str | None = None
+    paths: Sequence[str] | None = None
+    doc_type: str | None = None
+    content_hashes: Sequence[str] | None = None
+    not_commit: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def conditions(self) -> list[tuple[str, str | list[str], bool]]:
+        """(field, value or values, negated) triples, in the order backends apply them."""
+        out: list[tuple[str, str | list[str], bool]] = []
+        if self.repo is not None:
+            out.append(("repo", self.repo, False))
+        if self.paths is not None:
+            out.append(("path", list(self.paths), False))
+        if self.doc_type is not None:
+            out.append(("doc_type", self.doc_type, False))
+        if self.content_hashes is not None:
+            out.append(("content_hash", list(self.content_hashes), False))
+        if self.not_commit is not None:
+            out.append(("commit", self.not_commit, True))
+        return out
+
+
+class VectorStore(Protocol):
+    """What ingestion and search need from a vector database, and no more."""
+
+    location: str
+
+    def ensure_collection(self, dim: int) -> None:
+        """Create the collection and its payload indexes if they do not exist yet."""
+
+    def upsert(self, points: Sequence[StoredPoint]) -> None: ...
+
+    def delete(self, ids: Sequence[str]) -> None: ...
+
+    def retrieve(self, ids: Sequence[str], with_vectors: bool = False) -> list[StoredPoint]: ...
+
+    def scroll(
+        self,
+        flt: PointFilter | None = None,
+        fields: Sequence[str] | None = None,
+        with_vectors: bool = False,
+    ) -> Iterator[StoredPoint]:
+        """Every matching point; `fields` limits the payload read (None reads all of it)."""
+
+    def search(
+        self, vector: Sequence[float], limit: int, flt: PointFilter | None = None
+    ) -> list[ScoredId]: ...
+
+    def set_payload(self, values: dict[str, Any], flt: PointFilter) -> None: ...
+
+    def count(self, flt: PointFilter | None = None) -> int: ...
+
+    def get_meta(self, key: str) -> dict[str, Any] | None: ...
+
+    def put_meta(self, key: str, value: dict[str, Any]) -> None: ...
+
+    def delete_meta(self, key: str) -> None: ...
+
+    def meta_keys(self) -> list[str]: ...
+
+    def close(self) -> None: ...

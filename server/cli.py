@@ -1,0 +1,151 @@
+"""The `devrag` command line: each command parses its flags, builds Settings and calls one function."""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import click
+from pydantic import BaseModel
+
+from devrag.ingest.pipeline import IngestOptions, ingest
+from devrag.ingest.reconcile import reconcile
+from devrag.ingest.status import index_status
+from devrag.retrieval.errors import DevragError
+from devrag.retrieval.factory import open_store
+from devrag.retrieval.index import Index
+from devrag.retrieval.models import Embedder, SentenceTransformerEmbedder
+from devrag.server import render
+from devrag.server.settings import Settings
+
+
+class Context:
+    """Settings from the environment and the group's flags, shared by every command."""
+
+    def __init__(self, overrides: dict[str, Any]) -> None:
+        self.overrides = {k: v for k, v in overrides.items() if v is not None}
+
+    def settings(self, **more: Any) -> Settings:
+        return Settings(**self.overrides, **{k: v for k, v in more.items() if v is not None})
+
+
+def embedder_for(settings: Settings) -> Embedder:
+    return SentenceTransformerEmbedder(settings.embed_model, settings.device)
+
+
+@contextmanager
+def opened_index(settings: Settings, embedder: Embedder | None = None) -> Iterator[Index]:
+    """The configured index, closed on the way out, with library errors shown as CLI errors."""
+    try:
+        store = open_store(
+            settings.index_dir, settings.qdrant_url, settings.collection, settings.qdrant_api_key
+        )
+    except DevragError as exc:
+        raise click.ClickException(str(exc)) from exc
+    name = embedder.name if embedder else settings.embed_model
+    index = Index(store, name, embedder.dim if embedder else 0)
+    try:
+        yield index
+    except DevragError as exc:
+        raise click.ClickException(str(exc)) from exc
+    finally:
+        store.close()
+
+
+def emit(as_json: bool, value: BaseModel | list[Any], human: Callable[[], None]) -> None:
+    """One JSON document on stdout for scripts, or the human rendering."""
+    if as_json:
+        data = (
+            value.model_dump()
+            if isinstance(value, BaseModel)
+            else [v.model_dump() if isinstance(v, BaseModel) else v for v in value]
+        )
+        click.echo(json.dumps(data, indent=2))
+    else:
+        human()
+
+
+@click.group()
+@click.option(
+    "--index-dir", type=click.Path(path_type=Path), help="Embedded index folder [DEVRAG_INDEX_DIR]."
+)
+@click.option("--qdrant-url", help="Qdrant server URL; replaces the embedded index [DEVRAG_QDRANT_URL].")
+@click.option("--embed-model", help="Embedding model name or folder [DEVRAG_EMBED_MODEL].")
+@click.option("--device", help="cpu, cuda or auto [DEVRAG_DEVICE].")
+@click.option("-v", "--verbose", count=True, help="More log output on stderr (-vv for debug).")
+@click.pass_context
+def main(ctx: click.Context, verbose: int, **overrides: Any) -> None:
+    """devrag: hybrid retrieval over Git repositories of runbooks, postmortems and guides."""
+    level = [logging.WARNING, logging.INFO, logging.DEBUG][min(verbose, 2)]
+    logging.basicConfig(level=level, stream=sys.stderr, format="%(levelname)s %(name)s: %(message)s")
+    ctx.obj = Context(overrides)
+
+
+@main.command("ingest")
+@click.argument("path", type=click.Path(path_type=Path))
+@click.option("--name", help="Name of the repository in the index (default: its folder name).")
+@click.option("--rev", help="Commit, branch or tag to index (default: HEAD).")
+@click.option("--max-file-bytes", type=int, help="Skip files larger than this [DEVRAG_MAX_FILE_BYTES].")
+@click.option("--json", "as_json", is_flag=True, help="Print the summary as one JSON object.")
+@click.pass_obj
+def ingest_cmd(
+    obj: Context,
+    path: Path,
+    name: str | None,
+    rev: str | None,
+    max_file_bytes: int | None,
+    as_json: bool,
+) -> None:
+    """Index a Git repository at HEAD (or REV), incrementally and verified."""
+    settings = obj.settings(max_file_bytes=max_file_bytes)
+    options = IngestOptions(max_file_bytes=settings.max_file_bytes)
+    embedder = _load_embedder(settings)
+    with (
+        opened_index(settings, embedder) as index,
+        render.progress("Indexing files", as_json) as bar,
+    ):
+        summary = ingest(index, embedder, path, name, rev, options, progress=bar)
+    emit(as_json, summary, lambda: render.ingest_summary(summary))
+
+
+@main.command("status")
+@click.option("--json", "as_json", is_flag=True, help="Print the status as one JSON object.")
+@click.pass_obj
+def status_cmd(obj: Context, as_json: bool) -> None:
+    """List indexed repositories, their commits, and whether HEAD has moved on."""
+    with opened_index(obj.settings()) as index:
+        status = index_status(index)
+    emit(as_json, status, lambda: render.index_status(status))
+
+
+@main.command("reconcile")
+@click.option("--check", is_flag=True, help="Only report drift; exit 1 when there is any.")
+@click.option("--json", "as_json", is_flag=True, help="Print the report as a JSON array.")
+@click.pass_obj
+def reconcile_cmd(obj: Context, check: bool, as_json: bool) -> None:
+    """Compare each repository's HEAD with the index and repair what drifted (nightly cron)."""
+    settings = obj.settings()
+    options = IngestOptions(max_file_bytes=settings.max_file_bytes)
+    with opened_index(settings) as index:
+        drifts = reconcile(index, lambda: _bind(index, _load_embedder(settings)), check, options)
+    emit(as_json, drifts, lambda: render.drift_report(drifts, check))
+    if check and any(d.drifted for d in drifts):
+        sys.exit(1)
+
+
+def _bind(index: Index, embedder: Embedder) -> Embedder:
+    """Give an index opened without a model the model a repair needs."""
+    index.model, index.dim = embedder.name, embedder.dim
+    return embedder
+
+
+def _load_embedder(settings: Settings) -> Embedder:
+    try:
+        return embedder_for(settings)
+    except DevragError as exc:
+        raise click.ClickException(str(exc)) from exc

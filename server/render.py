@@ -1,0 +1,86 @@
+"""Human output for the CLI: tables and summaries on stdout, progress bars on stderr."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from devrag.ingest.pipeline import IngestSummary
+from devrag.ingest.reconcile import Drift
+from devrag.ingest.status import IndexStatus
+
+out = Console(highlight=False)
+err = Console(stderr=True)
+
+
+@contextmanager
+def progress(label: str, quiet: bool) -> Iterator[Callable[[int, int], None] | None]:
+    """A progress callback drawing a bar on a terminal; None when nobody watches."""
+    if quiet or not err.is_terminal:
+        yield None
+        return
+    columns = (TextColumn(label), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+    with Progress(*columns, console=err, transient=True) as bar:
+        task = bar.add_task(label, total=None)
+
+        def update(done: int, total: int) -> None:
+            bar.update(task, completed=done, total=total)
+
+        yield update
+
+
+def ingest_summary(s: IngestSummary) -> None:
+    verdict = "[green]verified[/green]" if s.verified else "[red]NOT verified[/red]"
+    out.print(f"[bold]{s.repo}[/bold] at {s.commit[:12]} ({s.mode}, {s.seconds:.2f}s, {verdict})")
+    out.print("files:  " + ", ".join(f"{k} {v}" for k, v in s.files.items()))
+    out.print("chunks: " + ", ".join(f"{k} {v}" for k, v in s.chunks.items()))
+    for skipped in s.skipped:
+        out.print(f"  skipped {skipped.path}: {skipped.reason}")
+
+
+def index_status(status: IndexStatus) -> None:
+    out.print(f"store: {status.store}  model: {status.embed_model}  chunker: {status.chunker}")
+    if not status.repos:
+        out.print("No repositories indexed yet. Run `devrag ingest PATH`.")
+        return
+    table = Table("repo", "indexed", "HEAD", "behind", "files", "chunks", "path")
+    for r in status.repos:
+        behind = {None: "?", True: "yes", False: "no"}[r.behind]
+        if r.in_progress:
+            behind += " (unfinished run)"
+        table.add_row(
+            r.name,
+            _short(r.indexed_commit),
+            _short(r.head),
+            behind,
+            str(r.files),
+            str(r.chunks),
+            r.path,
+        )
+    out.print(table)
+
+
+def drift_report(drifts: list[Drift], check: bool) -> None:
+    if not drifts:
+        out.print("No repositories indexed yet.")
+    for d in drifts:
+        if d.error:
+            out.print(f"[red]{d.repo}[/red]: {d.error}")
+            continue
+        state = "drifted" if d.drifted else "in sync"
+        out.print(f"[bold]{d.repo}[/bold] at HEAD {_short(d.head)}: {state}")
+        for label, paths in (("missing", d.missing), ("stale", d.stale), ("orphaned", d.orphaned)):
+            for path in paths:
+                out.print(f"  {label}: {path}")
+        if d.repaired:
+            out.print(f"  repaired: chunks {d.repaired.chunks}")
+        elif d.drifted and check:
+            out.print("  (--check: not repaired)")
+
+
+def _short(sha: str | None) -> str:
+    return sha[:12] if sha else "-"

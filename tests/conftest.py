@@ -1,0 +1,69 @@
+"""Shared fixtures: real Git repositories under tmp_path, real Qdrant engines, a small fake embedder."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from devrag.retrieval.edge_store import EdgeStore
+from devrag.retrieval.index import Index
+from devrag.retrieval.qdrant_store import QdrantStore
+from devrag.retrieval.store import VectorStore
+from tests.support import GitRepo, HashEmbedder
+
+
+@pytest.fixture
+def git_repo(tmp_path: Path) -> Callable[[str], GitRepo]:
+    def make(name: str = "ops") -> GitRepo:
+        return GitRepo(tmp_path / "repos" / name)
+
+    return make
+
+
+@pytest.fixture
+def new_repo() -> Callable[[Path], GitRepo]:
+    """A factory, for tests that need a fresh repository per hypothesis example."""
+    return GitRepo
+
+
+@pytest.fixture
+def new_edge_index(embedder: HashEmbedder) -> Callable[[Path], Index]:
+    return lambda path: Index(EdgeStore(path), embedder.name, embedder.dim)
+
+
+@pytest.fixture
+def embedder() -> HashEmbedder:
+    return HashEmbedder()
+
+
+def open_test_store(kind: str, path: Path) -> VectorStore:
+    if kind == "edge":
+        return EdgeStore(path)
+    return QdrantStore.connect(":memory:", "devrag_test")
+
+
+@pytest.fixture(params=["edge", "qdrant-local"])
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[VectorStore]:
+    """Each store implementation: the embedded engine, and qdrant-client (the server code path)."""
+    s = open_test_store(request.param, tmp_path / "index")
+    yield s
+    s.close()
+
+
+@pytest.fixture
+def edge_store(tmp_path: Path) -> Iterator[EdgeStore]:
+    s = EdgeStore(tmp_path / "index")
+    yield s
+    s.close()
+
+
+@pytest.fixture
+def index(store: VectorStore, embedder: HashEmbedder) -> Index:
+    return Index(store, embedder.name, embedder.dim)
+
+
+@pytest.fixture
+def edge_index(edge_store: EdgeStore, embedder: HashEmbedder) -> Index:
+    return Index(edge_store, embedder.name, embedder.dim)

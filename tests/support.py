@@ -1,0 +1,150 @@
+"""Test support: real Git repositories, a small fake embedder, and the ingestion oracle."""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import os
+import subprocess
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from devrag.ingest.documents import decode, is_supported, parse_file
+from devrag.retrieval.index import Index
+from devrag.retrieval.schema import content_hash, embed_text_for
+from devrag.retrieval.store import PointFilter
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+SHARED = Path(os.environ.get("DEVRAG_SHARED_DIR") or REPO_ROOT.parent / "shared")
+SAMPLE = REPO_ROOT / "corpus-sample"
+
+
+class HashEmbedder:
+    """Deterministic bag-of-words vectors: no model, same text same vector, similar words overlap."""
+
+    name = "test-hash-embedder"
+    dim = 64
+    max_tokens = 120
+
+    def __init__(self) -> None:
+        self.calls = 0
+        self.embedded = 0
+
+    def count_tokens(self, text: str) -> int:
+        return len(text.split())
+
+    def embed(self, texts: Sequence[str]) -> list[list[float]]:
+        self.calls += 1
+        self.embedded += len(texts)
+        return [self._vector(t) for t in texts]
+
+    def _vector(self, text: str) -> list[float]:
+        vec = [0.0] * self.dim
+        for word in text.lower().split():
+            vec[int(hashlib.md5(word.encode()).hexdigest(), 16) % self.dim] += 1.0
+        vec[0] += 0.01  # never the zero vector, which has no cosine
+        norm = math.sqrt(sum(v * v for v in vec))
+        return [v / norm for v in vec]
+
+
+class GitRepo:
+    """A real repository in a temp dir, driven with the git command line."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        path.mkdir(parents=True, exist_ok=True)
+        self.git("init", "-q", "-b", "main")
+
+    def git(self, *args: str) -> str:
+        env = {
+            **os.environ,
+            "GIT_AUTHOR_NAME": "t",
+            "GIT_AUTHOR_EMAIL": "t@example.com",
+            "GIT_COMMITTER_NAME": "t",
+            "GIT_COMMITTER_EMAIL": "t@example.com",
+        }
+        done = subprocess.run(
+            ["git", *args], cwd=self.path, env=env, check=True, capture_output=True, text=True
+        )
+        return done.stdout.strip()
+
+    def write(self, files: dict[str, str | bytes | None]) -> None:
+        for rel, content in files.items():
+            target = self.path / rel
+            if content is None:
+                self.git("rm", "-q", "--cached", "--ignore-unmatch", rel)
+                target.unlink(missing_ok=True)
+                continue
+            target.parent.mkdir(parents=True, exist_ok=True)
+            if isinstance(content, bytes):
+                target.write_bytes(content)
+            else:
+                target.write_text(content, encoding="utf-8", newline="")
+
+    def commit(self, files: dict[str, str | bytes | None], message: str = "change") -> str:
+        self.write(files)
+        self.git("add", "-A")
+        self.git("commit", "-q", "--allow-empty", "-m", message)
+        return self.head()
+
+    def move(self, src: str, dst: str) -> None:
+        (self.path / dst).parent.mkdir(parents=True, exist_ok=True)
+        self.git("mv", src, dst)
+
+    def head(self) -> str:
+        return self.git("rev-parse", "HEAD")
+
+
+RUNBOOK = """# Disk full on {host}
+
+Applies to every database host.
+
+## Symptoms
+
+The alert `NodeFilesystemAlmostOutOfSpace` fires for {host}.
+
+## Mitigation
+
+Run `journalctl --vacuum-size=500M` and check `/var/log`.
+"""
+
+
+def expected(repo_path: Path, commit: str, embedder: Any) -> set[tuple[str, str, int, int]]:
+    """(path, content hash, start, end) of every chunk, from the target tree alone."""
+    names = subprocess.run(
+        ["git", "ls-tree", "-r", "--name-only", "-z", commit], cwd=repo_path, capture_output=True, check=True
+    ).stdout.decode()
+    out = set()
+    for path in filter(None, names.split("\0")):
+        data = subprocess.run(
+            ["git", "show", f"{commit}:{path}"], cwd=repo_path, capture_output=True, check=True
+        ).stdout
+        if not data or not is_supported(path):
+            continue
+        try:
+            text = decode(data)
+        except ValueError:
+            continue
+        parsed = parse_file(path, text, embedder.max_tokens, embedder.count_tokens)
+        for d in parsed.drafts:
+            digest = content_hash(embed_text_for(parsed.title, d.headings, d.text))
+            out.add((path, digest, d.start_line, d.end_line))
+    return out
+
+
+def held(index: Index, repo: str, commit: str) -> set[tuple[str, str, int, int]]:
+    points = list(index.store.scroll(PointFilter(repo=repo)))
+    assert all(p.payload["commit"] == commit for p in points), "every chunk records the indexed commit"
+    out = {
+        (p.payload["path"], p.payload["content_hash"], p.payload["start_line"], p.payload["end_line"])
+        for p in points
+    }
+    assert len(out) == len(points), "no duplicate chunks"
+    return out
+
+
+def assert_matches_oracle(index: Index, repo: GitRepo, name: str, embedder: Any) -> None:
+    head = repo.head()
+    assert held(index, name, head) == expected(repo.path, head, embedder)
+    assert index.repo_state(name).commit == head
