@@ -31,6 +31,7 @@ $(DEMO_REPO): $(shell find corpus-sample -type f)
 demo: install $(DEMO_REPO)
 	$(DEVRAG) --index-dir $(DEMO_INDEX) ingest $(DEMO_REPO) --name sample
 	$(DEVRAG) --index-dir $(DEMO_INDEX) status
+	$(DEVRAG) --index-dir $(DEMO_INDEX) search "pods stuck in CrashLoopBackOff after a deploy" -k 3
 
 
 test: install

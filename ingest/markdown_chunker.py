@@ -6,6 +6,7 @@ headings and front matter are read as a reader sees them, and every block knows 
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from pathlib import PurePosixPath
 from typing import Any
@@ -90,7 +91,7 @@ def parse_markdown(
     path: str, text: str, max_tokens: int, count: TokenCounter, overlap: int = 50
 ) -> MarkdownDoc:
     """Chunk one Markdown document; each chunk's embedded text fits within `max_tokens`."""
-    text = text.replace("\r\n", "\n")
+    text = re.sub(r"\r\n?", "\n", text)  # as the parser does, so its line numbers match ours
     lines = text.split("\n")
     tokens = _MD.parse(text)
     front, body_start = _front_matter(tokens)
@@ -125,12 +126,12 @@ class _Splitter:
             return []
         if self._fits(section.headings, start, end):
             return [self._draft(section.headings, start, end)]
-        inner = [h for h in self.headings if h[0] == 3 and start < h[1] < end]
-        if inner:
+        inner = [h for h in self.headings if h[0] == 3 and start <= h[1] < end]
+        if any(h[1] > start for h in inner):
             parts = _sections(inner, start, end, max_level=3)
             out: list[ChunkDraft] = []
             for part in parts:
-                extra = part.headings[-1:] if part.start > start else ()
+                extra = part.headings[-1:]
                 out.extend(self.split(_Section(part.start, part.end, section.headings + extra)))
             return out
         return self._pack(section.headings, start, end)
@@ -141,37 +142,41 @@ class _Splitter:
         out: list[ChunkDraft] = []
         piece_start = start
         for block_start, block_end in zip(cuts, cuts[1:], strict=False):
-            if self._cost(piece_start, block_end) <= budget - self.overlap:
+            # Only a piece after the first is led by overlap, so only those need room for it.
+            if self._cost(piece_start, block_end) <= budget - (self.overlap if out else 0):
                 continue
             if piece_start < block_start:
-                out.append(self._piece(headings, piece_start, block_start, bool(out)))
+                out.append(self._piece(headings, piece_start, block_start, start))
             piece_start = block_start
             if self._cost(block_start, block_end) > budget - self.overlap:
-                out.extend(self._windows(headings, block_start, block_end, budget))
+                if self._cost(block_start, block_end) <= budget:  # fits alone: whole, without a lead
+                    out.append(self._piece(headings, block_start, block_end, None))
+                else:
+                    out.extend(self._windows(headings, block_start, block_end, budget))
                 piece_start = block_end
         if piece_start < end:
-            out.append(self._piece(headings, piece_start, end, bool(out)))
+            out.append(self._piece(headings, piece_start, end, start))
         return [d for d in out if d.text.strip()]
 
-    def _piece(self, headings: tuple[str, ...], start: int, end: int, overlap: bool) -> ChunkDraft:
-        """A run of whole blocks, led by up to `overlap` tokens from the end of the piece before."""
+    def _piece(self, headings: tuple[str, ...], start: int, end: int, floor: int | None) -> ChunkDraft:
+        """A run of whole blocks, led by up to `overlap` tokens of what lies between `floor` and it."""
         start, end = self._trim(start, end)
         draft = self._draft(headings, start, end)
-        if not overlap:
+        if floor is None or floor >= start:
             return draft
-        lead, lead_line = self._lead(start)
+        lead, lead_line = self._lead(start, floor)
         if not lead:
             return draft
         return draft.model_copy(update={"text": f"{lead}\n{draft.text}", "start_line": lead_line})
 
-    def _lead(self, start: int) -> tuple[str, int]:
-        """The last `overlap` tokens before line `start`: whole lines, then the tail of a long one."""
+    def _lead(self, start: int, floor: int) -> tuple[str, int]:
+        """The last `overlap` tokens in lines [floor, start): whole lines, then the tail of a long one."""
         first, carried = start, 0
-        while first > 0 and carried + self.costs[first - 1] <= self.overlap:
+        while first > floor and carried + self.costs[first - 1] <= self.overlap:
             first -= 1
             carried += self.costs[first]
         lines = self.lines[first:start]
-        if first > 0 and carried < self.overlap // 2:
+        if first > floor and carried < self.overlap // 2:
             words = self.lines[first - 1].split()
             tail: list[str] = []
             while words and carried + self.count(words[-1]) <= self.overlap:
@@ -180,6 +185,9 @@ class _Splitter:
             if tail:
                 first -= 1
                 lines = [" ".join(tail), *lines]
+        while lines and not lines[0].strip():
+            lines.pop(0)
+            first += 1  # the lead's first line is where its text starts
         text = "\n".join(lines).strip()
         return text, first + 1
 

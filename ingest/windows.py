@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -24,16 +25,16 @@ class Window:
 
 
 def _explode(text: str, line: int, budget: int, count: TokenCounter) -> list[Unit]:
-    """Split one over-long line at word boundaries so no piece exceeds the budget."""
+    """Split one over-long line at word boundaries (any whitespace) so no piece exceeds the budget."""
     pieces: list[Unit] = []
-    words: list[str] = []
-    for word in text.split(" "):
-        if words and count(" ".join([*words, word])) > budget:
-            pieces.append(Unit(" ".join(words), line))
-            words = []
-        words.append(word)
-    if words:
-        pieces.append(Unit(" ".join(words), line))
+    piece = ""
+    for word in re.findall(r"\s*\S+", text) or [text]:  # each word with the whitespace before it
+        if piece and count(piece + word) > budget:
+            pieces.append(Unit(piece, line))
+            piece, word = "", word.lstrip()
+        piece += word
+    if piece:
+        pieces.append(Unit(piece, line))
     return pieces
 
 

@@ -18,10 +18,10 @@ query term, with numpy, using the same arithmetic so scores equal ``get_scores``
 from __future__ import annotations
 
 import math
-from itertools import chain
 from collections.abc import Collection, Iterable, Sequence
 from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
+from itertools import chain
 from typing import Protocol, runtime_checkable
 
 import numpy as np
@@ -143,10 +143,9 @@ def _restrict(state: _State, hits: np.ndarray, allowed: Collection[str]) -> np.n
     """The hits whose ids are in ``allowed``, walking whichever of the two is smaller."""
     if isinstance(allowed, AbstractSet) and len(hits) < len(allowed):
         ids = state.ids
-        keep = np.fromiter((ids[i] in allowed for i in hits.tolist()), bool, len(hits))
-        return hits[keep]
+        return hits[np.array([ids[i] in allowed for i in hits.tolist()], dtype=bool)]
     mask = np.zeros(len(state.ids), dtype=bool)
-    mask[[state.position[c] for c in allowed if c in state.position]] = True
+    mask[[i for i in map(state.position.get, allowed) if i is not None]] = True
     return hits[mask[hits]]
 
 

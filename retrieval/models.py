@@ -37,6 +37,13 @@ def resolve_model_path(name: str) -> str:
     return name
 
 
+def quiet_model_loading() -> None:
+    """Loading bars would land on the terminal of a CLI user or the stdio of an MCP client."""
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()
+
+
 def resolve_device(device: str) -> str:
     """`auto` picks CUDA when a GPU is present, else the CPU."""
     if device != "auto":
@@ -54,6 +61,7 @@ class SentenceTransformerEmbedder:
 
         self.name = name
         self.batch_size = batch_size
+        quiet_model_loading()
         try:
             self.model: Any = SentenceTransformer(resolve_model_path(name), device=resolve_device(device))
         except Exception as exc:  # any load failure is a configuration problem for the user

@@ -12,7 +12,7 @@ DocType = Literal["runbook", "postmortem", "guide", "code", "other"]
 DOC_TYPES: tuple[str, ...] = ("runbook", "postmortem", "guide", "code", "other")
 
 # Bump when chunk boundaries or chunk text change: an index built by another version is refused.
-CHUNKER_VERSION = "1"
+CHUNKER_VERSION = "2"
 
 _ID_NAMESPACE = uuid.UUID("5b0f7c52-3c1e-4d0a-9a43-2f4f4d1b6e11")
 

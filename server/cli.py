@@ -8,11 +8,13 @@ import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import click
 from pydantic import BaseModel
 
+from devrag.eval.harness import DEFAULT_MODES, evaluate
+from devrag.eval.runner import prepare
 from devrag.ingest.pipeline import IngestOptions, ingest
 from devrag.ingest.reconcile import reconcile
 from devrag.ingest.status import index_status
@@ -20,8 +22,12 @@ from devrag.retrieval.errors import DevragError
 from devrag.retrieval.factory import open_store
 from devrag.retrieval.index import Index
 from devrag.retrieval.models import Embedder, SentenceTransformerEmbedder
+from devrag.retrieval.rerank import CrossEncoderReranker, Reranker
+from devrag.retrieval.search import MODES, Filters, Searcher
 from devrag.server import render
 from devrag.server.settings import Settings
+
+T = TypeVar("T")
 
 
 class Context:
@@ -36,6 +42,10 @@ class Context:
 
 def embedder_for(settings: Settings) -> Embedder:
     return SentenceTransformerEmbedder(settings.embed_model, settings.device)
+
+
+def reranker_for(settings: Settings) -> Reranker:
+    return CrossEncoderReranker(settings.rerank_model, settings.device)
 
 
 @contextmanager
@@ -145,7 +155,91 @@ def _bind(index: Index, embedder: Embedder) -> Embedder:
 
 
 def _load_embedder(settings: Settings) -> Embedder:
+    return _load(lambda: embedder_for(settings))
+
+
+def _load(factory: Callable[[], T]) -> T:
     try:
-        return embedder_for(settings)
+        return factory()
     except DevragError as exc:
         raise click.ClickException(str(exc)) from exc
+
+
+@main.command("search")
+@click.argument("query")
+@click.option("-k", "k", type=click.IntRange(1, 100), default=5, show_default=True, help="Results to return.")
+@click.option("--mode", type=click.Choice(MODES), help="Retrieval mode [default: hybrid+rerank].")
+@click.option("--no-rerank", is_flag=True, help="Skip the cross-encoder (mode hybrid unless given).")
+@click.option("--repo", help="Only this indexed repository.")
+@click.option("--path", "path_glob", help="Only paths matching this glob (`*` crosses folders).")
+@click.option("--type", "doc_type", help="Only this document type (runbook, postmortem, guide, code, other).")
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON array of results.")
+@click.pass_obj
+def search_cmd(
+    obj: Context,
+    query: str,
+    k: int,
+    mode: str | None,
+    no_rerank: bool,
+    repo: str | None,
+    path_glob: str | None,
+    doc_type: str | None,
+    as_json: bool,
+) -> None:
+    """Search the index: dense + BM25, fused with RRF, reranked by a cross-encoder."""
+    if no_rerank and mode == "hybrid+rerank":
+        raise click.BadParameter("--no-rerank contradicts --mode hybrid+rerank", param_hint="--mode")
+    mode = mode or ("hybrid" if no_rerank else "hybrid+rerank")
+    settings = obj.settings()
+    embedder = _load_embedder(settings)
+    reranker = _load(lambda: reranker_for(settings)) if mode == "hybrid+rerank" else None
+    with opened_index(settings, embedder) as index:
+        index.check_compatible()
+        response = Searcher(index, embedder, reranker).search(
+            query,
+            k,
+            mode,
+            Filters(repo=repo, path=path_glob, doc_type=doc_type),  # type: ignore[arg-type]
+        )
+    emit(as_json, response.results, lambda: render.search_results(response))
+
+
+@main.command("eval")
+@click.argument("golden", type=click.Path(exists=True, path_type=Path))
+@click.option(
+    "--repo", "corpus", type=click.Path(exists=True, path_type=Path), help="Corpus: a Git repo or folder."
+)
+@click.option(
+    "--modes", default=",".join(DEFAULT_MODES), show_default=True, help="Comma-separated modes to compare."
+)
+@click.option("-k", "k", type=click.IntRange(1, 100), default=10, show_default=True)
+@click.option(
+    "--workdir",
+    type=click.Path(path_type=Path),
+    default=Path.home() / ".cache" / "devrag" / "eval",
+    show_default=True,
+    help="Where corpus snapshots and the evaluation index are kept between runs.",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the report as one JSON object.")
+@click.pass_obj
+def eval_cmd(
+    obj: Context, golden: Path, corpus: Path | None, modes: str, k: int, workdir: Path, as_json: bool
+) -> None:
+    """Score retrieval on GOLDEN (JSONL with --repo, or a BEIR folder), every mode beside vanilla."""
+    wanted = [m.strip() for m in modes.split(",") if m.strip()]
+    unknown = sorted(set(wanted) - set(DEFAULT_MODES))
+    if unknown:
+        raise click.BadParameter(
+            f"unknown modes {unknown}; choose from {list(DEFAULT_MODES)}", param_hint="--modes"
+        )
+    try:
+        eval_set = prepare(golden, corpus, workdir)
+    except ValueError as exc:
+        raise click.ClickException(str(exc)) from exc
+    settings = obj.settings(index_dir=workdir / "index")
+    embedder = _load_embedder(settings)
+    reranker = _load(lambda: reranker_for(settings)) if "hybrid+rerank" in wanted else None
+    with opened_index(settings, embedder) as index:
+        searcher = Searcher(index, embedder, reranker)
+        result = evaluate(eval_set.queries, eval_set.repo, index, embedder, searcher, wanted, k)
+    emit(as_json, result, lambda: render.eval_report(eval_set.name, result))

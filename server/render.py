@@ -9,9 +9,11 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from devrag.eval.harness import EvalReport
 from devrag.ingest.pipeline import IngestSummary
 from devrag.ingest.reconcile import Drift
 from devrag.ingest.status import IndexStatus
+from devrag.retrieval.search import SearchResponse
 
 out = Console(highlight=False)
 err = Console(stderr=True)
@@ -84,3 +86,36 @@ def drift_report(drifts: list[Drift], check: bool) -> None:
 
 def _short(sha: str | None) -> str:
     return sha[:12] if sha else "-"
+
+
+def search_results(response: SearchResponse) -> None:
+    if not response.results:
+        out.print("No results.")
+    for n, r in enumerate(response.results, start=1):
+        crumb = " > ".join([r.title, *[h for h in r.headings if h != r.title]])
+        out.print(f"[bold]{n}. {crumb}[/bold]  (score {r.score:.3f})")
+        out.print(f"   {r.repo}:{r.path}#L{r.start_line}-L{r.end_line} @ {r.commit[:12]}")
+        snippet = " ".join(r.text.split())[:240]
+        out.print(f"   {snippet}", markup=False)
+    note = "reranked" if response.reranked else "not reranked"
+    out.print(f"[dim]{response.mode}, {note}, {response.timings_ms.get('total', 0):.0f} ms[/dim]")
+
+
+def eval_report(name: str, report: EvalReport) -> None:
+    table = Table(
+        "mode",
+        "recall@1",
+        "recall@5",
+        "recall@10",
+        "mrr@10",
+        "ndcg@10",
+        "misses",
+        title=f"{name}: {report.queries} queries",
+    )
+    for mode, m in report.modes.items():
+        cells = [f"{m[key]:.3f}" for key in ("recall@1", "recall@5", "recall@10", "mrr@10", "ndcg@10")]
+        table.add_row(mode, *cells, str(len(report.misses[mode])))
+    out.print(table)
+    for mode, ids in report.misses.items():
+        if ids:
+            out.print(f"[dim]{mode} misses: {', '.join(ids[:20])}{' ...' if len(ids) > 20 else ''}[/dim]")

@@ -138,7 +138,8 @@ def test_windows_fit_cover_every_line_overlap_at_most_overlap_and_progress(spec,
     assert windows[0].start_line == first_line
     assert windows[-1].end_line == last_line
 
-    spans = [s for s in word_spans(lines, windows) if s != (-1, -1)]
+    all_spans = word_spans(lines, windows)
+    spans = [s for s in all_spans if s != (-1, -1)]
     n_words = len(line_of)
     if n_words:
         assert spans[0][0] == 0
@@ -146,4 +147,10 @@ def test_windows_fit_cover_every_line_overlap_at_most_overlap_and_progress(spec,
     for (i0, j0), (i1, j1) in zip(spans, spans[1:], strict=False):
         assert i1 <= j0, "a gap: words between two windows are in neither"
         assert j0 - i1 <= overlap, "more than `overlap` tokens carried over"
-        assert i1 > i0 and j1 > j0, "no progress"
+        assert i1 >= i0 and j1 >= j0
+    # Each window moves on: it starts and ends later than the one before, in lines or in words.
+    for (a, (i0, j0)), (b, (i1, j1)) in zip(
+        zip(windows, all_spans, strict=True), zip(windows[1:], all_spans[1:], strict=True), strict=False
+    ):
+        assert b.start_line > a.start_line or i1 > i0, "no progress"
+        assert b.end_line > a.end_line or j1 > j0, "no progress"

@@ -103,6 +103,15 @@ def test_allowed_restricts_results_to_those_ids() -> None:
     assert index.search("etcd", limit=10, allowed=[]) == []
 
 
+@pytest.mark.parametrize("wrap", [set, frozenset, list, tuple])
+def test_allowed_gives_the_same_results_in_any_collection_type(wrap: type) -> None:
+    index = Bm25Index(RUNBOOKS)
+    extra = {f"gone-{i}" for i in range(50)}  # larger than the hits: walks the hits instead
+    for allowed in [{"tls", "fsync"}, {"tls", "fsync"} | extra, {"crash"}]:
+        expected = [r for r in index.search("etcd ingress", limit=10) if r[0] in allowed]
+        assert index.search("etcd ingress", limit=10, allowed=wrap(allowed)) == expected
+
+
 def test_limit_caps_results_and_ties_keep_document_order() -> None:
     docs = [(f"d{i}", "same text here") for i in range(5)] + [("x", "other words")]
     index = Bm25Index(docs)

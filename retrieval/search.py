@@ -1,0 +1,280 @@
+"""Hybrid search: dense vectors for recall, BM25 for exact terms, RRF to fuse, a cross-encoder to rerank."""
+
+from __future__ import annotations
+
+import fnmatch
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field
+
+from devrag.retrieval.fusion import rrf
+from devrag.retrieval.index import Index
+from devrag.retrieval.lexical import Bm25Index, LexicalIndex
+from devrag.retrieval.models import Embedder
+from devrag.retrieval.rerank import Reranker
+from devrag.retrieval.schema import embed_text_for
+from devrag.retrieval.store import PointFilter
+
+Mode = Literal["dense", "bm25", "hybrid", "hybrid+rerank"]
+MODES: tuple[str, ...] = ("dense", "bm25", "hybrid", "hybrid+rerank")
+_VIEW_FIELDS = (
+    "repo",
+    "path",
+    "title",
+    "headings",
+    "doc_type",
+    "text",
+    "commit",
+    "start_line",
+    "end_line",
+    "content_hash",
+)
+
+
+class SearchConfig(BaseModel):
+    """Candidate counts and fusion constants; the defaults are what the evaluation measured best."""
+
+    overfetch: int = Field(default=3, ge=1)  # each first stage returns overfetch * k
+    min_candidates: int = Field(default=30, ge=1)
+    rrf_k: int = Field(default=60, ge=0)
+    rerank_candidates: int = Field(default=20, ge=1)
+
+
+class Filters(BaseModel):
+    repo: str | None = None
+    path: str | None = None  # a glob over the path within the repository; `*` crosses folders
+    doc_type: str | None = None
+
+    @property
+    def active(self) -> bool:
+        return any((self.repo, self.path, self.doc_type))
+
+
+class StageScores(BaseModel):
+    """Why a result ranks where it does: each stage's rank and score (None: not returned by it)."""
+
+    dense_rank: int | None = None
+    dense_score: float | None = None
+    bm25_rank: int | None = None
+    bm25_score: float | None = None
+    rrf_score: float | None = None
+    rerank_score: float | None = None
+
+
+class SearchResult(BaseModel):
+    id: str
+    repo: str
+    path: str
+    title: str
+    headings: list[str]
+    doc_type: str
+    commit: str
+    start_line: int
+    end_line: int
+    text: str
+    score: float
+    scores: StageScores
+
+
+class SearchResponse(BaseModel):
+    query: str
+    mode: str
+    reranked: bool
+    results: list[SearchResult]
+    timings_ms: dict[str, float]
+
+
+class _View:
+    """Chunk payloads and a BM25 index derived from what the store holds at one index revision."""
+
+    def __init__(self, index: Index, lexical: LexicalIndex) -> None:
+        self.revision = index.revision
+        self.chunks: dict[str, dict[str, Any]] = {
+            p.id: p.payload for p in index.store.scroll(fields=list(_VIEW_FIELDS))
+        }
+        lexical.rebuild([(cid, _lexical_text(c)) for cid, c in self.chunks.items()])
+        self.lexical = lexical
+
+    def allowed(self, filters: Filters) -> set[str] | None:
+        if not filters.active:
+            return None
+        return {
+            cid
+            for cid, c in self.chunks.items()
+            if (filters.repo is None or c["repo"] == filters.repo)
+            and (filters.doc_type is None or c["doc_type"] == filters.doc_type)
+            and (filters.path is None or fnmatch.fnmatchcase(c["path"], filters.path))
+        }
+
+
+def _lexical_text(chunk: dict[str, Any]) -> str:
+    """BM25 reads the path and breadcrumb too: alert names often live only in the file name."""
+    return f"{chunk['path']}\n{embed_text_for(chunk['title'], chunk['headings'], chunk['text'])}"
+
+
+class Searcher:
+    """Answers queries over an Index; rebuilds its BM25 view whenever the index changes."""
+
+    def __init__(
+        self,
+        index: Index,
+        embedder: Embedder,
+        reranker: Reranker | None,
+        config: SearchConfig | None = None,
+    ) -> None:
+        self.index = index
+        self.embedder = embedder
+        self.reranker = reranker
+        self.config = config or SearchConfig()
+        self._view: _View | None = None
+        self._view_lock = threading.Lock()
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="devrag-bm25")
+        self._query_vectors: OrderedDict[str, list[float]] = OrderedDict()
+
+    def view(self) -> _View:
+        """The current view, rebuilt (once, under a lock) after any write to the index."""
+        with self._view_lock:
+            if self._view is None or self._view.revision != self.index.revision:
+                self._view = _View(self.index, Bm25Index())
+            return self._view
+
+    def search(
+        self, query: str, k: int = 5, mode: Mode = "hybrid+rerank", filters: Filters | None = None
+    ) -> SearchResponse:
+        if mode == "hybrid+rerank" and self.reranker is None:
+            raise ValueError("Reranking is off (--no-rerank); choose mode 'hybrid', 'dense' or 'bm25'.")
+        filters = filters or Filters()
+        timings: dict[str, float] = {}
+        started = time.perf_counter()
+        view = self.view()
+        allowed = view.allowed(filters)
+        n = max(self.config.overfetch * k, self.config.min_candidates)
+        dense, bm25 = self._first_stage(query, n, mode, filters, view, allowed, timings)
+        t = time.perf_counter()
+        fused = rrf([[i for i, _ in dense], [i for i, _ in bm25]], self.config.rrf_k)
+        timings["fusion"] = _ms(t)
+        evidence = _evidence(dense, bm25, fused)
+        ranked = {"dense": dense, "bm25": bm25}.get(mode, fused)
+        if mode == "hybrid+rerank":
+            ranked = self._rerank(query, fused, view, evidence, timings)
+        results = [_result(view.chunks[i], i, s, evidence[i]) for i, s in ranked[:k]]
+        timings["total"] = _ms(started)
+        return SearchResponse(
+            query=query, mode=mode, reranked=mode == "hybrid+rerank", results=results, timings_ms=timings
+        )
+
+    def _first_stage(
+        self,
+        query: str,
+        n: int,
+        mode: str,
+        filters: Filters,
+        view: _View,
+        allowed: set[str] | None,
+        timings: dict[str, float],
+    ) -> tuple[list[tuple[str, float]], list[tuple[str, float]]]:
+        """Dense and BM25 candidates; BM25 runs on a worker thread while the query is embedded."""
+        bm25_job = None
+        if mode != "dense":
+            bm25_job = self._pool.submit(_timed, view.lexical.search, query, n, allowed)
+        dense: list[tuple[str, float]] = []
+        if mode != "bm25":
+            t = time.perf_counter()
+            vector = self._embed_query(query)
+            timings["embed"] = _ms(t)
+            t = time.perf_counter()
+            flt = _dense_filter(filters, allowed, view)
+            hits = [] if flt is False else self.index.store.search(vector, n, flt or None)
+            dense = [(h.id, h.score) for h in hits if h.id in view.chunks]
+            timings["dense"] = _ms(t)
+        bm25: list[tuple[str, float]] = []
+        if bm25_job is not None:
+            bm25, timings["bm25"] = bm25_job.result()
+        return dense, bm25
+
+    def _embed_query(self, query: str) -> list[float]:
+        cached = self._query_vectors.get(query)
+        if cached is None:
+            cached = self.embedder.embed([query])[0]
+            self._query_vectors[query] = cached
+            while len(self._query_vectors) > 1024:
+                self._query_vectors.popitem(last=False)
+        return cached
+
+    def _rerank(
+        self,
+        query: str,
+        fused: list[tuple[str, float]],
+        view: _View,
+        evidence: dict[str, StageScores],
+        timings: dict[str, float],
+    ) -> list[tuple[str, float]]:
+        assert self.reranker is not None
+        t = time.perf_counter()
+        head = [i for i, _ in fused[: self.config.rerank_candidates]]
+        passages = [
+            embed_text_for(view.chunks[i]["title"], view.chunks[i]["headings"], view.chunks[i]["text"])
+            for i in head
+        ]
+        scores = self.reranker.score(query, passages)
+        for i, s in zip(head, scores, strict=True):
+            evidence[i].rerank_score = s
+        timings["rerank"] = _ms(t)
+        reranked = sorted(zip(head, scores, strict=True), key=lambda pair: -pair[1])
+        tail = [(i, s) for i, s in fused[self.config.rerank_candidates :]]
+        return reranked + tail
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=False)
+
+
+def _dense_filter(filters: Filters, allowed: set[str] | None, view: _View) -> PointFilter | bool:
+    """The store-side filter; False when the filters match nothing at all."""
+    if allowed is None:
+        return PointFilter()
+    if not allowed:
+        return False
+    paths = sorted({view.chunks[i]["path"] for i in allowed}) if filters.path else None
+    return PointFilter(repo=filters.repo, doc_type=filters.doc_type, paths=paths)
+
+
+def _evidence(
+    dense: Sequence[tuple[str, float]], bm25: Sequence[tuple[str, float]], fused: Sequence[tuple[str, float]]
+) -> dict[str, StageScores]:
+    out: dict[str, StageScores] = {i: StageScores(rrf_score=s) for i, s in fused}
+    for rank, (i, s) in enumerate(dense, start=1):
+        out[i].dense_rank, out[i].dense_score = rank, s
+    for rank, (i, s) in enumerate(bm25, start=1):
+        out[i].bm25_rank, out[i].bm25_score = rank, s
+    return out
+
+
+def _result(chunk: dict[str, Any], cid: str, score: float, scores: StageScores) -> SearchResult:
+    return SearchResult(
+        id=cid,
+        repo=chunk["repo"],
+        path=chunk["path"],
+        title=chunk["title"],
+        headings=list(chunk["headings"]),
+        doc_type=chunk["doc_type"],
+        commit=chunk["commit"],
+        start_line=chunk["start_line"],
+        end_line=chunk["end_line"],
+        text=chunk["text"],
+        score=score,
+        scores=scores,
+    )
+
+
+def _timed(fn: Any, *args: Any) -> tuple[Any, float]:
+    t = time.perf_counter()
+    return fn(*args), _ms(t)
+
+
+def _ms(since: float) -> float:
+    return round((time.perf_counter() - since) * 1000, 3)

@@ -1,0 +1,93 @@
+"""Hybrid search over a real index: consistency with ingestion, filters, evidence and modes."""
+
+from __future__ import annotations
+
+import pytest
+
+from devrag.ingest.pipeline import ingest
+from devrag.retrieval.search import Filters, Searcher
+
+RUNBOOKS = {
+    "runbooks/crashloop.md": "# KubePodCrashLooping\n\n## Symptoms\n\nPods in `CrashLoopBackOff` restart "
+    "again and again.\n\n## Fix\n\nCheck `kubectl logs --previous` for the last crash.\n",
+    "runbooks/etcd.md": "# EtcdHighFsyncDurations\n\n## Symptoms\n\nThe metric "
+    "`etcd_disk_wal_fsync_duration_seconds` is high and `kube-apiserver` is slow.\n",
+    "runbooks/gateway.md": "# Gateway errors\n\n## Symptoms\n\nClients see `HTTP 503` and `ERR_CONN_RESET` "
+    "from the payments gateway.\n",
+    "postmortems/2026-01-01-outage.md": "# Checkout outage\n\n## Summary\n\nA bad deploy caused a "
+    "crash loop in checkout-api for 40 minutes.\n",
+    "guides/deploy.md": "# Deploying\n\n## Rollback\n\nRun `helm rollback checkout-api` to the last "
+    "good revision.\n",
+}
+
+
+@pytest.fixture
+def searcher(index, git_repo, embedder):
+    repo = git_repo("ops")
+    repo.commit(RUNBOOKS)
+    ingest(index, embedder, repo.path, "ops")
+    s = Searcher(index, embedder, reranker=None)
+    yield s
+    s.close()
+
+
+@pytest.mark.parametrize(
+    ("query", "path"),
+    [
+        ("CrashLoopBackOff", "runbooks/crashloop.md"),
+        ("crashloop", "runbooks/crashloop.md"),
+        ("etcd_disk_wal_fsync_duration_seconds", "runbooks/etcd.md"),
+        ("fsync", "runbooks/etcd.md"),
+        ("apiserver", "runbooks/etcd.md"),
+        ("503", "runbooks/gateway.md"),
+        ("ERR_CONN_RESET", "runbooks/gateway.md"),
+    ],
+)
+def test_bm25_finds_operational_identifiers_whole_and_by_parts(searcher, query, path):
+    results = searcher.search(query, k=1, mode="bm25").results
+    assert results and results[0].path == path
+
+
+def test_every_result_carries_its_citation_and_per_stage_evidence(searcher):
+    response = searcher.search("pods in CrashLoopBackOff", k=3, mode="hybrid")
+    top = response.results[0]
+    assert (top.repo, top.path, top.headings) == (
+        "ops",
+        "runbooks/crashloop.md",
+        ["KubePodCrashLooping", "Symptoms"],
+    )
+    assert top.start_line == 3 and top.end_line == 5 and len(top.commit) == 40
+    assert (
+        top.scores.bm25_rank == 1 and top.scores.dense_rank is not None and top.scores.rrf_score == top.score
+    )
+    assert not response.reranked and {"embed", "dense", "bm25", "fusion", "total"} <= set(response.timings_ms)
+
+
+def test_filters_apply_to_both_retrievers(searcher):
+    for mode in ("dense", "bm25", "hybrid"):
+        by_type = searcher.search(
+            "crash loop checkout", k=10, mode=mode, filters=Filters(doc_type="postmortem")
+        )
+        assert {r.path for r in by_type.results} == {"postmortems/2026-01-01-outage.md"}
+        by_path = searcher.search("crash loop checkout", k=10, mode=mode, filters=Filters(path="runbooks/*"))
+        assert by_path.results and all(r.path.startswith("runbooks/") for r in by_path.results)
+        nothing = searcher.search("crash loop", k=10, mode=mode, filters=Filters(repo="other"))
+        assert nothing.results == []
+
+
+def test_a_search_after_ingest_sees_new_chunks_and_never_tombstoned_ones(searcher, git_repo, embedder):
+    assert searcher.search("ERR_CONN_RESET", k=5, mode="bm25").results
+    repo = git_repo("ops")
+    repo.commit(
+        {"runbooks/gateway.md": None, "runbooks/dns.md": "# DNS\n\n## Fix\n\nFlush `NXDOMAIN` caches.\n"}
+    )
+    ingest(searcher.index, embedder, repo.path, "ops")
+    for mode in ("dense", "bm25", "hybrid"):
+        paths = {r.path for r in searcher.search("ERR_CONN_RESET NXDOMAIN", k=10, mode=mode).results}
+        assert "runbooks/gateway.md" not in paths
+        assert "runbooks/dns.md" in paths
+
+
+def test_reranking_without_a_reranker_is_refused_not_silently_skipped(searcher):
+    with pytest.raises(ValueError, match="Reranking is off"):
+        searcher.search("anything", mode="hybrid+rerank")
