@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from devrag.retrieval.models import DEFAULT_EMBED_MODEL
+from devrag.retrieval.rerank import DEFAULT_RERANK_MODEL
 
 
 def _default_index_dir() -> Path:
@@ -24,9 +25,17 @@ class Settings(BaseSettings):
     qdrant_api_key: str | None = None
     collection: str = "devrag"
     embed_model: str = DEFAULT_EMBED_MODEL
-    rerank_model: str = "cross-encoder/ms-marco-MiniLM-L6-v2"
+    rerank_model: str = DEFAULT_RERANK_MODEL
     device: str = "auto"
     max_file_bytes: int = Field(default=1_000_000, gt=0)
+
+    @field_validator("embed_model", "rerank_model", "qdrant_url", mode="before")
+    @classmethod
+    def _blank_is_unset(cls, value: object, info: ValidationInfo) -> object:
+        """An exported but empty variable (DEVRAG_RERANK_MODEL=) means the default, not a model named ''."""
+        if isinstance(value, str) and not value.strip():
+            return cls.model_fields[str(info.field_name)].default
+        return value
 
     @property
     def store_location(self) -> str:
