@@ -91,3 +91,29 @@ def test_a_search_after_ingest_sees_new_chunks_and_never_tombstoned_ones(searche
 def test_reranking_without_a_reranker_is_refused_not_silently_skipped(searcher):
     with pytest.raises(ValueError, match="Reranking is off"):
         searcher.search("anything", mode="hybrid+rerank")
+
+
+class OverlapReranker:
+    """A stand-in cross-encoder: shared words between query and passage."""
+
+    name = "overlap"
+
+    def score(self, query: str, passages):
+        words = set(query.lower().split())
+        return [float(len(words & set(p.lower().split()))) for p in passages]
+
+
+def test_reranking_ranks_documents_then_their_chunks_and_keeps_the_evidence(index, git_repo, embedder):
+    repo = git_repo("ops")
+    repo.commit(RUNBOOKS)
+    ingest(index, embedder, repo.path, "ops")
+    searcher = Searcher(index, embedder, OverlapReranker())
+    response = searcher.search("helm rollback checkout-api revision", k=6)
+    searcher.close()
+    assert response.reranked and response.results[0].path == "guides/deploy.md"
+    paths = [r.path for r in response.results]
+    assert all(paths.index(p) == i or paths[i - 1] == p for i, p in enumerate(paths)), (
+        "a document's chunks stay together"
+    )
+    assert all(r.scores.rerank_score is not None for r in response.results)
+    assert [r.score for r in response.results] == sorted((r.score for r in response.results), reverse=True)
