@@ -5,7 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 
 from devrag.retrieval.edge_store import EdgeStore
-from devrag.retrieval.qdrant_store import QdrantStore
 from devrag.retrieval.store import VectorStore
 
 
@@ -17,5 +16,8 @@ def open_store(
 ) -> VectorStore:
     """A Qdrant server by URL when one is configured, else the embedded engine in `index_dir`."""
     if qdrant_url:
+        # qdrant-client takes about a second to import: only pay for it when a server is used.
+        from devrag.retrieval.qdrant_store import QdrantStore
+
         return QdrantStore.connect(qdrant_url, collection, api_key)
     return EdgeStore(index_dir)

@@ -76,7 +76,7 @@ class SentenceTransformerEmbedder:
         self._tokenizer = self.model.tokenizer
 
     def count_tokens(self, text: str) -> int:
-        return len(self._tokenizer(text, add_special_tokens=False)["input_ids"])
+        return len(self._tokenizer(text, add_special_tokens=False, verbose=False)["input_ids"])
 
     def embed(self, texts: Sequence[str]) -> list[list[float]]:
         if not texts:

@@ -222,6 +222,8 @@ class Searcher:
         assert self.reranker is not None
         t = time.perf_counter()
         head = fused[: self.config.rerank_candidates]
+        if not head:
+            return []
         chunks = view.chunks
         passages = [
             embed_text_for(chunks[i]["title"], chunks[i]["headings"], chunks[i]["text"]) for i, _ in head

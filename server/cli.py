@@ -25,6 +25,8 @@ from devrag.retrieval.models import Embedder, SentenceTransformerEmbedder
 from devrag.retrieval.rerank import CrossEncoderReranker, Reranker
 from devrag.retrieval.search import MODES, Filters, Searcher
 from devrag.server import render
+from devrag.server.bench_cmd import bench_cmd
+from devrag.server.serve import serve_cmd
 from devrag.server.settings import Settings
 
 T = TypeVar("T")
@@ -243,3 +245,10 @@ def eval_cmd(
         searcher = Searcher(index, embedder, reranker)
         result = evaluate(eval_set.queries, eval_set.repo, index, embedder, searcher, wanted, k)
     emit(as_json, result, lambda: render.eval_report(eval_set.name, result))
+
+
+main.add_command(bench_cmd)
+main.add_command(serve_cmd)
+
+if __name__ == "__main__":
+    main()

@@ -117,3 +117,13 @@ def test_reranking_ranks_documents_then_their_chunks_and_keeps_the_evidence(inde
     )
     assert all(r.scores.rerank_score is not None for r in response.results)
     assert [r.score for r in response.results] == sorted((r.score for r in response.results), reverse=True)
+
+
+def test_reranked_search_with_filters_that_match_nothing_returns_no_results(index, git_repo, embedder):
+    repo = git_repo("ops")
+    repo.commit(RUNBOOKS)
+    ingest(index, embedder, repo.path, "ops")
+    searcher = Searcher(index, embedder, OverlapReranker())
+    response = searcher.search("helm rollback", k=3, filters=Filters(path="nowhere/*"))
+    searcher.close()
+    assert response.results == [] and response.reranked

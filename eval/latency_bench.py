@@ -1,0 +1,676 @@
+"""Search latency benchmark: per-stage p50/p95 per mode, the reranker against its raw model, and
+rerank time per candidate count, all measured warm and in process on the index at hand.
+
+`devrag bench` runs :func:`run_bench` on the configured index. As a script,
+`python -m devrag.eval.latency_bench --corpus DIR [--scale N]` first builds a fresh index of a
+corpus folder (optionally replicated N times under `copy-01/`, `copy-02/`, ... to reach a larger
+index), then runs the same benchmark.
+
+What a number means:
+
+* every timed query is a *fresh* query: the searcher's query-vector cache and the reranker's
+  score cache are cleared before each search, so repeats cost what a new query costs;
+* the BM25 view is built (and timed, as `view_build_ms`) before any timed query, and the report
+  says whether it was rebuilt during timing (it must not be: nothing writes to the index);
+* modes (and candidate counts) are interleaved query by query, so load on the machine falls on
+  all of them alike, and ratios measured side by side are more trustworthy than absolute times;
+* `raw_rerank` is `predict()` on exactly the (query, passage) pairs the rerank stage sent to the
+  model in the same run, timed right before or right after it (alternating between repeats).
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import os
+import shutil
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from pydantic import BaseModel
+from rich.console import Console
+from rich.table import Table
+
+from devrag.retrieval.index import Index
+from devrag.retrieval.models import Embedder
+from devrag.retrieval.rerank import Reranker
+from devrag.retrieval.search import MODES, SearchConfig, Searcher
+
+STAGES: tuple[str, ...] = ("embed", "dense", "bm25", "fusion", "rerank", "total")
+DEFAULT_MODE = "hybrid+rerank"
+DEFAULT_CANDIDATES: tuple[int, ...] = (10, 20, 30, 50)
+DEFAULT_REPEATS = 3
+DEFAULT_SWEEP_REPEATS = 1  # the sweep scores 110 pairs per query: one pass is most of a run's time
+TARGETS = {"hybrid_p95_ms": 50.0, "hybrid_rerank_p95_ms": 1000.0, "rerank_over_raw": 1.15}
+
+# What on-call engineers type: alert names, symptoms, and how-do-I questions, across the three
+# shared corpora (prometheus-operator, OpenShift, GitLab) and beyond them.
+DEFAULT_QUERIES: tuple[str, ...] = (
+    "pods stuck in CrashLoopBackOff after a deploy",
+    "node filesystem almost out of space",
+    "etcd high fsync durations slow disk",
+    "Alertmanager failed to reload its configuration",
+    "Prometheus target down, scrape failing",
+    "kube-apiserver returning a high rate of 5xx errors",
+    "client certificate for the API server is about to expire",
+    "PersistentVolume is filling up",
+    "how do I drain a node before maintenance",
+    "KubeJobFailed: job did not complete",
+    "container OOMKilled, memory limit reached",
+    "high CPU throttling in the payments namespace",
+    "DNS resolution failures inside the cluster, CoreDNS errors",
+    "postgres replication lag on the replica is growing",
+    "Sidekiq queue backlog keeps growing",
+    "Gitaly latency is high for git operations",
+    "Redis memory saturation",
+    "roll back a bad release with helm",
+    "machine config pool is degraded",
+    "cluster operator reports Degraded=True",
+    "ingress controller returns 503 Service Unavailable",
+    "ImagePullBackOff, registry unreachable",
+    "namespace resource quota almost full",
+    "deployment has not matched the expected number of replicas",
+    "Prometheus remote write is falling behind",
+    "clock skew detected, NTP not synchronised on node",
+    "HorizontalPodAutoscaler is running at max replicas",
+    "network interface is dropping packets on a node",
+    "TLS handshake errors at the load balancer",
+    "pgbouncer connection pool saturated",
+    "how to silence an alert in Alertmanager",
+    "Thanos compactor has halted",
+)
+WARMUP_QUERIES: tuple[str, ...] = (
+    "disk pressure eviction on worker nodes",
+    "alert for too many restarts of a pod",
+    "how to rotate the etcd encryption key",
+)
+
+
+class Percentiles(BaseModel):
+    p50_ms: float
+    p95_ms: float
+
+
+class RerankSample(BaseModel):
+    """The rerank stage and the raw model on the same pairs, for one query."""
+
+    stage_ms: float
+    raw_ms: float
+    pairs: int
+
+
+class LatencyReport(BaseModel):
+    """What `devrag bench --json` prints; the first five keys are the stable summary."""
+
+    chunks: int
+    stages: dict[str, Percentiles]  # of `default_mode`
+    raw_rerank: Percentiles | None
+    modes: dict[str, dict[str, Percentiles]]
+    rerank_by_candidates: dict[str, Percentiles]
+    raw_rerank_by_candidates: dict[str, Percentiles]
+    pairs_by_candidates: dict[str, float]  # mean pairs actually scored per query
+    rerank_over_raw: dict[str, float]  # p50 ratio, p95 ratio, median of per-query ratios
+    default_mode: str
+    queries: int
+    repeats: int
+    sweep_repeats: int
+    k: int
+    rerank_candidates: int
+    rerank_pairs_mean: float | None
+    view_build_ms: float
+    view_rebuilt_during_timing: bool
+    seconds: float
+    environment: dict[str, Any]
+
+
+def percentiles(values: Sequence[float]) -> Percentiles:
+    """p50 and p95 with linear interpolation (numpy's default)."""
+    if not values:
+        return Percentiles(p50_ms=math.nan, p95_ms=math.nan)
+    p50, p95 = np.percentile(np.asarray(values, dtype=float), [50, 95])
+    return Percentiles(p50_ms=round(float(p50), 3), p95_ms=round(float(p95), 3))
+
+
+def unique_queries(texts: Sequence[str]) -> list[str]:
+    return list(dict.fromkeys(t for t in texts if t.strip()))
+
+
+class _PairRecorder:
+    """Records the pairs a reranker sends to its model, by wrapping its `predict` on the instance.
+
+    The wrapper adds one list append to the timed stage. Rerankers without `predict` (only the
+    `Reranker` protocol) get no raw measurement.
+    """
+
+    def __init__(self, reranker: Reranker | None) -> None:
+        self.reranker = reranker
+        self.raw: Callable[[Sequence[tuple[str, str]]], list[float]] | None = getattr(
+            reranker, "predict", None
+        )
+        self.calls: list[list[tuple[str, str]]] = []
+
+    @contextmanager
+    def installed(self) -> Iterator[None]:
+        raw = self.raw
+        if raw is None or self.reranker is None:
+            yield
+            return
+
+        def recording(pairs: Sequence[tuple[str, str]]) -> list[float]:
+            self.calls.append(list(pairs))
+            return raw(pairs)
+
+        self.reranker.predict = recording  # type: ignore[attr-defined]
+        try:
+            yield
+        finally:
+            del self.reranker.predict  # type: ignore[attr-defined]
+
+    def take(self) -> list[list[tuple[str, str]]]:
+        calls, self.calls = self.calls, []
+        return calls
+
+    def time_raw(self, calls: Sequence[Sequence[tuple[str, str]]]) -> float:
+        assert self.raw is not None
+        started = time.perf_counter()
+        for pairs in calls:
+            self.raw(pairs)
+        return (time.perf_counter() - started) * 1000
+
+
+def _forget(searcher: Searcher) -> None:
+    """Make the next search a fresh query: no cached query vector, no cached rerank score."""
+    searcher._query_vectors.clear()
+    cache = getattr(searcher.reranker, "_cache", None)
+    if cache is not None:
+        cache.clear()
+
+
+class _Bench:
+    def __init__(self, searcher: Searcher, recorder: _PairRecorder, k: int) -> None:
+        self.searcher, self.recorder, self.k = searcher, recorder, k
+        self.known: dict[tuple[str, int], list[list[tuple[str, str]]]] = {}
+
+    def search(self, query: str, mode: str) -> dict[str, float]:
+        _forget(self.searcher)
+        return self.searcher.search(query, self.k, mode).timings_ms  # type: ignore[arg-type]
+
+    def reranked(self, query: str, candidates: int, raw_first: bool) -> tuple[dict[str, float], RerankSample]:
+        """One hybrid+rerank search and the raw model on its pairs, the raw call before or after."""
+        key = (query, candidates)
+        known = self.known.get(key)
+        measure_raw = self.recorder.raw is not None
+        raw_ms = self.recorder.time_raw(known) if measure_raw and raw_first and known else None
+        self.recorder.take()
+        timings = self.search(query, "hybrid+rerank")
+        calls = self.recorder.take()
+        if measure_raw and (raw_ms is None or calls != known):
+            raw_ms = self.recorder.time_raw(calls)  # after the search: the first time, or pairs changed
+        self.known[key] = calls
+        sample = RerankSample(
+            stage_ms=timings.get("rerank", 0.0),
+            raw_ms=raw_ms if raw_ms is not None else math.nan,
+            pairs=sum(map(len, calls)),
+        )
+        return timings, sample
+
+
+def _configured(searcher: Searcher, base: SearchConfig, candidates: int) -> None:
+    """Rerank `candidates`, and fetch enough first-stage candidates that fusion can supply them."""
+    searcher.config = base.model_copy(
+        update={"rerank_candidates": candidates, "min_candidates": max(base.min_candidates, candidates)}
+    )
+
+
+def run_bench(
+    index: Index,
+    embedder: Embedder,
+    reranker: Reranker | None,
+    queries: Sequence[str] = DEFAULT_QUERIES,
+    modes: Sequence[str] = MODES,
+    candidates: Sequence[int] = DEFAULT_CANDIDATES,
+    repeats: int = DEFAULT_REPEATS,
+    k: int = 5,
+    config: SearchConfig | None = None,
+    sweep_repeats: int = DEFAULT_SWEEP_REPEATS,
+    warmup: Sequence[str] = WARMUP_QUERIES,
+    progress: Callable[[int, int], None] | None = None,
+) -> LatencyReport:
+    """Time `queries` on `index` in every mode, `repeats` times each, warm; see the module docstring."""
+    queries = unique_queries(queries)
+    if not queries:
+        raise ValueError("no queries to time")
+    unknown = sorted(set(modes) - set(MODES))
+    if unknown:
+        raise ValueError(f"unknown modes {unknown}; choose from {list(MODES)}")
+    if reranker is None and (DEFAULT_MODE in modes or candidates):
+        raise ValueError("mode hybrid+rerank and the candidate sweep need a reranker")
+    base = config or SearchConfig()
+    searcher = Searcher(index, embedder, reranker, base)
+    recorder = _PairRecorder(reranker)
+    bench = _Bench(searcher, recorder, k)
+    load_before = os.getloadavg()
+    started = time.perf_counter()
+    try:
+        t = time.perf_counter()
+        view = searcher.view()
+        view_ms = (time.perf_counter() - t) * 1000
+        with recorder.installed():
+            _warm_up(bench, searcher, base, warmup or queries[:3], modes, candidates)
+            stage_samples, rerank_samples, sweep = _measure(
+                bench, searcher, base, queries, modes, candidates, repeats, sweep_repeats, progress
+            )
+        rebuilt = searcher.view() is not view
+    finally:
+        searcher.config = base
+        searcher.close()
+    return _report(
+        index.count(),
+        stage_samples,
+        rerank_samples,
+        sweep,
+        modes,
+        queries,
+        (repeats, sweep_repeats),
+        k,
+        base,
+        view_ms,
+        rebuilt,
+        time.perf_counter() - started,
+        _environment(index, embedder, reranker, load_before),
+    )
+
+
+def _warm_up(
+    bench: _Bench,
+    searcher: Searcher,
+    base: SearchConfig,
+    warmup: Sequence[str],
+    modes: Sequence[str],
+    candidates: Sequence[int],
+) -> None:
+    for query in warmup:
+        for mode in modes:
+            if mode == "hybrid+rerank":
+                bench.reranked(query, base.rerank_candidates, raw_first=False)
+            else:
+                bench.search(query, mode)
+        for count in candidates:
+            _configured(searcher, base, count)
+            bench.reranked(query, count, raw_first=False)
+        searcher.config = base
+
+
+def _measure(
+    bench: _Bench,
+    searcher: Searcher,
+    base: SearchConfig,
+    queries: Sequence[str],
+    modes: Sequence[str],
+    candidates: Sequence[int],
+    repeats: int,
+    sweep_repeats: int,
+    progress: Callable[[int, int], None] | None,
+) -> tuple[dict[str, list[dict[str, float]]], list[RerankSample], dict[int, list[RerankSample]]]:
+    stage_samples: dict[str, list[dict[str, float]]] = {m: [] for m in modes}
+    rerank_samples: list[RerankSample] = []
+    sweep: dict[int, list[RerankSample]] = {c: [] for c in candidates}
+    passes = max(repeats, sweep_repeats)
+    for repeat in range(passes):
+        raw_first = repeat % 2 == 1
+        for n, query in enumerate(queries):
+            searcher.config = base
+            for mode in _rotated(modes, n + repeat) if repeat < repeats else []:
+                if mode == "hybrid+rerank":
+                    timings, sample = bench.reranked(query, base.rerank_candidates, raw_first)
+                    rerank_samples.append(sample)
+                else:
+                    timings = bench.search(query, mode)
+                stage_samples[mode].append(timings)
+            for count in candidates if repeat < sweep_repeats else []:
+                _configured(searcher, base, count)
+                sweep[count].append(bench.reranked(query, count, raw_first)[1])
+            if progress:
+                progress(repeat * len(queries) + n + 1, passes * len(queries))
+    searcher.config = base
+    return stage_samples, rerank_samples, sweep
+
+
+def _rotated(modes: Sequence[str], shift: int) -> list[str]:
+    """`modes` starting at another one each query, so that none always runs first (after a sweep)."""
+    shift %= max(len(modes), 1)
+    return [*modes[shift:], *modes[:shift]]
+
+
+def _ratio(a: float, b: float) -> float:
+    return round(a / b, 3) if b and not math.isnan(a) and not math.isnan(b) else math.nan
+
+
+def _report(
+    chunks: int,
+    stage_samples: dict[str, list[dict[str, float]]],
+    rerank_samples: list[RerankSample],
+    sweep: dict[int, list[RerankSample]],
+    modes: Sequence[str],
+    queries: Sequence[str],
+    repeats: tuple[int, int],
+    k: int,
+    base: SearchConfig,
+    view_ms: float,
+    rebuilt: bool,
+    seconds: float,
+    environment: dict[str, Any],
+) -> LatencyReport:
+    by_mode = {
+        mode: {
+            stage: percentiles([t[stage] for t in samples])
+            for stage in STAGES
+            if samples and stage in samples[0]
+        }
+        for mode, samples in stage_samples.items()
+    }
+    default = DEFAULT_MODE if DEFAULT_MODE in modes else modes[-1]
+    raw = [s.raw_ms for s in rerank_samples if not math.isnan(s.raw_ms)]
+    stage = [s.stage_ms for s in rerank_samples if not math.isnan(s.raw_ms)]
+    raw_stats = percentiles(raw) if raw else None
+    stage_stats = percentiles(stage)
+    paired = [s.stage_ms / s.raw_ms for s in rerank_samples if s.raw_ms > 0]
+    ratios = {}
+    if raw_stats is not None:
+        ratios = {
+            "p50": _ratio(stage_stats.p50_ms, raw_stats.p50_ms),
+            "p95": _ratio(stage_stats.p95_ms, raw_stats.p95_ms),
+            "median_per_query": round(statistics.median(paired), 3) if paired else math.nan,
+        }
+    return LatencyReport(
+        chunks=chunks,
+        stages=by_mode.get(default, {}),
+        raw_rerank=raw_stats,
+        modes=by_mode,
+        rerank_by_candidates={str(c): percentiles([s.stage_ms for s in v]) for c, v in sweep.items()},
+        raw_rerank_by_candidates={
+            str(c): percentiles([s.raw_ms for s in v if not math.isnan(s.raw_ms)]) for c, v in sweep.items()
+        },
+        pairs_by_candidates={
+            str(c): round(statistics.fmean(s.pairs for s in v), 1) if v else 0.0 for c, v in sweep.items()
+        },
+        rerank_over_raw=ratios,
+        default_mode=default,
+        queries=len(queries),
+        repeats=repeats[0],
+        sweep_repeats=repeats[1],
+        k=k,
+        rerank_candidates=base.rerank_candidates,
+        rerank_pairs_mean=(
+            round(statistics.fmean(s.pairs for s in rerank_samples), 1) if rerank_samples else None
+        ),
+        view_build_ms=round(view_ms, 1),
+        view_rebuilt_during_timing=rebuilt,
+        seconds=round(seconds, 1),
+        environment=environment,
+    )
+
+
+def _environment(
+    index: Index, embedder: Embedder, reranker: Reranker | None, load_before: tuple[float, ...]
+) -> dict[str, Any]:
+    env: dict[str, Any] = {
+        "store": index.store.location,
+        "embed_model": embedder.name,
+        "rerank_model": reranker.name if reranker is not None else None,
+        "cpus": os.cpu_count(),
+        "load_avg_before": [round(x, 2) for x in load_before],
+        "load_avg_after": [round(x, 2) for x in os.getloadavg()],
+    }
+    shard = getattr(index.store, "shard", None)  # the embedded engine: is the vector index built?
+    if shard is not None:
+        info = shard.info()
+        env["segments"], env["indexed_vectors"] = info.segments_count, info.indexed_vectors_count
+    try:
+        import torch
+
+        env["torch_threads"] = torch.get_num_threads()
+    except ImportError:  # pragma: no cover - torch is a dependency
+        pass
+    return env
+
+
+# --- human output -------------------------------------------------------------------------------
+
+
+def _cell(p: Percentiles | None) -> str:
+    if p is None or math.isnan(p.p50_ms):
+        return "-"
+    return f"{p.p50_ms:.1f} / {p.p95_ms:.1f}"
+
+
+def _verdict(ok: bool) -> str:
+    return "[green]met[/green]" if ok else "[red]missed[/red]"
+
+
+def tables(report: LatencyReport, title: str | None = None) -> list[Table]:
+    """The report as rich tables: stages per mode, rerank per candidate count, targets."""
+    head = title or f"search latency: {report.chunks} chunks"
+    stages = Table(
+        "mode",
+        *STAGES,
+        title=f"{head}, {report.queries} queries x {report.repeats}, k={report.k} (p50 / p95 ms)",
+    )
+    for mode, values in report.modes.items():
+        stages.add_row(mode, *[_cell(values.get(s)) for s in STAGES])
+    if report.raw_rerank is not None:
+        stages.add_row(
+            "raw predict, same pairs",
+            *["" for _ in STAGES[:4]],
+            _cell(report.raw_rerank),
+            "",
+            style="dim",
+        )
+    out = [stages]
+    if report.rerank_by_candidates:
+        sweep = Table(
+            "candidates",
+            "pairs scored",
+            "rerank stage",
+            "raw predict",
+            "stage / raw (p50)",
+            title=f"rerank time by candidate count, {report.queries} queries x {report.sweep_repeats}"
+            " (p50 / p95 ms)",
+        )
+        for count, stat in report.rerank_by_candidates.items():
+            raw = report.raw_rerank_by_candidates.get(count)
+            sweep.add_row(
+                count,
+                f"{report.pairs_by_candidates.get(count, 0):.1f}",
+                _cell(stat),
+                _cell(raw),
+                f"{_ratio(stat.p50_ms, raw.p50_ms):.3f}" if raw else "-",
+            )
+        out.append(sweep)
+    out.append(_targets(report))
+    return out
+
+
+def _targets(report: LatencyReport) -> Table:
+    table = Table("target", "measured", "verdict", title="targets")
+    hybrid = report.modes.get("hybrid", {}).get("total")
+    if hybrid is not None:
+        limit = TARGETS["hybrid_p95_ms"]
+        table.add_row(
+            f"hybrid p95 <= {limit:.0f} ms", f"{hybrid.p95_ms:.1f} ms", _verdict(hybrid.p95_ms <= limit)
+        )
+    reranked = report.modes.get("hybrid+rerank", {}).get("total")
+    if reranked is not None:
+        limit = TARGETS["hybrid_rerank_p95_ms"]
+        table.add_row(
+            f"hybrid+rerank p95 <= {limit:.0f} ms",
+            f"{reranked.p95_ms:.1f} ms",
+            _verdict(reranked.p95_ms <= limit),
+        )
+    ratio = report.rerank_over_raw.get("p50")
+    if ratio is not None and not math.isnan(ratio):
+        limit = TARGETS["rerank_over_raw"]
+        per_query = report.rerank_over_raw.get("median_per_query", math.nan)
+        table.add_row(
+            f"rerank stage / raw predict <= {limit}",
+            f"{ratio:.3f} (p50s), {per_query:.3f} (median per query), "
+            f"{report.rerank_over_raw.get('p95', math.nan):.3f} (p95s)",
+            _verdict(ratio <= limit),
+        )
+    env = report.environment
+    table.add_row(
+        "load average (1 min) before / after",
+        f"{env.get('load_avg_before', ['?'])[0]} / {env.get('load_avg_after', ['?'])[0]} "
+        f"on {env.get('cpus')} CPUs, {env.get('torch_threads')} torch threads",
+        "",
+    )
+    table.add_row(
+        "BM25 view build (before timing)",
+        f"{report.view_build_ms:.0f} ms; rebuilt during timing: {report.view_rebuilt_during_timing}",
+        _verdict(not report.view_rebuilt_during_timing),
+    )
+    return table
+
+
+def render(report: LatencyReport, console: Console | None = None, title: str | None = None) -> None:
+    if console is None:
+        console = Console(highlight=False)
+        if not console.is_terminal:  # rich assumes 80 columns when piped; the tables need more
+            console.width = 150
+    for table in tables(report, title):
+        console.print(table)
+
+
+# --- the script: a fresh index of a corpus folder, optionally replicated ------------------------
+
+
+class BuiltIndex(BaseModel):
+    files: int
+    copies: int
+    chunks: dict[str, int]
+    ingest_seconds: float
+
+
+def replicate(corpus: Path, dest: Path, copies: int) -> Path:
+    """`corpus` as it is (copies <= 1), or `copies` copies of it under `copy-01/`, `copy-02/`, ..."""
+    if copies <= 1:
+        return corpus
+    if dest.exists():
+        shutil.rmtree(dest)
+    for n in range(1, copies + 1):
+        shutil.copytree(corpus, dest / f"copy-{n:02d}", ignore=shutil.ignore_patterns(".git"))
+    return dest
+
+
+def build_index(corpus: Path, workdir: Path, embedder: Embedder, copies: int) -> tuple[Index, BuiltIndex]:
+    """Snapshot (replicated) `corpus` to Git under `workdir` and ingest it with the real embedder.
+
+    A second run on the same `workdir` and `copies` reuses the index (a no-op re-ingest).
+    """
+    from devrag.eval.harness import git_snapshot
+    from devrag.ingest.pipeline import ingest
+    from devrag.retrieval.edge_store import EdgeStore
+
+    repo = workdir / f"repo-x{copies}"
+    if not (repo / ".git").exists():
+        source = replicate(corpus, workdir / f"staging-x{copies}", copies)
+        git_snapshot(source, repo)
+        if source != corpus:
+            shutil.rmtree(source)
+    files = sum(1 for p in repo.rglob("*") if p.is_file() and ".git" not in p.parts)
+    index = Index(EdgeStore(workdir / f"index-x{copies}"), embedder.name, embedder.dim)
+    summary = ingest(index, embedder, repo, "bench")
+    return index, BuiltIndex(
+        files=files, copies=copies, chunks=summary.chunks, ingest_seconds=summary.seconds
+    )
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="python -m devrag.eval.latency_bench", description=__doc__.split("\n")[0]
+    )
+    p.add_argument("--corpus", type=Path, required=True, help="A folder of documents (not modified).")
+    p.add_argument("--scale", type=int, default=1, help="Copies of the corpus to index (default 1).")
+    p.add_argument("--workdir", type=Path, help="Keep the snapshot and index here (default: a temp dir).")
+    p.add_argument("--queries", type=Path, help="Golden JSONL file whose `query` fields are timed.")
+    p.add_argument("--max-queries", type=int, help="Time only the first N distinct queries.")
+    p.add_argument("--modes", default=",".join(MODES))
+    p.add_argument("--candidates", default=",".join(map(str, DEFAULT_CANDIDATES)))
+    p.add_argument("--repeats", type=int, default=DEFAULT_REPEATS)
+    p.add_argument("--sweep-repeats", type=int, default=DEFAULT_SWEEP_REPEATS)
+    p.add_argument("-k", type=int, default=5)
+    p.add_argument("--json", action="store_true", help="Print the report as one JSON object.")
+    return p
+
+
+def parse_list(text: str) -> list[str]:
+    return [part.strip() for part in text.split(",") if part.strip()]
+
+
+def load_queries(golden: Path | None, limit: int | None = None) -> list[str]:
+    """The built-in queries, or the `query` fields of a golden JSONL file; first `limit` distinct."""
+    if golden is None:
+        texts = list(DEFAULT_QUERIES)
+    else:
+        from devrag.eval.golden import load_golden
+
+        texts = [q.query for q in load_golden(golden)]
+    texts = unique_queries(texts)
+    return texts[:limit] if limit else texts
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    args = _parser().parse_args(argv)
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    from devrag.retrieval.models import DEFAULT_EMBED_MODEL, SentenceTransformerEmbedder
+    from devrag.retrieval.rerank import DEFAULT_RERANK_MODEL, CrossEncoderReranker
+
+    modes = parse_list(args.modes)
+    candidates = [int(c) for c in parse_list(args.candidates)]
+    queries = load_queries(args.queries, args.max_queries)
+    embedder = SentenceTransformerEmbedder(os.environ.get("DEVRAG_EMBED_MODEL", DEFAULT_EMBED_MODEL))
+    needs_reranker = "hybrid+rerank" in modes or bool(candidates)
+    rerank_model = os.environ.get("DEVRAG_RERANK_MODEL") or DEFAULT_RERANK_MODEL
+    reranker = CrossEncoderReranker(rerank_model) if needs_reranker else None
+    err = Console(stderr=True, highlight=False)
+    with tempfile.TemporaryDirectory() as tmp:
+        workdir = args.workdir or Path(tmp)
+        workdir.mkdir(parents=True, exist_ok=True)
+        index, built = build_index(args.corpus, workdir, embedder, args.scale)
+        err.print(
+            f"indexed {built.files} files x{built.copies}: chunks {built.chunks} "
+            f"in {built.ingest_seconds:.1f} s"
+        )
+        try:
+            report = run_bench(
+                index,
+                embedder,
+                reranker,
+                queries,
+                modes,
+                candidates,
+                args.repeats,
+                args.k,
+                sweep_repeats=args.sweep_repeats,
+                progress=lambda done, total: (
+                    err.print(f"timed {done}/{total} queries") if done % 8 == 0 else None
+                ),
+            )
+        finally:
+            index.store.close()
+    report.environment["ingest"] = built.model_dump()
+    if args.json:
+        sys.stdout.write(report.model_dump_json(indent=2) + "\n")
+    else:
+        render(report, title=f"{args.corpus} x{built.copies}: {report.chunks} chunks")
+
+
+if __name__ == "__main__":
+    main()

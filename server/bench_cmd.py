@@ -1,0 +1,119 @@
+"""`devrag bench`: search latency per stage and mode on the configured index, warm, in process."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import click
+
+from devrag.eval.latency_bench import (
+    DEFAULT_CANDIDATES,
+    DEFAULT_REPEATS,
+    DEFAULT_SWEEP_REPEATS,
+    load_queries,
+    parse_list,
+    render,
+)
+from devrag.retrieval.search import MODES
+
+if TYPE_CHECKING:
+    from devrag.server.cli import Context
+
+
+def _modes(ctx: click.Context, param: click.Parameter, value: str) -> list[str]:
+    modes = parse_list(value)
+    unknown = sorted(set(modes) - set(MODES))
+    if unknown or not modes:
+        raise click.BadParameter(f"unknown modes {unknown}; choose from {list(MODES)}")
+    return modes
+
+
+def _counts(ctx: click.Context, param: click.Parameter, value: str) -> list[int]:
+    try:
+        counts = [int(c) for c in parse_list(value)]
+    except ValueError as exc:
+        raise click.BadParameter(f"expected comma-separated integers, got {value!r}") from exc
+    if any(c < 1 for c in counts):
+        raise click.BadParameter("candidate counts must be >= 1")
+    return counts
+
+
+@click.command("bench")
+@click.option(
+    "--queries",
+    "golden",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="Golden JSONL file whose `query` fields are timed [default: built-in ops queries].",
+)
+@click.option("--max-queries", type=click.IntRange(1), help="Time only the first N distinct queries.")
+@click.option(
+    "--modes", default=",".join(MODES), show_default=True, callback=_modes, help="Comma-separated modes."
+)
+@click.option(
+    "--candidates",
+    default=",".join(map(str, DEFAULT_CANDIDATES)),
+    show_default=True,
+    callback=_counts,
+    help="Rerank candidate counts to sweep (empty: no sweep).",
+)
+@click.option(
+    "--repeats", type=click.IntRange(1), default=DEFAULT_REPEATS, show_default=True, help="Passes per mode."
+)
+@click.option(
+    "--sweep-repeats",
+    type=click.IntRange(1),
+    default=DEFAULT_SWEEP_REPEATS,
+    show_default=True,
+    help="Passes of the candidate sweep.",
+)
+@click.option("-k", "k", type=click.IntRange(1, 100), default=5, show_default=True, help="Results per query.")
+@click.option("--json", "as_json", is_flag=True, help="Print the report as one JSON object.")
+@click.pass_obj
+def bench_cmd(
+    obj: Context,
+    golden: Path | None,
+    max_queries: int | None,
+    modes: list[str],
+    candidates: list[int],
+    repeats: int,
+    sweep_repeats: int,
+    k: int,
+    as_json: bool,
+) -> None:
+    """Time searches on the configured index: p50/p95 per stage and mode, rerank vs raw model."""
+    from devrag.eval.latency_bench import run_bench
+    from devrag.server.cli import _load, _load_embedder, opened_index, reranker_for
+    from devrag.server.render import progress
+
+    try:
+        queries = load_queries(golden, max_queries)
+    except ValueError as exc:
+        raise click.ClickException(str(exc)) from exc
+    settings = obj.settings()
+    embedder = _load_embedder(settings)
+    needs_reranker = "hybrid+rerank" in modes or bool(candidates)
+    reranker = _load(lambda: reranker_for(settings)) if needs_reranker else None
+    with opened_index(settings, embedder) as index, progress("Timing queries", as_json) as bar:
+        index.check_compatible()
+        if index.count() == 0:
+            raise click.ClickException(
+                f"The index at {settings.store_location} is empty; run `devrag ingest`."
+            )
+        report = run_bench(
+            index,
+            embedder,
+            reranker,
+            queries,
+            modes,
+            candidates,
+            repeats,
+            k,
+            sweep_repeats=sweep_repeats,
+            progress=bar,
+        )
+    if as_json:
+        click.echo(json.dumps(report.model_dump(mode="json"), indent=2))
+    else:
+        render(report, title=f"{settings.store_location}: {report.chunks} chunks")

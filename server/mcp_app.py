@@ -1,0 +1,172 @@
+"""The MCP layer: a server whose typed lifespan owns the index and models, and three thin tools."""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from typing import Annotated, Any
+
+import anyio.to_thread
+from mcp.server.context import CallNext, HandlerResult, ServerRequestContext
+from mcp.server.mcpserver import Context, MCPServer
+from mcp.server.mcpserver.exceptions import ToolError
+from mcp_types import CallToolResult, TextContent, ToolAnnotations
+from pydantic import BaseModel, Field
+
+from devrag.retrieval.errors import DevragError
+from devrag.retrieval.models import SentenceTransformerEmbedder
+from devrag.retrieval.rerank import CrossEncoderReranker
+from devrag.retrieval.schema import DocType
+from devrag.server import tools
+from devrag.server.outputs import DocumentPage, SearchOutput, SourcesOutput
+from devrag.server.settings import Settings
+from devrag.server.state import App, Models
+from devrag.server.watch import RefWatcher
+
+INSTRUCTIONS = (
+    "devrag searches the team's runbooks, postmortems, deployment guides and ops code, as committed "
+    "in Git. Use `search` first with the exact strings you have (alert name, error message, service "
+    "or command name), then `get_document` to read a cited file or section in full. Every passage "
+    "cites repo, path, lines and commit; `freshness` says whether the repository has moved on since."
+)
+_READ_ONLY = ToolAnnotations(read_only_hint=True, destructive_hint=False, open_world_hint=False)
+# Loading models competes with the handshake for the interpreter: start after it, or after this long.
+_MODELS_START_S = 3.0
+_HANDSHAKE = frozenset({"initialize", "notifications/initialized", "server/discover"})
+
+
+def default_models(settings: Settings) -> Models:
+    return Models(
+        lambda: SentenceTransformerEmbedder(settings.embed_model, settings.device),
+        lambda: CrossEncoderReranker(settings.rerank_model, settings.device),
+    )
+
+
+def create_server(settings: Settings, models: Models | None = None, watch: bool = False) -> MCPServer[App]:
+    """The devrag MCP server; models load in the background once it starts, so it answers at once."""
+
+    @asynccontextmanager
+    async def lifespan(_server: MCPServer[App]) -> AsyncIterator[App]:
+        app = App(settings, models or default_models(settings), watching=watch)
+        app.models.start_later(_MODELS_START_S)
+        await anyio.to_thread.run_sync(app.open)
+        watcher = RefWatcher(app) if watch else None
+        if watcher is not None:
+            watcher.start()
+        try:
+            yield app
+        finally:
+            if watcher is not None:
+                await anyio.to_thread.run_sync(watcher.stop)
+            app.models.cancel()
+            await anyio.to_thread.run_sync(app.close)
+
+    server: MCPServer[App] = MCPServer("devrag", instructions=INSTRUCTIONS, lifespan=lifespan)
+    server.middleware.append(_load_models_after_handshake)
+    for fn in (search, get_document, list_sources):
+        server.add_tool(fn, description=inspect.cleandoc(fn.__doc__ or ""), annotations=_READ_ONLY)
+    return server
+
+
+async def _load_models_after_handshake(
+    ctx: ServerRequestContext[App, Any], call_next: CallNext
+) -> HandlerResult:
+    """Start loading the models once the client has connected and asked for something."""
+    result = await call_next(ctx)
+    if ctx.method not in _HANDSHAKE:
+        ctx.lifespan_context.models.start()
+    return result
+
+
+def _answer(call: Callable[[], tools.Answer[Any]]) -> CallToolResult:
+    """A tool result carrying both renderings; library errors become tool errors the model reads."""
+    try:
+        answer = call()
+    except DevragError as exc:
+        raise ToolError(str(exc)) from exc
+    output: BaseModel = answer.output
+    return CallToolResult(
+        content=[TextContent(type="text", text=answer.text)],
+        structured_content=output.model_dump(mode="json"),
+    )
+
+
+def _app(ctx: Context[App, Any]) -> App:
+    return ctx.request_context.lifespan_context
+
+
+def search(
+    query: Annotated[
+        str,
+        Field(
+            description="What to look for. Best: the exact strings you have, verbatim: an alert name "
+            "(KubePodCrashLooping), an error message, a metric, a service or command name. Short "
+            "natural-language questions work too."
+        ),
+    ],
+    ctx: Context[App, Any],
+    k: Annotated[int, Field(ge=1, le=20, description="How many results to return.")] = 5,
+    repo: Annotated[
+        str | None, Field(description="Only this indexed repository (names: list_sources).")
+    ] = None,
+    path: Annotated[
+        str | None,
+        Field(
+            description="Only files whose path matches this glob, e.g. 'runbooks/*' ('*' crosses folders)."
+        ),
+    ] = None,
+    doc_type: Annotated[DocType | None, Field(description="Only this kind of document.")] = None,
+    max_tokens: Annotated[
+        int, Field(ge=200, le=32000, description="Token budget for the whole answer.")
+    ] = 2000,
+) -> Annotated[CallToolResult, SearchOutput]:
+    """Search the indexed runbooks, postmortems, deployment guides and ops code.
+
+    Use this first for any operational question: an alert that fired, an error you see, how to
+    deploy, roll back or fix a service, what happened in a past incident. Good queries carry the
+    exact strings you have, verbatim: the alert name, the error message, the service, metric or
+    command name (`KubePodCrashLooping payments-api`). Results come best first,
+    each with a citation (repo, path, heading path, line range at the indexed commit, score) and
+    the passage text. `freshness` says, per cited repository, the commit it was indexed at and
+    whether its HEAD has moved on since (then the passage may be out of date). The answer fits in
+    max_tokens: lower-ranked passages are cut first (marked, with `tokens_cut`), and `left_out`
+    counts results dropped entirely. Read a whole file or section with get_document.
+    """
+    return _answer(lambda: tools.search_tool(_app(ctx), query, k, repo, path, doc_type, max_tokens))
+
+
+def get_document(
+    repo: Annotated[str, Field(description="Repository name, as in search results.")],
+    path: Annotated[str, Field(description="File path inside the repository, as in search results.")],
+    ctx: Context[App, Any],
+    section: Annotated[
+        str | None,
+        Field(
+            description="Only this section: a heading ('Mitigation') or heading path "
+            "('Disk full > Mitigation'), case-insensitive. Omit for the whole document."
+        ),
+    ] = None,
+    max_tokens: Annotated[int, Field(ge=200, le=32000, description="Token budget for this page.")] = 4000,
+    offset: Annotated[
+        int, Field(ge=0, description="Lines to skip: pass the previous page's next_offset.")
+    ] = 0,
+) -> Annotated[CallToolResult, DocumentPage]:
+    """Read an indexed document, or one section of it, exactly as it was at the indexed commit.
+
+    Use after search, to read the whole runbook or the full section around a cited passage. Long
+    documents come in pages: when `next_offset` is set, call again with offset=next_offset. Line
+    numbers are the file's own at `commit`.
+    """
+    return _answer(lambda: tools.get_document_tool(_app(ctx), repo, path, section, max_tokens, offset))
+
+
+def list_sources(ctx: Context[App, Any]) -> Annotated[CallToolResult, SourcesOutput]:
+    """List the indexed repositories and how current each one is.
+
+    For each: the indexed commit, the current HEAD when the repository is reachable, whether it is
+    behind, file and chunk counts, and chunks per document type (runbook, postmortem, guide, code,
+    other). Also the embedding and rerank models. Use it to learn repository names for search's
+    `repo` filter, or to judge whether answers may be stale.
+    """
+    return _answer(lambda: tools.list_sources_tool(_app(ctx)))

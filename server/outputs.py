@@ -1,0 +1,90 @@
+"""What the MCP tools return: pydantic models, published to clients as each tool's output schema."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, Field
+
+
+class Hit(BaseModel):
+    """One search result: a passage and exactly where it comes from."""
+
+    rank: int = Field(description="1 is the best match.")
+    repo: str = Field(description="Indexed repository name (see list_sources).")
+    path: str = Field(description="File path inside the repository.")
+    headings: list[str] = Field(description="Heading path from the document title down to this passage.")
+    doc_type: str = Field(description="runbook, postmortem, guide, code or other.")
+    commit: str = Field(description="Commit the passage was indexed at; the lines refer to this commit.")
+    start_line: int = Field(description="First line of the passage in the file at `commit` (1-based).")
+    end_line: int = Field(description="Last line of the passage in the file at `commit` (inclusive).")
+    score: float = Field(
+        description="Relevance from the final ranking (higher is better); a document's passages may share it."
+    )
+    text: str = Field(description="The passage, possibly cut to fit max_tokens (see `truncated`).")
+    truncated: bool = Field(description="True when `text` was cut to fit; get_document has the rest.")
+    tokens_cut: int = Field(description="Tokens of the passage left out by the cut (0 when whole).")
+
+
+class Freshness(BaseModel):
+    """How current the index is for one repository cited in an answer."""
+
+    repo: str
+    indexed_commit: str = Field(description="Commit the cited passages of this repository come from.")
+    head: str | None = Field(description="The repository's HEAD now; null when it is not reachable.")
+    behind: bool | None = Field(description="True when HEAD has moved on since indexing; null if unknown.")
+
+
+class SearchOutput(BaseModel):
+    query: str
+    mode: str = Field(description="Retrieval pipeline used, e.g. hybrid+rerank.")
+    results: list[Hit]
+    left_out: int = Field(description="Results found but left out entirely to fit max_tokens.")
+    freshness: list[Freshness] = Field(description="One entry per repository cited in `results`.")
+    notes: list[str] = Field(description="Anything the caller should know about this answer.")
+    tokens: int = Field(description="Tokens in the text rendering of this answer.")
+    max_tokens: int
+
+
+class DocumentPage(BaseModel):
+    """One page of an indexed document, or of one of its sections."""
+
+    repo: str
+    path: str
+    title: str
+    doc_type: str
+    commit: str = Field(description="Commit this text comes from: the one the document was indexed at.")
+    source: str = Field(
+        description="'repository': read from Git at `commit`; 'chunks': reassembled from the index "
+        "because the repository is not reachable from the server."
+    )
+    section: str | None = Field(description="Heading path of the section returned; null: whole document.")
+    start_line: int = Field(description="First file line on this page (1-based).")
+    end_line: int = Field(description="Last file line on this page (inclusive).")
+    total_lines: int = Field(description="Lines in the whole document or section.")
+    text: str
+    offset: int = Field(description="Lines of the document or section before this page.")
+    next_offset: int | None = Field(description="Pass as `offset` to read on; null on the last page.")
+    tokens: int = Field(description="Tokens in the text rendering of this page.")
+    max_tokens: int
+
+
+class Source(BaseModel):
+    """One indexed repository."""
+
+    name: str
+    path: str = Field(description="Where the repository was when it was indexed.")
+    indexed_commit: str | None
+    head: str | None = Field(description="Current HEAD; null when the repository is not reachable.")
+    behind: bool | None = Field(description="True when HEAD has moved on since indexing; null if unknown.")
+    updating: bool = Field(description="True while an ingest of this repository is under way.")
+    files: int
+    chunks: int
+    doc_types: dict[str, int] = Field(description="Chunks per document type.")
+
+
+class SourcesOutput(BaseModel):
+    store: str = Field(description="Index location: a folder, or a Qdrant server URL.")
+    embed_model: str
+    rerank_model: str
+    models: str = Field(description="'ready', 'loading', or why the models failed to load.")
+    watching: bool = Field(description="True when the server re-indexes repositories on new commits.")
+    repos: list[Source]

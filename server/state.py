@@ -1,0 +1,202 @@
+"""What a running server holds: the index, its models (loaded in the background) and one searcher."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+from devrag.retrieval.errors import DevragError, ModelLoadError
+from devrag.retrieval.factory import open_store
+from devrag.retrieval.index import Index
+from devrag.retrieval.models import Embedder
+from devrag.retrieval.rerank import Reranker
+from devrag.retrieval.search import Filters, Mode, Searcher, SearchResponse
+from devrag.retrieval.store import VectorStore
+from devrag.server.settings import Settings
+
+if TYPE_CHECKING:
+    from devrag.retrieval.search import _View
+
+log = logging.getLogger(__name__)
+
+
+class Models:
+    """The embedding model and the reranker, loaded on a thread so the server can answer at once.
+
+    A reranker that fails to load leaves search working without it; an embedder that fails to
+    load fails every call that needs it, with the loader's message.
+    """
+
+    def __init__(
+        self, embedder: Callable[[], Embedder], reranker: Callable[[], Reranker] | None = None
+    ) -> None:
+        self._factories = (embedder, reranker)
+        self._done = threading.Event()
+        self._embedder: Embedder | None = None
+        self._reranker: Reranker | None = None
+        self._error: DevragError | None = None
+        self.rerank_error: str | None = None
+        self._thread: threading.Thread | None = None
+        self._timer: threading.Timer | None = None
+        self._start_lock = threading.Lock()
+
+    @classmethod
+    def loaded(cls, embedder: Embedder, reranker: Reranker | None) -> Models:
+        """Models already in memory (tests, or a caller that shares them)."""
+        models = cls(lambda: embedder, (lambda: reranker) if reranker else None)
+        models._load()
+        return models
+
+    def start(self) -> None:
+        with self._start_lock:
+            if self._thread is None and not self._done.is_set():
+                self._thread = threading.Thread(target=self._load, name="devrag-models", daemon=True)
+                self._thread.start()
+
+    def start_later(self, seconds: float) -> None:
+        """Start loading after `seconds` unless something starts it sooner.
+
+        Importing torch holds the interpreter for seconds; a client's handshake answers first.
+        """
+        self._timer = threading.Timer(seconds, self.start)
+        self._timer.daemon = True
+        self._timer.start()
+
+    def cancel(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+
+    def _load(self) -> None:
+        started = time.perf_counter()
+        make_embedder, make_reranker = self._factories
+        try:
+            self._embedder = make_embedder()
+            if make_reranker is not None:
+                self._reranker = self._load_reranker(make_reranker)
+            log.info("models loaded in %.1f s", time.perf_counter() - started)
+        except DevragError as exc:
+            log.error("%s", exc)
+            self._error = exc
+        except Exception as exc:  # a thread boundary: anything else would leave callers waiting blind
+            log.exception("loading the embedding model failed")
+            self._error = ModelLoadError(f"Loading the embedding model failed: {exc!r}. See the server log.")
+        finally:
+            self._done.set()
+
+    def _load_reranker(self, factory: Callable[[], Reranker]) -> Reranker | None:
+        try:
+            return factory()
+        except DevragError as exc:
+            log.error("%s Searching without reranking.", exc)
+            self.rerank_error = str(exc)
+            return None
+
+    def wait(self) -> tuple[Embedder, Reranker | None]:
+        """The models, once loaded; raises the load failure.
+
+        Raises:
+            ModelLoadError: when the embedding model could not be loaded.
+        """
+        self.start()
+        self._done.wait()
+        if self._error is not None or self._embedder is None:
+            raise self._error or ModelLoadError("The embedding model did not load. See the server log.")
+        return self._embedder, self._reranker
+
+    @property
+    def status(self) -> str:
+        if not self._done.is_set():
+            return "loading"
+        if self._error is not None:
+            return f"failed: {self._error}"
+        return "ready" if self.rerank_error is None else f"ready without reranker: {self.rerank_error}"
+
+
+class SnapshotSearcher(Searcher):
+    """A Searcher whose view changes only between writes, so no search sees half an ingest.
+
+    Writers hold `index.lock` for a whole ingest. Meanwhile searches keep answering from the last
+    whole view: its chunk texts are in memory, and dense hits are kept only when the view has them.
+    """
+
+    def __init__(self, index: Index, embedder: Embedder, reranker: Reranker | None) -> None:
+        super().__init__(index, embedder, reranker)
+        # The models already use every core: concurrent searches would only contend, while
+        # queued ones find the query vector and rerank scores of a repeated query cached.
+        self._one_at_a_time = threading.Lock()
+
+    def search(
+        self, query: str, k: int = 5, mode: Mode = "hybrid+rerank", filters: Filters | None = None
+    ) -> SearchResponse:
+        with self._one_at_a_time:
+            return super().search(query, k, mode, filters)
+
+    def view(self) -> _View:
+        if not self.index.lock.acquire(blocking=self._view is None):
+            assert self._view is not None
+            return self._view
+        try:
+            return super().view()
+        finally:
+            self.index.lock.release()
+
+
+class App:
+    """The lifespan state of one server: opened once, shared by every client and tool call."""
+
+    def __init__(self, settings: Settings, models: Models, watching: bool = False) -> None:
+        self.settings = settings
+        self.models = models
+        self.watching = watching
+        self._index: Index | None = None
+        self._store: VectorStore | None = None
+        self._searcher: SnapshotSearcher | None = None
+        self._lock = threading.Lock()
+
+    def open(self) -> None:
+        """Open the index now, so a busy index is reported at startup; tool calls retry later."""
+        try:
+            self.index()
+        except DevragError as exc:
+            log.error("%s", exc)
+
+    def index(self) -> Index:
+        """The index, opened on first use.
+
+        Raises:
+            IndexBusyError: another process holds the embedded index.
+        """
+        with self._lock:
+            if self._index is None:
+                s = self.settings
+                self._store = open_store(s.index_dir, s.qdrant_url, s.collection, s.qdrant_api_key)
+                self._index = Index(self._store, s.embed_model, 0)
+            return self._index
+
+    def searcher(self) -> SnapshotSearcher:
+        """The searcher, once the models are loaded and known to match the index.
+
+        Raises:
+            ModelLoadError: the embedding model could not be loaded.
+            IndexMismatchError: the index was built with another model or chunker.
+        """
+        index = self.index()
+        embedder, reranker = self.models.wait()
+        with self._lock:
+            if self._searcher is None:
+                index.model, index.dim = embedder.name, embedder.dim
+                index.check_compatible()
+                self._searcher = SnapshotSearcher(index, embedder, reranker)
+            return self._searcher
+
+    def close(self) -> None:
+        with self._lock:
+            if self._searcher is not None:
+                self._searcher.close()
+            if self._store is not None and self._index is not None:
+                with self._index.lock:  # let a running ingest finish first
+                    self._store.close()
+            self._index = self._store = self._searcher = None

@@ -1,0 +1,125 @@
+"""`devrag serve --watch`: re-index a repository in the background when its refs move.
+
+Only the refs are watched (`HEAD`, `refs/`, `packed-refs`), so saving a file does nothing and a
+commit, checkout, merge or pull does. Each update goes through the same verified `ingest()` as
+the CLI; searches meanwhile answer from the last whole view (see `SnapshotSearcher`).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from pathlib import Path
+
+import watchfiles
+
+from devrag.ingest.git_source import GitSource, SourceError
+from devrag.ingest.pipeline import ingest
+from devrag.ingest.status import head_of
+from devrag.retrieval.errors import DevragError
+from devrag.retrieval.index import RepoState
+from devrag.server.state import App
+
+log = logging.getLogger(__name__)
+# Events can be missed (a ref written while an update runs); every so often, compare HEADs anyway.
+_RECHECK_MS = 5000
+
+
+class RefWatcher:
+    """A thread that keeps each indexed repository's chunks at its HEAD."""
+
+    def __init__(self, app: App) -> None:
+        self.app = app
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="devrag-watch", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self, timeout: float = 30.0) -> None:
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join(timeout)
+
+    def _run(self) -> None:
+        try:
+            self._watch()
+        except DevragError as exc:
+            log.error("--watch stopped: %s", exc)
+        except Exception:  # a thread boundary: log, and leave the server answering from its index
+            log.exception("--watch stopped")
+
+    def _watch(self) -> None:
+        repos = _git_dirs(self.app.index().repos())
+        if not repos:
+            log.warning("--watch: no indexed repository is reachable here; nothing to watch")
+            return
+        log.info("watching refs of %s", ", ".join(sorted({s.name for s in repos.values()})))
+        changes_seen = watchfiles.watch(
+            *repos,
+            watch_filter=lambda _change, path: _is_ref(path, repos),
+            debounce=200,
+            stop_event=self._stop,
+            rust_timeout=_RECHECK_MS,
+            yield_on_timeout=True,
+            raise_interrupt=False,
+        )
+        for changes in changes_seen:
+            touched = {repos[d] for _, p in changes for d in repos if _under(p, d)}
+            self._sync(touched if changes else set(repos.values()))
+
+    def _sync(self, states: set[RepoState]) -> None:
+        for state in sorted(states, key=lambda s: s.name):
+            if self._stop.is_set():
+                return
+            self._update(state)
+
+    def _update(self, state: RepoState) -> None:
+        head = head_of(state.path)
+        current = self.app.index().repo_state(state.name)
+        if head is None or (current is not None and current.commit == head and not current.in_progress):
+            return
+        searcher = self.app.searcher()  # the models, and an index bound to them
+        try:
+            summary = ingest(searcher.index, searcher.embedder, Path(state.path), state.name)
+        except DevragError as exc:
+            log.error("re-indexing %s failed: %s", state.name, exc)
+            return
+        log.info(
+            "re-indexed %s at %s: chunks %s (%.2f s)",
+            state.name,
+            summary.commit[:12],
+            summary.chunks,
+            summary.seconds,
+        )
+
+
+def _git_dirs(states: list[RepoState]) -> dict[str, RepoState]:
+    """Each reachable repository's Git folders (a linked worktree has two) -> its state."""
+    out: dict[str, RepoState] = {}
+    for state in states:
+        try:
+            repo = GitSource(Path(state.path)).repo
+        except SourceError:
+            log.warning("--watch: %s is not reachable at %s; not watching it", state.name, state.path)
+            continue
+        for folder in {repo.git_dir, repo.common_dir}:
+            out[os.path.realpath(folder)] = state
+        repo.close()
+    return out
+
+
+def _under(path: str, folder: str) -> bool:
+    return os.path.realpath(path).startswith(folder + os.sep)
+
+
+def _is_ref(path: str, git_dirs: dict[str, RepoState]) -> bool:
+    if path.endswith(".lock"):
+        return False
+    real = os.path.realpath(path)
+    for folder in git_dirs:
+        if _under(real, folder):
+            rel = os.path.relpath(real, folder)
+            return rel in ("HEAD", "packed-refs") or rel.startswith("refs" + os.sep)
+    return False

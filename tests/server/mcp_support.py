@@ -1,0 +1,136 @@
+"""Shared by the MCP tests: a small ops repository, ingestion into a temp index, server processes."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from devrag.ingest.pipeline import ingest
+from devrag.retrieval.edge_store import EdgeStore
+from devrag.retrieval.index import Index
+from devrag.retrieval.models import Embedder
+from tests.support import RUNBOOK, SHARED, GitRepo
+
+RERANKER = SHARED / "models" / "ms-marco-MiniLM-L12-v2-int8dq"
+
+_STAGES = ["Prepare", "Build", "Canary", "Promote", "Verify", "Rollback", "Cleanup", "Notify"]
+
+
+def _guide() -> str:
+    """A long guide: one section per stage, `Verify` long enough to be split with overlap."""
+    parts = ["# Deploying checkout-api", "", "Every release of checkout-api goes through these stages.", ""]
+    for i, stage in enumerate(_STAGES):
+        parts += [f"## {stage}", ""]
+        for j in range(14 if stage == "Verify" else 4):
+            parts += [
+                f"Step {i}.{j}: run `deployctl {stage.lower()} --stage {j}` and watch the checkout-api "
+                f"dashboards for {stage.lower()} errors before going on.",
+                "",
+            ]
+    return "\n".join(parts)
+
+
+OPS_FILES: dict[str, str | bytes | None] = {
+    "runbooks/disk.md": RUNBOOK.format(host="db1"),
+    "runbooks/crashloop.md": "# KubePodCrashLooping\n\n## Symptoms\n\nPods of `payments-api` restart in "
+    "`CrashLoopBackOff`.\n\n## Fix\n\nRead `kubectl logs --previous` and roll back the last deploy.\n",
+    "postmortems/2026-03-checkout-outage.md": "# Checkout outage\n\n## Summary\n\nA bad config push made "
+    "checkout-api return `HTTP 503` for 40 minutes.\n\n## Follow-ups\n\nAdd a canary stage to deploys.\n",
+    "guides/rollback.md": "# Rolling back\n\n## Rollback\n\nRun `helm rollback checkout-api 41` to return "
+    "to the last good release.\n",
+    "guides/deploy-checkout.md": _guide(),
+}
+
+
+@dataclass(frozen=True)
+class Ingested:
+    repo: GitRepo
+    index_dir: Path
+    commit: str
+
+
+def make_ops(
+    root: Path, embedder: Embedder, name: str = "ops", only: tuple[str, ...] | None = None
+) -> Ingested:
+    """The ops repository (or `only` some of its files) under `root`, ingested into `root/index`.
+
+    The index is closed again when this returns.
+    """
+    repo = GitRepo(root / name)
+    files = {p: text for p, text in OPS_FILES.items() if only is None or p in only}
+    commit = repo.commit(files, "ops docs")
+    index_dir = root / "index"
+    ingest_repo(index_dir, repo, embedder, name)
+    return Ingested(repo, index_dir, commit)
+
+
+def ingest_repo(index_dir: Path, repo: GitRepo, embedder: Embedder, name: str = "ops") -> None:
+    store = EdgeStore(index_dir)
+    try:
+        ingest(Index(store, embedder.name, embedder.dim), embedder, repo.path, name)
+    finally:
+        store.close()  # the embedded index admits one process: release it before a server opens it
+
+
+def file_lines(repo: GitRepo, commit: str, path: str) -> list[str]:
+    return repo.git("show", f"{commit}:{path}").split("\n")
+
+
+def server_env(index_dir: Path, **extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DEVRAG_")}
+    env |= {
+        "DEVRAG_INDEX_DIR": str(index_dir),
+        "DEVRAG_RERANK_MODEL": str(RERANKER),
+        "DEVRAG_DEVICE": "cpu",
+        "HF_HUB_OFFLINE": "1",
+        **extra,
+    }
+    return env
+
+
+def serve_args(*args: str) -> list[str]:
+    return ["-m", "devrag.server.cli", "serve", *args]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def start_http(index_dir: Path, port: int, token: str, log: Path, *args: str) -> subprocess.Popen[bytes]:
+    """`devrag serve --transport http` on loopback with a token; returns once it accepts connections."""
+    env = server_env(index_dir, DEVRAG_HTTP_TOKEN=token)
+    with log.open("wb") as err:
+        process = subprocess.Popen(
+            [sys.executable, *serve_args("--transport", "http", "--port", str(port), *args)],
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=err,
+            stderr=err,
+        )
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"server exited {process.returncode}: {log.read_text()}")
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+            return process
+        except OSError:
+            time.sleep(0.1)
+    process.kill()
+    raise RuntimeError(f"server did not listen on {port}: {log.read_text()}")
+
+
+def stop(process: subprocess.Popen[bytes]) -> None:
+    process.terminate()
+    try:
+        process.wait(10)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()

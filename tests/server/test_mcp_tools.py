@@ -1,0 +1,257 @@
+"""The tools through the SDK's in-memory client, with the real embedding model and reranker."""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from mcp import Client
+from mcp_types import CallToolResult, TextContent
+
+from devrag.retrieval.edge_store import EdgeStore
+from devrag.retrieval.errors import ModelLoadError
+from devrag.server.mcp_app import create_server
+from devrag.server.settings import Settings
+from devrag.server.state import Models
+from tests.server.mcp_support import Ingested, file_lines, make_ops
+
+pytestmark = [pytest.mark.anyio, pytest.mark.model]
+
+GUIDE = "guides/deploy-checkout.md"
+
+
+def text_of(result: CallToolResult) -> str:
+    (block,) = result.content
+    assert isinstance(block, TextContent)
+    return block.text
+
+
+@pytest.fixture
+async def client(ops: Ingested, models: Models) -> AsyncIterator[Client]:
+    async with Client(create_server(Settings(index_dir=ops.index_dir), models)) as c:
+        yield c
+
+
+async def call(client: Client, tool: str, **args: Any) -> dict[str, Any]:
+    result = await client.call_tool(tool, args)
+    assert not result.is_error, text_of(result)
+    assert result.structured_content is not None
+    return {**result.structured_content, "_text": text_of(result)}
+
+
+async def test_tools_publish_typed_inputs_and_output_schemas(client):
+    tools = {t.name: t for t in (await client.list_tools()).tools}
+    assert set(tools) == {"search", "get_document", "list_sources"}
+    search = tools["search"].input_schema
+    assert search["required"] == ["query"]
+    assert (search["properties"]["k"]["minimum"], search["properties"]["k"]["maximum"]) == (1, 20)
+    assert search["properties"]["doc_type"]["anyOf"][0]["enum"] == [
+        "runbook",
+        "postmortem",
+        "guide",
+        "code",
+        "other",
+    ]
+    assert tools["get_document"].input_schema["required"] == ["repo", "path"]
+    assert "alert name" in tools["search"].description
+    for tool in tools.values():
+        assert tool.output_schema is not None and tool.annotations.read_only_hint
+
+
+async def test_search_cites_real_lines_at_the_indexed_commit(client, ops):
+    answer = await call(client, "search", query="NodeFilesystemAlmostOutOfSpace", k=3)
+    top = answer["results"][0]
+    assert (top["repo"], top["path"], top["commit"]) == ("ops", "runbooks/disk.md", ops.commit)
+    assert top["headings"] == ["Disk full on db1", "Symptoms"]
+    for hit in answer["results"]:
+        lines = file_lines(ops.repo, hit["commit"], hit["path"])
+        assert "\n".join(lines[hit["start_line"] - 1 : hit["end_line"]]) == hit["text"]
+    assert answer["freshness"] == [
+        {"repo": "ops", "indexed_commit": ops.commit, "head": ops.commit, "behind": False}
+    ]
+    assert (
+        f"ops:runbooks/disk.md#L{top['start_line']}-L{top['end_line']} @ {ops.commit[:12]}" in answer["_text"]
+    )
+    assert "which is its HEAD (up to date)" in answer["_text"]
+
+
+async def test_search_filters_by_repo_path_and_doc_type(client):
+    answer = await call(client, "search", query="checkout-api", k=10, path="guides/*", doc_type="guide")
+    assert answer["results"] and {h["path"][:7] for h in answer["results"]} == {"guides/"}
+    nothing = await call(client, "search", query="checkout-api", path="nowhere/*")
+    assert nothing["results"] == [] and "No indexed path matches path='nowhere/*'" in nothing["_text"]
+
+
+async def test_every_search_answer_fits_max_tokens_and_says_what_it_cut(client, real_embedder):
+    whole = await call(client, "search", query="deployctl verify errors", k=10, max_tokens=32000)
+    assert whole["left_out"] == 0 and not any(h["truncated"] for h in whole["results"])
+    for budget in (200, 230, 260, 300, 350, 400, 500, 650, 800, 1000, 1300, 1600, 2000, 3000):
+        answer = await call(client, "search", query="deployctl verify errors", k=10, max_tokens=budget)
+        text = answer["_text"]
+        assert real_embedder.count_tokens(text) == answer["tokens"] <= budget
+        assert len(answer["results"]) + answer["left_out"] == len(whole["results"]), (
+            "nothing dropped silently"
+        )
+        assert [h["rank"] for h in answer["results"]] == list(range(1, len(answer["results"]) + 1))
+        cut = [h for h in answer["results"] if h["truncated"]]
+        assert text.count("to fit max_tokens (") == len(cut)
+        assert all(h["tokens_cut"] > 0 for h in cut)
+        if answer["left_out"]:
+            assert f"{answer['left_out']} more result" in text
+        if cut:  # lower ranks are cut first: only the last shown result may be cut
+            assert cut == answer["results"][-1:]
+
+
+async def test_get_document_pages_read_the_whole_file_at_its_commit(client, ops, real_embedder):
+    expected = file_lines(ops.repo, ops.commit, GUIDE)
+    for budget in (200, 450, 1000, 4000):
+        read: list[str] = []
+        offset: int | None = 0
+        while offset is not None:
+            page = await call(
+                client, "get_document", repo="ops", path=GUIDE, max_tokens=budget, offset=offset
+            )
+            assert real_embedder.count_tokens(page["_text"]) == page["tokens"] <= budget
+            assert (page["commit"], page["source"], page["start_line"]) == (
+                ops.commit,
+                "repository",
+                offset + 1,
+            )
+            read += page["text"].split("\n")
+            if page["next_offset"] is not None:
+                assert f"offset={page['next_offset']})" in page["_text"]
+            offset = page["next_offset"]
+        assert read == expected
+
+
+async def test_get_document_returns_one_section_by_heading(client, ops):
+    page = await call(client, "get_document", repo="ops", path=GUIDE, section="rollback")
+    lines = file_lines(ops.repo, ops.commit, GUIDE)
+    start = lines.index("## Rollback") + 1
+    assert page["section"] == "Deploying checkout-api > Rollback"
+    assert page["start_line"] == start and page["text"].startswith("## Rollback\n")
+    assert page["text"] == "\n".join(lines[start - 1 : page["end_line"]])
+    assert "## Cleanup" not in page["text"] and page["next_offset"] is None
+
+
+async def test_list_sources_reports_commits_sizes_types_and_models(client, ops):
+    sources = await call(client, "list_sources")
+    (repo,) = sources["repos"]
+    assert (repo["name"], repo["indexed_commit"], repo["head"], repo["behind"]) == (
+        "ops",
+        ops.commit,
+        ops.commit,
+        False,
+    )
+    assert repo["files"] == 5 and repo["chunks"] == sum(repo["doc_types"].values())
+    assert set(repo["doc_types"]) == {"runbook", "postmortem", "guide"}
+    assert sources["embed_model"] == "sentence-transformers/all-MiniLM-L6-v2"
+    assert sources["models"] in ("ready", "loading") and not sources["watching"]
+
+
+@pytest.mark.parametrize(
+    ("tool", "args", "message"),
+    [
+        ("search", {"query": "disk", "repo": "nope"}, "Unknown repository 'nope'. Indexed repositories: ops"),
+        ("search", {"query": "disk", "path": "/runbooks/*"}, "Invalid path glob '/runbooks/*'"),
+        ("search", {"query": "disk", "path": "runbooks/[ab.md"}, "do not pair up"),
+        ("search", {"query": "disk", "path": "*.{md,yaml}"}, "brace alternatives"),
+        ("search", {"query": "disk " * 300}, "The query is too long: 300 tokens"),
+        ("search", {"query": "   "}, "The query is empty"),
+        ("search", {"query": "disk", "k": 0}, "greater than or equal to 1"),
+        ("search", {"query": "disk", "k": 21}, "less than or equal to 20"),
+        ("search", {"query": "disk", "max_tokens": 50}, "greater than or equal to 200"),
+        (
+            "search",
+            {"query": "disk", "doc_type": "wiki"},
+            "'runbook', 'postmortem', 'guide', 'code' or 'other'",
+        ),
+        ("get_document", {"repo": "ops", "path": "runbooks/dsk.md"}, "Close matches: runbooks/disk.md"),
+        ("get_document", {"repo": "ops", "path": GUIDE, "section": "Teardown"}, "Its sections: Deploying"),
+        (
+            "get_document",
+            {"repo": "ops", "path": "runbooks/disk.md", "offset": 99},
+            "offset=99 is past the end",
+        ),
+    ],
+)
+async def test_bad_calls_are_tool_errors_that_say_what_to_do(client, tool, args, message):
+    result = await client.call_tool(tool, args)
+    assert result.is_error
+    assert message in text_of(result) and "Traceback" not in text_of(result)
+
+
+async def test_an_empty_index_says_which_command_fills_it(tmp_path, models):
+    async with Client(create_server(Settings(index_dir=tmp_path / "empty"), models)) as c:
+        result = await c.call_tool("search", {"query": "disk full"})
+        sources = await c.call_tool("list_sources", {})
+    assert result.is_error and "devrag ingest PATH/TO/REPO" in text_of(result)
+    assert "No repositories indexed yet" in text_of(sources)
+
+
+async def test_a_busy_index_is_reported_with_the_ways_to_share_it(ops, models):
+    holder = EdgeStore(ops.index_dir)
+    try:
+        async with Client(create_server(Settings(index_dir=ops.index_dir), models)) as c:
+            result = await c.call_tool("search", {"query": "disk full"})
+    finally:
+        holder.close()
+    assert result.is_error
+    assert "DEVRAG_QDRANT_URL" in text_of(result) and "devrag serve --transport http" in text_of(result)
+
+
+async def test_search_says_when_the_repository_has_moved_on(tmp_path, models, real_embedder):
+    mine = make_ops(tmp_path, real_embedder, only=("runbooks/disk.md",))
+    head = mine.repo.commit({"runbooks/new.md": "# New\n\nnot indexed yet\n"})
+    async with Client(create_server(Settings(index_dir=mine.index_dir), models)) as c:
+        answer = await call(c, "search", query="NodeFilesystemAlmostOutOfSpace", k=1)
+        sources = await call(c, "list_sources")
+    assert answer["freshness"] == [
+        {"repo": "ops", "indexed_commit": mine.commit, "head": head, "behind": True}
+    ]
+    assert f"HEAD has moved on to {head[:12]}" in answer["_text"]
+    assert sources["repos"][0]["behind"] is True
+
+
+async def test_get_document_rebuilds_the_file_from_chunks_when_the_repository_is_gone(
+    tmp_path, models, real_embedder
+):
+    mine = make_ops(tmp_path, real_embedder, only=("runbooks/disk.md", GUIDE))
+    expected = file_lines(mine.repo, mine.commit, GUIDE)
+    shutil.move(mine.repo.path, Path(tmp_path) / "moved")
+    async with Client(create_server(Settings(index_dir=mine.index_dir), models)) as c:
+        page = await call(c, "get_document", repo="ops", path=GUIDE, max_tokens=32000)
+        answer = await call(c, "search", query="disk full", k=1)
+    assert page["source"] == "chunks" and page["commit"] == mine.commit
+    assert page["text"].split("\n") == expected, "overlapping pieces appear once, in line order"
+    assert "the repository is not reachable" in page["_text"]
+    assert answer["freshness"][0]["behind"] is None and "HEAD is unknown" in answer["_text"]
+
+
+def _fails(message: str) -> Any:
+    def load() -> Any:
+        raise ModelLoadError(message)
+
+    return load
+
+
+async def test_a_reranker_that_cannot_load_leaves_search_working_and_says_so(ops, real_embedder):
+    models = Models(lambda: real_embedder, _fails("Could not load the reranker 'x'. Set DEVRAG_RERANK_MODEL"))
+    async with Client(create_server(Settings(index_dir=ops.index_dir), models)) as c:
+        answer = await call(c, "search", query="NodeFilesystemAlmostOutOfSpace", k=1)
+        sources = await call(c, "list_sources")
+    assert answer["mode"] == "hybrid" and answer["results"][0]["path"] == "runbooks/disk.md"
+    assert "not reranked" in answer["_text"]
+    assert sources["models"].startswith("ready without reranker: Could not load the reranker 'x'")
+
+
+async def test_an_embedding_model_that_cannot_load_is_a_tool_error_naming_the_fix(ops):
+    models = Models(_fails("Could not load the embedding model 'nope'. Set DEVRAG_EMBED_MODEL"))
+    async with Client(create_server(Settings(index_dir=ops.index_dir), models)) as c:
+        result = await c.call_tool("search", {"query": "disk full"})
+        sources = await call(c, "list_sources")
+    assert result.is_error and "Set DEVRAG_EMBED_MODEL" in text_of(result)
+    assert sources["models"].startswith("failed: Could not load the embedding model 'nope'")
