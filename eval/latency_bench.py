@@ -428,6 +428,9 @@ def _environment(
         "cpus": os.cpu_count(),
         "load_avg_before": [round(x, 2) for x in load_before],
         "load_avg_after": [round(x, 2) for x in os.getloadavg()],
+        # libgomp's threads spin while they wait (ACTIVE, the default): on a busy machine that stalls
+        # every torch call with 2+ threads; these decide how the model calls behave.
+        "omp": {k: os.environ.get(k) for k in ("OMP_NUM_THREADS", "OMP_WAIT_POLICY", "GOMP_SPINCOUNT")},
     }
     shard = getattr(index.store, "shard", None)  # the embedded engine: is the vector index built?
     if shard is not None:
@@ -528,7 +531,8 @@ def _targets(report: LatencyReport) -> Table:
     table.add_row(
         "load average (1 min) before / after",
         f"{env.get('load_avg_before', ['?'])[0]} / {env.get('load_avg_after', ['?'])[0]} "
-        f"on {env.get('cpus')} CPUs, {env.get('torch_threads')} torch threads",
+        f"on {env.get('cpus')} CPUs, {env.get('torch_threads')} torch threads, "
+        f"OMP_WAIT_POLICY={(env.get('omp') or {}).get('OMP_WAIT_POLICY') or 'unset'}",
         "",
     )
     table.add_row(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Iterator, Sequence
 from typing import Any
 
@@ -126,8 +127,6 @@ class QdrantStore:
         return int(self.client.count(self.collection, count_filter=_client_filter(flt), exact=True).count)
 
     def _meta_id(self, key: str) -> str:
-        import uuid
-
         return str(uuid.uuid5(uuid.NAMESPACE_URL, f"devrag-meta:{key}"))
 
     def get_meta(self, key: str) -> dict[str, Any] | None:
