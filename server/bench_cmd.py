@@ -16,7 +16,7 @@ from devrag.eval.latency_bench import (
     parse_list,
     render,
 )
-from devrag.retrieval.search import MODES
+from devrag.retrieval.search import MODES, Filters
 
 if TYPE_CHECKING:
     from devrag.server.cli import Context
@@ -69,6 +69,9 @@ def _counts(ctx: click.Context, param: click.Parameter, value: str) -> list[int]
     help="Passes of the candidate sweep.",
 )
 @click.option("-k", "k", type=click.IntRange(1, 100), default=5, show_default=True, help="Results per query.")
+@click.option("--repo", help="Time searches filtered to this indexed repository.")
+@click.option("--path", "path_glob", help="Time searches filtered to paths matching this glob.")
+@click.option("--type", "doc_type", help="Time searches filtered to this document type.")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as one JSON object.")
 @click.pass_obj
 def bench_cmd(
@@ -80,6 +83,9 @@ def bench_cmd(
     repeats: int,
     sweep_repeats: int,
     k: int,
+    repo: str | None,
+    path_glob: str | None,
+    doc_type: str | None,
     as_json: bool,
 ) -> None:
     """Time searches on the configured index: p50/p95 per stage and mode, rerank vs raw model."""
@@ -112,6 +118,7 @@ def bench_cmd(
             k,
             sweep_repeats=sweep_repeats,
             progress=bar,
+            filters=Filters(repo=repo, path=path_glob, doc_type=doc_type),
         )
     if as_json:
         click.echo(json.dumps(report.model_dump(mode="json"), indent=2))

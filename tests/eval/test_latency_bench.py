@@ -13,6 +13,7 @@ from click.testing import CliRunner
 from devrag.eval.latency_bench import STAGES, load_queries, render, run_bench
 from devrag.ingest.pipeline import ingest
 from devrag.retrieval.rerank import CrossEncoderReranker
+from devrag.retrieval.search import Filters
 from devrag.server import cli as cli_module
 from devrag.server.cli import main
 from tests.support import RUNBOOK, HashEmbedder
@@ -148,4 +149,22 @@ def test_cli_human_output_and_errors(cli):
     run("ingest", str(repo.path))
     out = run("bench", "--repeats", "1", "--max-queries", "3", "--modes", "hybrid", "--candidates", "")
     assert "hybrid" in out and "targets" in out and "p50 / p95" in out
+    assert "filters doc_type=runbook" in run(
+        "bench", "--repeats", "1", "--modes", "bm25", "--candidates", "", "--type", "runbook"
+    )
     assert "unknown modes" in run("bench", "--modes", "vanilla", code=2)
+
+
+def test_filters_apply_to_every_timed_search(tiny_index, embedder):
+    report = run_bench(
+        tiny_index,
+        embedder,
+        None,
+        QUERIES,
+        ["bm25", "hybrid"],
+        [],
+        repeats=1,
+        filters=Filters(path="runbooks/*"),
+    )
+    assert report.filters == {"path": "runbooks/*"} and set(report.modes) == {"bm25", "hybrid"}
+    assert run_bench(tiny_index, embedder, None, QUERIES, ["bm25"], [], repeats=1).filters == {}
