@@ -25,6 +25,8 @@ class CrossEncoderReranker:
     """A sentence-transformers CrossEncoder; passages are cut to `max_length` word pieces.
 
     Batch size 8 beats 32 on CPU: a batch is padded to its longest pair, so small batches waste less.
+    On CPU the Linear layers run as dynamic int8 (`quantize`): about twice as fast, with the same
+    retrieval quality on our evaluation sets (README, "Search latency").
     Scores are cached by (query, passage), so a repeated query costs nothing.
     """
 
@@ -35,19 +37,24 @@ class CrossEncoderReranker:
         max_length: int = 256,
         batch_size: int = 8,
         cache_size: int = 4096,
+        quantize: bool = True,
     ) -> None:
         from sentence_transformers import CrossEncoder
 
         self.name = name
         self.batch_size = batch_size
+        self.device = resolve_device(device)
         quiet_model_loading()
         try:
-            self.model: Any = CrossEncoder(name, device=resolve_device(device), max_length=max_length)
+            self.model: Any = CrossEncoder(name, device=self.device, max_length=max_length)
         except Exception as exc:  # any load failure is a configuration problem for the user
             raise ModelLoadError(
                 f"Could not load the reranker {name!r}: {exc}. Set DEVRAG_RERANK_MODEL to a "
                 "CrossEncoder model name or local folder, or search with --no-rerank."
             ) from exc
+        self.quantized = quantize and self.device == "cpu"
+        if self.quantized:
+            _quantize_linear_layers(self.model)
         self._cache: OrderedDict[tuple[str, str], float] = OrderedDict()
         self._cache_size = cache_size
 
@@ -71,3 +78,10 @@ class CrossEncoderReranker:
         self._cache.move_to_end(key)
         while len(self._cache) > self._cache_size:
             self._cache.popitem(last=False)
+
+
+def _quantize_linear_layers(model: Any) -> None:
+    """Dynamic int8 quantization: weights stored as int8, activations quantized per batch on the fly."""
+    import torch
+
+    torch.ao.quantization.quantize_dynamic(model, {torch.nn.Linear}, dtype=torch.qint8, inplace=True)

@@ -21,13 +21,13 @@ from devrag.ingest.status import index_status
 from devrag.retrieval.errors import DevragError
 from devrag.retrieval.factory import open_store
 from devrag.retrieval.index import Index
-from devrag.retrieval.models import Embedder, SentenceTransformerEmbedder
-from devrag.retrieval.rerank import CrossEncoderReranker, Reranker
+from devrag.retrieval.models import Embedder
+from devrag.retrieval.rerank import Reranker
 from devrag.retrieval.search import MODES, Filters, Searcher
 from devrag.server import render
 from devrag.server.bench_cmd import bench_cmd
 from devrag.server.serve import serve_cmd
-from devrag.server.settings import Settings
+from devrag.server.settings import Settings, embedder_for, reranker_for
 
 T = TypeVar("T")
 
@@ -40,14 +40,6 @@ class Context:
 
     def settings(self, **more: Any) -> Settings:
         return Settings(**self.overrides, **{k: v for k, v in more.items() if v is not None})
-
-
-def embedder_for(settings: Settings) -> Embedder:
-    return SentenceTransformerEmbedder(settings.embed_model, settings.device)
-
-
-def reranker_for(settings: Settings) -> Reranker:
-    return CrossEncoderReranker(settings.rerank_model, settings.device)
 
 
 @contextmanager

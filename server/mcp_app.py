@@ -15,12 +15,10 @@ from mcp_types import CallToolResult, TextContent, ToolAnnotations
 from pydantic import BaseModel, Field
 
 from devrag.retrieval.errors import DevragError
-from devrag.retrieval.models import SentenceTransformerEmbedder
-from devrag.retrieval.rerank import CrossEncoderReranker
 from devrag.retrieval.schema import DocType
 from devrag.server import tools
 from devrag.server.outputs import DocumentPage, SearchOutput, SourcesOutput
-from devrag.server.settings import Settings
+from devrag.server.settings import Settings, embedder_for, reranker_for
 from devrag.server.state import App, Models
 from devrag.server.watch import RefWatcher
 
@@ -38,8 +36,8 @@ _HANDSHAKE = frozenset({"initialize", "notifications/initialized", "server/disco
 
 def default_models(settings: Settings) -> Models:
     return Models(
-        lambda: SentenceTransformerEmbedder(settings.embed_model, settings.device),
-        lambda: CrossEncoderReranker(settings.rerank_model, settings.device),
+        lambda: embedder_for(settings),
+        lambda: reranker_for(settings),
     )
 
 

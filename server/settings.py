@@ -7,8 +7,8 @@ from pathlib import Path
 from pydantic import Field, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from devrag.retrieval.models import DEFAULT_EMBED_MODEL
-from devrag.retrieval.rerank import DEFAULT_RERANK_MODEL
+from devrag.retrieval.models import DEFAULT_EMBED_MODEL, Embedder, SentenceTransformerEmbedder
+from devrag.retrieval.rerank import DEFAULT_RERANK_MODEL, CrossEncoderReranker, Reranker
 
 
 def _default_index_dir() -> Path:
@@ -27,6 +27,7 @@ class Settings(BaseSettings):
     embed_model: str = DEFAULT_EMBED_MODEL
     rerank_model: str = DEFAULT_RERANK_MODEL
     device: str = "auto"
+    rerank_quantize: bool = True  # dynamic int8 on CPU: about twice as fast, same measured quality
     max_file_bytes: int = Field(default=1_000_000, gt=0)
 
     @field_validator("embed_model", "rerank_model", "qdrant_url", mode="before")
@@ -40,3 +41,11 @@ class Settings(BaseSettings):
     @property
     def store_location(self) -> str:
         return self.qdrant_url or str(self.index_dir)
+
+
+def embedder_for(settings: Settings) -> Embedder:
+    return SentenceTransformerEmbedder(settings.embed_model, settings.device)
+
+
+def reranker_for(settings: Settings) -> Reranker:
+    return CrossEncoderReranker(settings.rerank_model, settings.device, quantize=settings.rerank_quantize)
