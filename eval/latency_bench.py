@@ -29,7 +29,6 @@ from __future__ import annotations
 import argparse
 import math
 import os
-import shutil
 import statistics
 import sys
 import tempfile
@@ -39,22 +38,19 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-from pydantic import BaseModel
 from rich.console import Console
-from rich.table import Table
 
+from devrag.eval.bench_index import build_index
+from devrag.eval.latency_report import STAGES, LatencyReport, RerankSample, percentiles, ratio, render
 from devrag.retrieval.index import Index
 from devrag.retrieval.models import Embedder
 from devrag.retrieval.rerank import Reranker
 from devrag.retrieval.search import MODES, Filters, SearchConfig, Searcher
 
-STAGES: tuple[str, ...] = ("embed", "dense", "bm25", "fusion", "rerank", "total")
 DEFAULT_MODE = "hybrid+rerank"
 DEFAULT_CANDIDATES: tuple[int, ...] = (10, 20, 30, 50)
 DEFAULT_REPEATS = 3
 DEFAULT_SWEEP_REPEATS = 1  # the sweep scores 110 pairs per query: one pass is most of a run's time
-TARGETS = {"hybrid_p95_ms": 50.0, "hybrid_rerank_p95_ms": 1000.0, "rerank_over_raw": 1.15}
 
 # What on-call engineers type: alert names, symptoms, and how-do-I questions, across the three
 # shared corpora (prometheus-operator, OpenShift, GitLab) and beyond them.
@@ -97,52 +93,6 @@ WARMUP_QUERIES: tuple[str, ...] = (
     "alert for too many restarts of a pod",
     "how to rotate the etcd encryption key",
 )
-
-
-class Percentiles(BaseModel):
-    p50_ms: float
-    p95_ms: float
-
-
-class RerankSample(BaseModel):
-    """The rerank stage and the raw model on the same pairs, for one query."""
-
-    stage_ms: float
-    raw_ms: float
-    pairs: int
-
-
-class LatencyReport(BaseModel):
-    """What `devrag bench --json` prints; the first five keys are the stable summary."""
-
-    chunks: int
-    stages: dict[str, Percentiles]  # of `default_mode`
-    raw_rerank: Percentiles | None
-    modes: dict[str, dict[str, Percentiles]]
-    rerank_by_candidates: dict[str, Percentiles]
-    raw_rerank_by_candidates: dict[str, Percentiles]
-    pairs_by_candidates: dict[str, float]  # mean pairs actually scored per query
-    rerank_over_raw: dict[str, float]  # p50 ratio, p95 ratio, median of per-query ratios
-    default_mode: str
-    queries: int
-    repeats: int
-    sweep_repeats: int
-    k: int
-    filters: dict[str, str]  # applied to every timed search (none by default)
-    rerank_candidates: int
-    rerank_pairs_mean: float | None
-    view_build_ms: float
-    view_rebuilt_during_timing: bool
-    seconds: float
-    environment: dict[str, Any]
-
-
-def percentiles(values: Sequence[float]) -> Percentiles:
-    """p50 and p95 with linear interpolation (numpy's default)."""
-    if not values:
-        return Percentiles(p50_ms=math.nan, p95_ms=math.nan)
-    p50, p95 = np.percentile(np.asarray(values, dtype=float), [50, 95])
-    return Percentiles(p50_ms=round(float(p50), 3), p95_ms=round(float(p95), 3))
 
 
 def unique_queries(texts: Sequence[str]) -> list[str]:
@@ -359,10 +309,6 @@ def _rotated(modes: Sequence[str], shift: int) -> list[str]:
     return [*modes[shift:], *modes[:shift]]
 
 
-def _ratio(a: float, b: float) -> float:
-    return round(a / b, 3) if b and not math.isnan(a) and not math.isnan(b) else math.nan
-
-
 def _report(
     chunks: int,
     stage_samples: dict[str, list[dict[str, float]]],
@@ -396,8 +342,8 @@ def _report(
     ratios = {}
     if raw_stats is not None:
         ratios = {
-            "p50": _ratio(stage_stats.p50_ms, raw_stats.p50_ms),
-            "p95": _ratio(stage_stats.p95_ms, raw_stats.p95_ms),
+            "p50": ratio(stage_stats.p50_ms, raw_stats.p50_ms),
+            "p95": ratio(stage_stats.p95_ms, raw_stats.p95_ms),
             "median_per_query": round(statistics.median(paired), 3) if paired else math.nan,
         }
     return LatencyReport(
@@ -455,165 +401,6 @@ def _environment(
     except ImportError:  # pragma: no cover - torch is a dependency
         pass
     return env
-
-
-# --- human output -------------------------------------------------------------------------------
-
-
-def _cell(p: Percentiles | None) -> str:
-    if p is None or math.isnan(p.p50_ms):
-        return "-"
-    return f"{p.p50_ms:.1f} / {p.p95_ms:.1f}"
-
-
-def _verdict(ok: bool) -> str:
-    return "[green]met[/green]" if ok else "[red]missed[/red]"
-
-
-def tables(report: LatencyReport, title: str | None = None) -> list[Table]:
-    """The report as rich tables: stages per mode, rerank per candidate count, targets."""
-    head = title or f"search latency: {report.chunks} chunks"
-    where = ", filters " + " ".join(f"{k}={v}" for k, v in report.filters.items()) if report.filters else ""
-    stages = Table(
-        "mode",
-        *STAGES,
-        title=f"{head}, {report.queries} queries x {report.repeats}, k={report.k}{where} (p50 / p95 ms)",
-    )
-    for mode, values in report.modes.items():
-        stages.add_row(mode, *[_cell(values.get(s)) for s in STAGES])
-    if report.raw_rerank is not None:
-        stages.add_row(
-            f"raw predict, same pairs ({report.rerank_pairs_mean} pairs/query)",
-            *["" for _ in STAGES[:4]],
-            _cell(report.raw_rerank),
-            "",
-            style="dim",
-        )
-    out = [stages]
-    if report.rerank_by_candidates:
-        sweep = Table(
-            "candidates",
-            "pairs scored",
-            "rerank stage",
-            "raw predict",
-            "stage / raw (p50)",
-            title=f"rerank time by candidate count, {report.queries} queries x {report.sweep_repeats}"
-            " (p50 / p95 ms)",
-        )
-        for count, stat in report.rerank_by_candidates.items():
-            raw = report.raw_rerank_by_candidates.get(count)
-            sweep.add_row(
-                count,
-                f"{report.pairs_by_candidates.get(count, 0):.1f}",
-                _cell(stat),
-                _cell(raw),
-                f"{_ratio(stat.p50_ms, raw.p50_ms):.3f}" if raw else "-",
-            )
-        out.append(sweep)
-    out.append(_targets(report))
-    return out
-
-
-def _targets(report: LatencyReport) -> Table:
-    table = Table("target", "measured", "verdict", title="targets")
-    hybrid = report.modes.get("hybrid", {}).get("total")
-    if hybrid is not None:
-        limit = TARGETS["hybrid_p95_ms"]
-        table.add_row(
-            f"hybrid p95 <= {limit:.0f} ms", f"{hybrid.p95_ms:.1f} ms", _verdict(hybrid.p95_ms <= limit)
-        )
-    reranked = report.modes.get("hybrid+rerank", {}).get("total")
-    if reranked is not None:
-        limit = TARGETS["hybrid_rerank_p95_ms"]
-        pairs = report.rerank_pairs_mean or 0.0
-        few = (
-            f"; only {pairs} distinct passages per query of {report.rerank_candidates} candidates "
-            "(identical texts are scored once): not representative"
-            if pairs < 0.9 * report.rerank_candidates
-            else ""
-        )
-        table.add_row(
-            f"hybrid+rerank p95 <= {limit:.0f} ms",
-            f"{reranked.p95_ms:.1f} ms{few}",
-            _verdict(reranked.p95_ms <= limit),
-        )
-    ratio = report.rerank_over_raw.get("p50")
-    if ratio is not None and not math.isnan(ratio):
-        limit = TARGETS["rerank_over_raw"]
-        per_query = report.rerank_over_raw.get("median_per_query", math.nan)
-        table.add_row(
-            f"rerank stage / raw predict <= {limit}",
-            f"{ratio:.3f} (p50s), {per_query:.3f} (median per query), "
-            f"{report.rerank_over_raw.get('p95', math.nan):.3f} (p95s)",
-            _verdict(ratio <= limit),
-        )
-    env = report.environment
-    table.add_row(
-        "load average (1 min) before / after",
-        f"{env.get('load_avg_before', ['?'])[0]} / {env.get('load_avg_after', ['?'])[0]} "
-        f"on {env.get('cpus')} CPUs, {env.get('torch_threads')} torch threads, "
-        f"OMP_WAIT_POLICY={(env.get('omp') or {}).get('OMP_WAIT_POLICY') or 'unset'}",
-        "",
-    )
-    table.add_row(
-        "BM25 view build (before timing)",
-        f"{report.view_build_ms:.0f} ms; rebuilt during timing: {report.view_rebuilt_during_timing}",
-        _verdict(not report.view_rebuilt_during_timing),
-    )
-    return table
-
-
-def render(report: LatencyReport, console: Console | None = None, title: str | None = None) -> None:
-    if console is None:
-        console = Console(highlight=False)
-        if not console.is_terminal:  # rich assumes 80 columns when piped; the tables need more
-            console.width = 150
-    for table in tables(report, title):
-        console.print(table)
-
-
-# --- the script: a fresh index of a corpus folder, optionally replicated ------------------------
-
-
-class BuiltIndex(BaseModel):
-    files: int
-    copies: int
-    chunks: dict[str, int]
-    ingest_seconds: float
-
-
-def replicate(corpus: Path, dest: Path, copies: int) -> Path:
-    """`corpus` as it is (copies <= 1), or `copies` copies of it under `copy-01/`, `copy-02/`, ..."""
-    if copies <= 1:
-        return corpus
-    if dest.exists():
-        shutil.rmtree(dest)
-    for n in range(1, copies + 1):
-        shutil.copytree(corpus, dest / f"copy-{n:02d}", ignore=shutil.ignore_patterns(".git"))
-    return dest
-
-
-def build_index(corpus: Path, workdir: Path, embedder: Embedder, copies: int) -> tuple[Index, BuiltIndex]:
-    """Snapshot (replicated) `corpus` to Git under `workdir` and ingest it with the real embedder.
-
-    A second run on the same `workdir` and `copies` reuses the index (a no-op re-ingest).
-    """
-    from devrag.eval.harness import git_snapshot
-    from devrag.ingest.pipeline import ingest
-    from devrag.retrieval.edge_store import EdgeStore
-
-    repo = workdir / f"repo-x{copies}"
-    if not (repo / ".git").exists():
-        source = replicate(corpus, workdir / f"staging-x{copies}", copies)
-        git_snapshot(source, repo)
-        if source != corpus:
-            shutil.rmtree(source)
-    files = sum(1 for p in repo.rglob("*") if p.is_file() and ".git" not in p.parts)
-    index = Index(EdgeStore(workdir / f"index-x{copies}"), embedder.name, embedder.dim)
-    summary = ingest(index, embedder, repo, "bench")
-    return index, BuiltIndex(
-        files=files, copies=copies, chunks=summary.chunks, ingest_seconds=summary.seconds
-    )
 
 
 def _parser() -> argparse.ArgumentParser:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import warnings
 from collections import OrderedDict
 from collections.abc import Sequence
 from typing import Any, Protocol
@@ -52,9 +53,7 @@ class CrossEncoderReranker:
                 f"Could not load the reranker {name!r}: {exc}. Set DEVRAG_RERANK_MODEL to a "
                 "CrossEncoder model name or local folder, or search with --no-rerank."
             ) from exc
-        self.quantized = quantize and self.device == "cpu"
-        if self.quantized:
-            _quantize_linear_layers(self.model)
+        self.quantized = quantize and self.device == "cpu" and _quantize_linear_layers(self.model)
         self._cache: OrderedDict[tuple[str, str], float] = OrderedDict()
         self._cache_size = cache_size
 
@@ -80,8 +79,20 @@ class CrossEncoderReranker:
             self._cache.popitem(last=False)
 
 
-def _quantize_linear_layers(model: Any) -> None:
-    """Dynamic int8 quantization: weights stored as int8, activations quantized per batch on the fly."""
+def _quantize_linear_layers(model: Any) -> bool:
+    """Dynamic int8 quantization: weights stored as int8, activations quantized per batch on the fly.
+
+    torch marks `torch.ao.quantization` deprecated in favour of torchao, whose int8 path has no fast
+    CPU kernel without torch.compile (measured: no faster than float32). The pinned torch still ships
+    it; a torch without it runs the reranker in float32, with a warning.
+    """
     import torch
 
-    torch.ao.quantization.quantize_dynamic(model, {torch.nn.Linear}, dtype=torch.qint8, inplace=True)
+    ao_quantization = getattr(getattr(torch, "ao", None), "quantization", None)
+    if not hasattr(ao_quantization, "quantize_dynamic"):
+        log.warning("This torch has no dynamic int8 quantization; the reranker runs in float32.")
+        return False
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", (DeprecationWarning, UserWarning))
+        ao_quantization.quantize_dynamic(model, {torch.nn.Linear}, dtype=torch.qint8, inplace=True)
+    return True

@@ -22,7 +22,6 @@ from devrag.retrieval.errors import DevragError
 from devrag.retrieval.factory import open_store
 from devrag.retrieval.index import Index
 from devrag.retrieval.models import Embedder
-from devrag.retrieval.rerank import Reranker
 from devrag.retrieval.search import MODES, Filters, Searcher
 from devrag.server import render
 from devrag.server.bench_cmd import bench_cmd

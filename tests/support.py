@@ -17,6 +17,7 @@ from devrag.retrieval.store import PointFilter
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("DEVRAG_SHARED_DIR") or REPO_ROOT.parent / "shared")
+RERANKER = SHARED / "models" / "ms-marco-MiniLM-L12-v2-int8dq"  # real MS MARCO cross-encoder weights
 SAMPLE = REPO_ROOT / "corpus-sample"
 
 

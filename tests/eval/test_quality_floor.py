@@ -16,11 +16,10 @@ from devrag.retrieval.index import Index
 from devrag.retrieval.models import SentenceTransformerEmbedder
 from devrag.retrieval.rerank import CrossEncoderReranker
 from devrag.retrieval.search import Searcher
-from tests.support import SHARED
+from tests.support import RERANKER, SHARED
 
 CORPUS = SHARED / "data" / "runbooks-corpus" / "prometheus-operator"
 GOLDEN = SHARED / "data" / "golden" / "alerts-to-runbooks.jsonl"
-RERANKER = SHARED / "models" / "ms-marco-MiniLM-L12-v2-int8dq"
 SLICE = 80  # every other query of the first 160: both summaries and descriptions, many alert groups
 # Measured on this slice when recorded: hybrid 0.903, hybrid+rerank 0.900 (vanilla is only kept
 # from breaking). Floors leave room for numeric noise across machines, not for regressions.

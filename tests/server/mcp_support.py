@@ -14,9 +14,7 @@ from devrag.ingest.pipeline import ingest
 from devrag.retrieval.edge_store import EdgeStore
 from devrag.retrieval.index import Index
 from devrag.retrieval.models import Embedder
-from tests.support import RUNBOOK, SHARED, GitRepo
-
-RERANKER = SHARED / "models" / "ms-marco-MiniLM-L12-v2-int8dq"
+from tests.support import RERANKER, RUNBOOK, GitRepo
 
 _STAGES = ["Prepare", "Build", "Canary", "Promote", "Verify", "Rollback", "Cleanup", "Notify"]
 

@@ -9,9 +9,8 @@ from click.testing import CliRunner
 
 from devrag.retrieval.store import PointFilter
 from devrag.server.cli import main
-from tests.support import RUNBOOK, SHARED
+from tests.support import RERANKER, RUNBOOK
 
-RERANKER = SHARED / "models" / "ms-marco-MiniLM-L12-v2-int8dq"
 needs_reranker = pytest.mark.skipif(not RERANKER.exists(), reason=f"reranker weights not found at {RERANKER}")
 
 
