@@ -16,12 +16,11 @@ Numeric dotted segments (IP addresses, ``1.2.3``, ``v1.2.3``) stay whole, becaus
 atoms (``0``, ``1``) match everything; ``v1.2.3`` also yields ``1.2.3``.
 
 Stop words are dropped only when they stand alone as a word, never as part of an
-identifier. Every pure ASCII-alphabetic token then goes through :func:`_stem`, a tiny,
-deterministic suffix stripper (plural ``-s``/``-ies``, ``-ing``, ``-ed``, final ``-e``) so
-``pods``/``pod`` and ``restarted``/``restarting``/``restart`` meet. It is a function of the
-token alone, so documents and queries always agree (``seconds`` becomes ``second`` on both
-sides); it is not linguistics (``kubernetes`` becomes ``kubernet``). Tokens with digits,
-connectors or non-ASCII letters are never stemmed.
+identifier. Every pure ASCII-alphabetic token is then stemmed with the Snowball English
+stemmer (PyStemmer, as bm25s does), so ``pods``/``pod`` and ``restarted``/``restarting``/
+``restart`` meet. It is a function of the token alone, so documents and queries always agree
+(``kubernetes`` becomes ``kubernet`` on both sides). Tokens with digits, connectors or
+non-ASCII letters are never stemmed: ``etcd_disk_wal_fsync_duration_seconds`` stays itself.
 """
 
 from __future__ import annotations
@@ -29,6 +28,8 @@ from __future__ import annotations
 import re
 from functools import lru_cache
 from itertools import pairwise
+
+import Stemmer
 
 __all__ = ["STOP_WORDS", "tokenize"]
 
@@ -47,7 +48,7 @@ _NUMERIC_DOTTED = re.compile(r"[vV]?\d+(?:\.\d+)+")
 _CAMEL = re.compile(r"[A-Z]+(?=[A-Z][a-z])|[A-Z]?[a-z]+|[A-Z]+|\d+")
 # Hashes and ids ("3f9c2e1d") would split into junk digit runs; they stay whole.
 _HEXISH = re.compile(r"[0-9a-fA-F]{7,}")
-_DOUBLE_KEEP = frozenset("lsz")
+_STEMMER = Stemmer.Stemmer("english")
 
 
 def tokenize(text: str) -> list[str]:
@@ -94,24 +95,7 @@ def _expand_atom(atom: str) -> list[str]:
 
 
 def _stem(token: str) -> str:
-    """Strip one common English suffix from a pure ASCII-alphabetic token; else unchanged."""
-    if len(token) < 4 or not (token.isascii() and token.isalpha()):
+    """The Snowball stem of a pure ASCII-alphabetic token; anything else unchanged."""
+    if not (token.isascii() and token.isalpha()):
         return token
-    if token.endswith(("ies", "ied")) and len(token) >= 5:
-        return token[:-3] + "y"
-    if token.endswith("ing") and len(token) >= 6:
-        return _undouble(token[:-3])
-    if token.endswith("ed") and len(token) >= 6:
-        return _undouble(token[:-2])
-    if token.endswith("s") and token[-2] not in "siu":
-        token = token[:-1]
-    if token.endswith("e") and len(token) >= 5:
-        token = token[:-1]
-    return token
-
-
-def _undouble(stem: str) -> str:
-    """``runn`` -> ``run``, ``stopp`` -> ``stop``, but ``kill`` and ``pass`` stay."""
-    if len(stem) >= 4 and stem[-1] == stem[-2] and stem[-1] not in _DOUBLE_KEEP:
-        return stem[:-1]
-    return stem
+    return _STEMMER.stemWord(token)

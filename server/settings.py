@@ -8,7 +8,7 @@ from pydantic import Field, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from devrag.retrieval.models import DEFAULT_EMBED_MODEL, Embedder, SentenceTransformerEmbedder
-from devrag.retrieval.rerank import DEFAULT_RERANK_MODEL, CrossEncoderReranker, Reranker
+from devrag.retrieval.rerank import DEFAULT_RERANK_MODEL, CrossEncoderReranker, Precision, Reranker
 
 
 def _default_index_dir() -> Path:
@@ -27,7 +27,7 @@ class Settings(BaseSettings):
     embed_model: str = DEFAULT_EMBED_MODEL
     rerank_model: str = DEFAULT_RERANK_MODEL
     device: str = "auto"
-    rerank_quantize: bool = True  # dynamic int8 on CPU: about twice as fast, same measured quality
+    rerank_precision: Precision = "auto"  # bfloat16 where the CPU computes it natively
     max_file_bytes: int = Field(default=1_000_000, gt=0)
 
     @field_validator("embed_model", "rerank_model", "qdrant_url", mode="before")
@@ -48,4 +48,4 @@ def embedder_for(settings: Settings) -> Embedder:
 
 
 def reranker_for(settings: Settings) -> Reranker:
-    return CrossEncoderReranker(settings.rerank_model, settings.device, quantize=settings.rerank_quantize)
+    return CrossEncoderReranker(settings.rerank_model, settings.device, precision=settings.rerank_precision)
