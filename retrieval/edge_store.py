@@ -117,9 +117,9 @@ class EdgeStore:
             limit=limit,
             query=qe.Query.Nearest(list(vector)),
             filter=_edge_filter(flt),
-            with_payload=True,
+            with_payload=False,
         )
-        return [ScoredId(str(p.id), p.score, dict(p.payload or {})) for p in self._shard.query(request)]
+        return [ScoredId(str(p.id), p.score) for p in self._shard.query(request)]
 
     def set_payload(self, values: dict[str, Any], flt: PointFilter) -> None:
         edge_filter = _edge_filter(flt)

@@ -112,9 +112,9 @@ class QdrantStore:
             query=list(vector),
             limit=limit,
             query_filter=_client_filter(flt),
-            with_payload=True,
+            with_payload=False,
         )
-        return [ScoredId(str(p.id), p.score, dict(p.payload or {})) for p in response.points]
+        return [ScoredId(str(p.id), p.score) for p in response.points]
 
     def set_payload(self, values: dict[str, Any], flt: PointFilter) -> None:
         client_filter = _client_filter(flt)

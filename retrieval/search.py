@@ -104,16 +104,21 @@ class _View:
         }
         lexical.rebuild([(cid, _lexical_text(c)) for cid, c in self.chunks.items()])
         self.lexical = lexical
+        # Filters match files, so they are tested once per file rather than once per chunk.
+        self.files: dict[tuple[str, str, str], list[str]] = {}
+        for cid, c in self.chunks.items():
+            self.files.setdefault((c["repo"], c["path"], c["doc_type"]), []).append(cid)
 
     def allowed(self, filters: Filters) -> set[str] | None:
         if not filters.active:
             return None
         return {
             cid
-            for cid, c in self.chunks.items()
-            if (filters.repo is None or c["repo"] == filters.repo)
-            and (filters.doc_type is None or c["doc_type"] == filters.doc_type)
-            and (filters.path is None or fnmatch.fnmatchcase(c["path"], filters.path))
+            for (repo, path, doc_type), ids in self.files.items()
+            if (filters.repo is None or repo == filters.repo)
+            and (filters.doc_type is None or doc_type == filters.doc_type)
+            and (filters.path is None or fnmatch.fnmatchcase(path, filters.path))
+            for cid in ids
         }
 
 

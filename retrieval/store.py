@@ -21,9 +21,10 @@ class StoredPoint:
 
 @dataclass(frozen=True)
 class ScoredId:
+    """A dense hit; the searcher holds the payloads already, so the store does not read them."""
+
     id: str
     score: float
-    payload: dict[str, Any]
 
 
 @dataclass(frozen=True)
