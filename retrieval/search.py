@@ -9,6 +9,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from typing import Any, Literal
 
 from pydantic import BaseModel, Field
@@ -109,17 +110,26 @@ class _View:
         for cid, c in self.chunks.items():
             self.files.setdefault((c["repo"], c["path"], c["doc_type"]), []).append(cid)
 
-    def allowed(self, filters: Filters) -> set[str] | None:
+    def scope(self, filters: Filters) -> Scope | None:
+        """The chunks and paths the filters allow; None when nothing is filtered."""
         if not filters.active:
             return None
-        return {
-            cid
+        files = [
+            (path, ids)
             for (repo, path, doc_type), ids in self.files.items()
             if (filters.repo is None or repo == filters.repo)
             and (filters.doc_type is None or doc_type == filters.doc_type)
             and (filters.path is None or fnmatch.fnmatchcase(path, filters.path))
-            for cid in ids
-        }
+        ]
+        return Scope(ids={cid for _, ids in files for cid in ids}, paths=sorted({path for path, _ in files}))
+
+
+@dataclass(frozen=True)
+class Scope:
+    """What a search may return under its filters: chunk ids, and their paths for the store-side filter."""
+
+    ids: set[str]
+    paths: list[str]
 
 
 def _lexical_text(chunk: dict[str, Any]) -> str:
@@ -162,9 +172,9 @@ class Searcher:
         timings: dict[str, float] = {}
         started = time.perf_counter()
         view = self.view()
-        allowed = view.allowed(filters)
+        scope = view.scope(filters)
         n = max(self.config.overfetch * k, self.config.min_candidates)
-        dense, bm25 = self._first_stage(query, n, mode, filters, view, allowed, timings)
+        dense, bm25 = self._first_stage(query, n, mode, filters, view, scope, timings)
         t = time.perf_counter()
         fused = rrf([[i for i, _ in dense], [i for i, _ in bm25]], self.config.rrf_k)
         timings["fusion"] = _ms(t)
@@ -185,12 +195,13 @@ class Searcher:
         mode: str,
         filters: Filters,
         view: _View,
-        allowed: set[str] | None,
+        scope: Scope | None,
         timings: dict[str, float],
     ) -> tuple[list[tuple[str, float]], list[tuple[str, float]]]:
         """Dense and BM25 candidates; BM25 runs on a worker thread while the query is embedded."""
         bm25_job = None
         if mode != "dense":
+            allowed = None if scope is None else scope.ids
             bm25_job = self._pool.submit(_timed, view.lexical.search, query, n, allowed)
         dense: list[tuple[str, float]] = []
         if mode != "bm25":
@@ -198,7 +209,7 @@ class Searcher:
             vector = self._embed_query(query)
             timings["embed"] = _ms(t)
             t = time.perf_counter()
-            flt = _dense_filter(filters, allowed, view)
+            flt = _dense_filter(filters, scope)
             hits = [] if flt is False else self.index.store.search(vector, n, flt or None)
             dense = [(h.id, h.score) for h in hits if h.id in view.chunks]
             timings["dense"] = _ms(t)
@@ -277,14 +288,15 @@ def _combine(
     ]
 
 
-def _dense_filter(filters: Filters, allowed: set[str] | None, view: _View) -> PointFilter | bool:
+def _dense_filter(filters: Filters, scope: Scope | None) -> PointFilter | bool:
     """The store-side filter; False when the filters match nothing at all."""
-    if allowed is None:
+    if scope is None:
         return PointFilter()
-    if not allowed:
+    if not scope.ids:
         return False
-    paths = sorted({view.chunks[i]["path"] for i in allowed}) if filters.path else None
-    return PointFilter(repo=filters.repo, doc_type=filters.doc_type, paths=paths)
+    return PointFilter(
+        repo=filters.repo, doc_type=filters.doc_type, paths=scope.paths if filters.path else None
+    )
 
 
 def _evidence(

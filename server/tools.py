@@ -78,7 +78,8 @@ def search_tool(
 
 def _any_match(searcher: SnapshotSearcher, filters: Filters) -> bool:
     """Whether any indexed chunk passes the filters; a search over none has nothing to rank."""
-    return not filters.active or bool(searcher.view().allowed(filters))
+    scope = searcher.view().scope(filters)
+    return scope is None or bool(scope.ids)
 
 
 def _check_query(query: str, tokens: int, limit: int) -> None:
