@@ -10,12 +10,15 @@ outweighs a single list's top pick.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Hashable, Sequence
+from typing import TypeVar
 
 __all__ = ["rrf"]
 
+T = TypeVar("T", bound=Hashable)
 
-def rrf(rankings: Sequence[Sequence[str]], k: int = 60) -> list[tuple[str, float]]:
+
+def rrf(rankings: Sequence[Sequence[T]], k: int = 60) -> list[tuple[T, float]]:
     """Fuse ``rankings`` (each best first) into ``(id, score)`` pairs, best first.
 
     An id repeated within one list counts once, at its best rank. Equal scores keep the
@@ -24,9 +27,9 @@ def rrf(rankings: Sequence[Sequence[str]], k: int = 60) -> list[tuple[str, float
     """
     if k < 0:
         raise ValueError(f"rrf k must be >= 0, got {k}")
-    contributions: dict[str, list[float]] = {}  # insertion order = first appearance
+    contributions: dict[T, list[float]] = {}  # insertion order = first appearance
     for ranking in rankings:
-        seen: set[str] = set()
+        seen: set[T] = set()
         for rank, item in enumerate(ranking, start=1):
             if item not in seen:
                 seen.add(item)

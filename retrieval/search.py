@@ -45,10 +45,9 @@ class SearchConfig(BaseModel):
     min_candidates: int = Field(default=30, ge=1)
     rrf_k: int = Field(default=60, ge=0)
     rerank_candidates: int = Field(default=20, ge=1)
-    # Rerank evidence and first-stage evidence are combined per document (see `_combine`).
-    rerank_temperature: float = Field(default=2.0, gt=0)
-    first_stage_weight: float = Field(default=1.5, ge=0)
-    second_chunk_weight: float = Field(default=0.5, ge=0)
+    # The reranked mode ranks documents by RRF over three votes (see `_rank_documents`).
+    document_rrf_k: int = Field(default=2, ge=0)
+    rerank_temperature: float = Field(default=4.0, gt=0)
 
 
 class Filters(BaseModel):
@@ -181,7 +180,8 @@ class Searcher:
         evidence = _evidence(dense, bm25, fused)
         ranked = {"dense": dense, "bm25": bm25}.get(mode, fused)
         if mode == "hybrid+rerank":
-            ranked = self._rerank(query, fused, view, evidence, timings)
+            rerank = self._rerank(query, fused, view, evidence, timings)
+            ranked = _combine(fused, dense, bm25, rerank, view.chunks, self.config)
         results = [_result(view.chunks[i], i, s, evidence[i]) for i, s in ranked[:k]]
         timings["total"] = _ms(started)
         return SearchResponse(
@@ -234,12 +234,13 @@ class Searcher:
         view: _View,
         evidence: dict[str, StageScores],
         timings: dict[str, float],
-    ) -> list[tuple[str, float]]:
+    ) -> dict[str, float]:
+        """Cross-encoder scores of the head of the fused list, by chunk id."""
         assert self.reranker is not None
         t = time.perf_counter()
         head = fused[: self.config.rerank_candidates]
         if not head:
-            return []
+            return {}
         chunks = view.chunks
         passages = [
             embed_text_for(chunks[i]["title"], chunks[i]["headings"], chunks[i]["text"]) for i, _ in head
@@ -248,44 +249,66 @@ class Searcher:
         for (i, _), s in zip(head, scores, strict=True):
             evidence[i].rerank_score = s
         timings["rerank"] = _ms(t)
-        ranked = _combine(head, dict(zip([i for i, _ in head], scores, strict=True)), chunks, self.config)
-        return ranked + fused[self.config.rerank_candidates :]
+        return dict(zip([i for i, _ in head], scores, strict=True))
 
     def close(self) -> None:
         self._pool.shutdown(wait=False)
 
 
 def _combine(
-    head: list[tuple[str, float]],
+    fused: list[tuple[str, float]],
+    dense: list[tuple[str, float]],
+    bm25: list[tuple[str, float]],
     rerank: dict[str, float],
     chunks: dict[str, dict[str, Any]],
     config: SearchConfig,
 ) -> list[tuple[str, float]]:
-    """Rank documents by rerank and first-stage evidence together, then their chunks by rerank score.
-
-    The cross-encoder alone ranked the right runbook first less often than RRF did (it confuses
-    sibling alerts), so it is not the last word: a document's score is
-    sigmoid((best chunk + w * second-best chunk) / T) + a * (its best RRF score / the top RRF score).
-    Measured on the alerts-to-runbooks sets (README, "Retrieval quality").
-    """
-    floor = min(rerank.values())
-    top_fused = head[0][1] or 1.0
-    docs: dict[tuple[str, str], list[tuple[str, float]]] = {}
-    for cid, fused_score in head:
-        docs.setdefault((chunks[cid]["repo"], chunks[cid]["path"]), []).append((cid, fused_score))
-
-    def doc_score(members: list[tuple[str, float]]) -> float:
-        best = sorted((rerank[cid] for cid, _ in members), reverse=True) + [floor]
-        support = (best[0] + config.second_chunk_weight * best[1]) / config.rerank_temperature
-        first_stage = max(f for _, f in members) / top_fused
-        return 1 / (1 + math.exp(-support)) + config.first_stage_weight * first_stage
-
-    ranked = sorted(((doc_score(m), m) for m in docs.values()), key=lambda pair: -pair[0])
+    """Every fused chunk, grouped by document in `_rank_documents` order, reranked chunks first."""
+    members: dict[tuple[str, str], list[str]] = {}
+    for cid, _ in fused:
+        members.setdefault(_document(chunks[cid]), []).append(cid)
     return [
         (cid, score)
-        for score, members in ranked
-        for cid, _ in sorted(members, key=lambda member: -rerank[member[0]])
+        for doc, score in _rank_documents(dense, bm25, rerank, chunks, config)
+        for cid in sorted(members.get(doc, []), key=lambda cid: -rerank.get(cid, -math.inf))
     ]
+
+
+def _rank_documents(
+    dense: list[tuple[str, float]],
+    bm25: list[tuple[str, float]],
+    rerank: dict[str, float],
+    chunks: dict[str, dict[str, Any]],
+    config: SearchConfig,
+) -> list[tuple[tuple[str, str], float]]:
+    """Documents by RRF over three votes: dense, BM25 and the cross-encoder, each ranking documents.
+
+    A document's rank in a list is its best chunk's place among distinct documents, so a page
+    with many matching sections does not crowd out its neighbours. Alone, the cross-encoder
+    ranked the right runbook first less often than either first stage (it confuses sibling
+    alerts), so it gets one vote of three, weighted by its own confidence sigmoid(score / T): when
+    it scores every candidate as irrelevant, its near-random order gives way to the first stage.
+    Measured on the four alert sets (README, "Retrieval quality").
+    """
+    k = config.document_rrf_k
+    scores = dict(rrf([_documents(dense, chunks), _documents(bm25, chunks)], k))
+    best: dict[tuple[str, str], float] = {}
+    for cid, score in rerank.items():
+        doc = _document(chunks[cid])
+        best[doc] = max(best.get(doc, -math.inf), score)
+    for rank, doc in enumerate(sorted(best, key=lambda doc: -best[doc]), start=1):
+        confidence = 1 / (1 + math.exp(-best[doc] / config.rerank_temperature))
+        scores[doc] = scores.get(doc, 0.0) + confidence / (k + rank)
+    return sorted(scores.items(), key=lambda pair: -pair[1])
+
+
+def _documents(ranked: list[tuple[str, float]], chunks: dict[str, dict[str, Any]]) -> list[tuple[str, str]]:
+    """The distinct documents of a chunk ranking, in order of their best chunk."""
+    return list(dict.fromkeys(_document(chunks[cid]) for cid, _ in ranked))
+
+
+def _document(chunk: dict[str, Any]) -> tuple[str, str]:
+    return chunk["repo"], chunk["path"]
 
 
 def _dense_filter(filters: Filters, scope: Scope | None) -> PointFilter | bool:

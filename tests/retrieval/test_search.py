@@ -119,6 +119,43 @@ def test_reranking_ranks_documents_then_their_chunks_and_keeps_the_evidence(inde
     assert [r.score for r in response.results] == sorted((r.score for r in response.results), reverse=True)
 
 
+class PathReranker:
+    """A stand-in cross-encoder that scores passages by which document they come from."""
+
+    name = "by-path"
+
+    def __init__(self, favourite: str, favourite_score: float, other_score: float) -> None:
+        self.favourite, self.favourite_score, self.other_score = favourite, favourite_score, other_score
+
+    def score(self, query: str, passages):
+        return [self.favourite_score if self.favourite in p else self.other_score for p in passages]
+
+
+def _hybrid_documents(searcher: Searcher, query: str) -> list[str]:
+    return list(dict.fromkeys(r.path for r in searcher.search(query, k=10, mode="hybrid").results))
+
+
+@pytest.mark.parametrize(
+    ("favourite_score", "other_score", "winner"),
+    [(8.0, -8.0, "second"), (-9.0, -10.0, "first")],
+    ids=["a-confident-reranker-decides", "an-unconfident-one-defers-to-the-first-stage"],
+)
+def test_the_rerankers_vote_counts_as_much_as_it_is_confident(
+    searcher, index, embedder, favourite_score, other_score, winner
+):
+    query = "crash loop restarts in checkout-api"
+    first, second = _hybrid_documents(searcher, query)[:2]
+    titles = {
+        "runbooks/crashloop.md": "KubePodCrashLooping",
+        "postmortems/2026-01-01-outage.md": "Checkout outage",
+    }
+    assert {first, second} == set(titles), "the fixture's two crash-loop pages lead the first stage"
+    reranking = Searcher(index, embedder, PathReranker(titles[second], favourite_score, other_score))
+    top = reranking.search(query, k=3).results[0].path
+    reranking.close()
+    assert top == {"first": first, "second": second}[winner]
+
+
 def test_reranked_search_with_filters_that_match_nothing_returns_no_results(index, git_repo, embedder):
     repo = git_repo("ops")
     repo.commit(RUNBOOKS)
