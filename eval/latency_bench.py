@@ -1,10 +1,9 @@
 """Search latency benchmark: per-stage p50/p95 per mode, the reranker against its raw model, and
 rerank time per candidate count, all measured warm and in process on the index at hand.
 
-`devrag bench` runs :func:`run_bench` on the configured index. As a script,
-`python -m devrag.eval.latency_bench --corpus DIR [--scale N]` first builds a fresh index of a
-corpus folder (optionally replicated N times under `copy-01/`, `copy-02/`, ... to reach a larger
-index), then runs the same benchmark.
+`devrag bench` runs :func:`run_bench` on the configured index, or with `--corpus DIR [--scale N]`
+on a fresh index of a corpus folder (optionally replicated N times under `copy-01/`, `copy-02/`,
+... to reach a larger index; see `devrag.eval.bench_index`).
 
 What a number means:
 
@@ -26,22 +25,16 @@ and stall each other; `OMP_WAIT_POLICY=PASSIVE` avoids that (the report records 
 
 from __future__ import annotations
 
-import argparse
 import math
 import os
 import statistics
-import sys
-import tempfile
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from rich.console import Console
-
-from devrag.eval.bench_index import build_index
-from devrag.eval.latency_report import STAGES, LatencyReport, RerankSample, percentiles, ratio, render
+from devrag.eval.latency_report import STAGES, LatencyReport, RerankSample, percentiles, ratio
 from devrag.retrieval.index import Index
 from devrag.retrieval.models import Embedder
 from devrag.retrieval.rerank import Reranker
@@ -403,27 +396,6 @@ def _environment(
     return env
 
 
-def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
-        prog="python -m devrag.eval.latency_bench", description=__doc__.split("\n")[0]
-    )
-    p.add_argument("--corpus", type=Path, required=True, help="A folder of documents (not modified).")
-    p.add_argument("--scale", type=int, default=1, help="Copies of the corpus to index (default 1).")
-    p.add_argument("--workdir", type=Path, help="Keep the snapshot and index here (default: a temp dir).")
-    p.add_argument("--queries", type=Path, help="Golden JSONL file whose `query` fields are timed.")
-    p.add_argument("--max-queries", type=int, help="Time only the first N distinct queries.")
-    p.add_argument("--modes", default=",".join(MODES))
-    p.add_argument("--candidates", default=",".join(map(str, DEFAULT_CANDIDATES)))
-    p.add_argument("--repeats", type=int, default=DEFAULT_REPEATS)
-    p.add_argument("--sweep-repeats", type=int, default=DEFAULT_SWEEP_REPEATS)
-    p.add_argument("-k", type=int, default=5)
-    p.add_argument("--repo", help="Filter every timed search to this repository (it is named `bench`).")
-    p.add_argument("--path", help="Filter every timed search to paths matching this glob.")
-    p.add_argument("--type", dest="doc_type", help="Filter every timed search to this document type.")
-    p.add_argument("--json", action="store_true", help="Print the report as one JSON object.")
-    return p
-
-
 def parse_list(text: str) -> list[str]:
     return [part.strip() for part in text.split(",") if part.strip()]
 
@@ -438,54 +410,3 @@ def load_queries(golden: Path | None, limit: int | None = None) -> list[str]:
         texts = [q.query for q in load_golden(golden)]
     texts = unique_queries(texts)
     return texts[:limit] if limit else texts
-
-
-def main(argv: Sequence[str] | None = None) -> None:
-    args = _parser().parse_args(argv)
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    from devrag.retrieval.models import DEFAULT_EMBED_MODEL, SentenceTransformerEmbedder
-    from devrag.retrieval.rerank import DEFAULT_RERANK_MODEL, CrossEncoderReranker
-
-    modes = parse_list(args.modes)
-    candidates = [int(c) for c in parse_list(args.candidates)]
-    queries = load_queries(args.queries, args.max_queries)
-    embedder = SentenceTransformerEmbedder(os.environ.get("DEVRAG_EMBED_MODEL", DEFAULT_EMBED_MODEL))
-    needs_reranker = "hybrid+rerank" in modes or bool(candidates)
-    rerank_model = os.environ.get("DEVRAG_RERANK_MODEL") or DEFAULT_RERANK_MODEL
-    reranker = CrossEncoderReranker(rerank_model) if needs_reranker else None
-    err = Console(stderr=True, highlight=False)
-    with tempfile.TemporaryDirectory() as tmp:
-        workdir = args.workdir or Path(tmp)
-        workdir.mkdir(parents=True, exist_ok=True)
-        index, built = build_index(args.corpus, workdir, embedder, args.scale)
-        err.print(
-            f"indexed {built.files} files x{built.copies}: chunks {built.chunks} "
-            f"in {built.ingest_seconds:.1f} s"
-        )
-        try:
-            report = run_bench(
-                index,
-                embedder,
-                reranker,
-                queries,
-                modes,
-                candidates,
-                args.repeats,
-                args.k,
-                sweep_repeats=args.sweep_repeats,
-                filters=Filters(repo=args.repo, path=args.path, doc_type=args.doc_type),
-                progress=lambda done, total: (
-                    err.print(f"timed {done}/{total} queries") if done % 8 == 0 else None
-                ),
-            )
-        finally:
-            index.store.close()
-    report.environment["ingest"] = built.model_dump()
-    if args.json:
-        sys.stdout.write(report.model_dump_json(indent=2) + "\n")
-    else:
-        render(report, title=f"{args.corpus} x{built.copies}: {report.chunks} chunks")
-
-
-if __name__ == "__main__":
-    main()

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import json
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -14,12 +17,15 @@ from devrag.eval.latency_bench import (
     DEFAULT_SWEEP_REPEATS,
     load_queries,
     parse_list,
-    render,
 )
+from devrag.eval.latency_report import render
 from devrag.retrieval.search import MODES, Filters
 
 if TYPE_CHECKING:
+    from devrag.retrieval.index import Index
+    from devrag.retrieval.models import Embedder
     from devrag.server.cli import Context
+    from devrag.server.settings import Settings
 
 
 def _modes(ctx: click.Context, param: click.Parameter, value: str) -> list[str]:
@@ -41,6 +47,24 @@ def _counts(ctx: click.Context, param: click.Parameter, value: str) -> list[int]
 
 
 @click.command("bench")
+@click.option(
+    "--corpus",
+    type=click.Path(exists=True, file_okay=False, path_type=Path),
+    help="Time a fresh index of this folder (snapshotted to Git, the folder untouched) "
+    "instead of the configured index.",
+)
+@click.option(
+    "--scale",
+    type=click.IntRange(1),
+    default=1,
+    show_default=True,
+    help="With --corpus: index this many copies of it, to time a larger index.",
+)
+@click.option(
+    "--workdir",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="With --corpus: keep the snapshot and index here, reused by the next run [default: a temp dir].",
+)
 @click.option(
     "--queries",
     "golden",
@@ -76,6 +100,9 @@ def _counts(ctx: click.Context, param: click.Parameter, value: str) -> list[int]
 @click.pass_obj
 def bench_cmd(
     obj: Context,
+    corpus: Path | None,
+    scale: int,
+    workdir: Path | None,
     golden: Path | None,
     max_queries: int | None,
     modes: list[str],
@@ -90,9 +117,11 @@ def bench_cmd(
 ) -> None:
     """Time searches on the configured index: p50/p95 per stage and mode, rerank vs raw model."""
     from devrag.eval.latency_bench import run_bench
-    from devrag.server.cli import _load, _load_embedder, opened_index, reranker_for
+    from devrag.server.cli import _load, _load_embedder, reranker_for
     from devrag.server.render import progress
 
+    if corpus is None and (scale > 1 or workdir is not None):
+        raise click.UsageError("--scale and --workdir need --corpus")
     try:
         queries = load_queries(golden, max_queries)
     except ValueError as exc:
@@ -101,26 +130,51 @@ def bench_cmd(
     embedder = _load_embedder(settings)
     needs_reranker = "hybrid+rerank" in modes or bool(candidates)
     reranker = _load(lambda: reranker_for(settings)) if needs_reranker else None
-    with opened_index(settings, embedder) as index, progress("Timing queries", as_json) as bar:
-        index.check_compatible()
-        if index.count() == 0:
-            raise click.ClickException(
-                f"The index at {settings.store_location} is empty; run `devrag ingest`."
+    with _bench_index(settings, embedder, corpus, scale, workdir) as (index, title, built):
+        with progress("Timing queries", as_json) as bar:
+            report = run_bench(
+                index,
+                embedder,
+                reranker,
+                queries,
+                modes,
+                candidates,
+                repeats,
+                k,
+                sweep_repeats=sweep_repeats,
+                progress=bar,
+                filters=Filters(repo=repo, path=path_glob, doc_type=doc_type),
             )
-        report = run_bench(
-            index,
-            embedder,
-            reranker,
-            queries,
-            modes,
-            candidates,
-            repeats,
-            k,
-            sweep_repeats=sweep_repeats,
-            progress=bar,
-            filters=Filters(repo=repo, path=path_glob, doc_type=doc_type),
-        )
+    if built:
+        report.environment["ingest"] = built
     if as_json:
         click.echo(json.dumps(report.model_dump(mode="json"), indent=2))
     else:
-        render(report, title=f"{settings.store_location}: {report.chunks} chunks")
+        render(report, title=f"{title}: {report.chunks} chunks")
+
+
+@contextmanager
+def _bench_index(
+    settings: Settings, embedder: Embedder, corpus: Path | None, scale: int, workdir: Path | None
+) -> Iterator[tuple[Index, str, dict[str, Any]]]:
+    """The configured index, or a fresh one of `corpus` (its repository is named `bench`)."""
+    from devrag.eval.bench_index import build_index
+    from devrag.server.cli import opened_index
+
+    if corpus is None:
+        with opened_index(settings, embedder) as index:
+            index.check_compatible()
+            if index.count() == 0:
+                raise click.ClickException(
+                    f"The index at {settings.store_location} is empty; run `devrag ingest`."
+                )
+            yield index, str(settings.store_location), {}
+        return
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = workdir or Path(tmp)
+        folder.mkdir(parents=True, exist_ok=True)
+        index, built = build_index(corpus, folder, embedder, scale)
+        try:
+            yield index, f"{corpus} x{scale}", built.model_dump()
+        finally:
+            index.store.close()

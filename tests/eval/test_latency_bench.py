@@ -10,7 +10,8 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 
-from devrag.eval.latency_bench import STAGES, load_queries, render, run_bench
+from devrag.eval.latency_bench import STAGES, load_queries, run_bench
+from devrag.eval.latency_report import render
 from devrag.ingest.pipeline import ingest
 from devrag.retrieval.rerank import CrossEncoderReranker
 from devrag.retrieval.search import Filters
@@ -153,6 +154,24 @@ def test_cli_human_output_and_errors(cli):
         "bench", "--repeats", "1", "--modes", "bm25", "--candidates", "", "--type", "runbook"
     )
     assert "unknown modes" in run("bench", "--modes", "vanilla", code=2)
+
+
+def test_cli_times_a_fresh_scaled_index_of_a_corpus_folder(cli, tmp_path):
+    run, _ = cli
+    corpus = tmp_path / "corpus"
+    for path, text in FILES.items():
+        (corpus / path).parent.mkdir(parents=True, exist_ok=True)
+        (corpus / path).write_text(text)
+    before = sorted(corpus.rglob("*"))
+    args = ("--repeats", "1", "--modes", "bm25", "--candidates", "", "--max-queries", "2", "--json")
+    out = json.loads(
+        run("bench", "--corpus", str(corpus), "--scale", "2", "--workdir", str(tmp_path / "w"), *args)
+    )
+    assert out["environment"]["ingest"]["copies"] == 2
+    assert out["environment"]["ingest"]["files"] == 2 * len(FILES)
+    assert out["chunks"] == out["environment"]["ingest"]["chunks"]["written"] > 0
+    assert sorted(corpus.rglob("*")) == before, "the corpus folder is left as it was"
+    assert "need --corpus" in run("bench", "--scale", "3", code=2)
 
 
 def test_filters_apply_to_every_timed_search(tiny_index, embedder):
