@@ -263,15 +263,21 @@ def _combine(
     chunks: dict[str, dict[str, Any]],
     config: SearchConfig,
 ) -> list[tuple[str, float]]:
-    """Every fused chunk, grouped by document in `_rank_documents` order, reranked chunks first."""
+    """Documents in `_rank_documents` order, each with the chunks the reranker read, best first.
+
+    A document's sections that the reranker did not read are left out rather than let a long
+    page fill every slot (a client can fetch the whole document); a document the reranker did not
+    read at all keeps its fused chunks.
+    """
     members: dict[tuple[str, str], list[str]] = {}
     for cid, _ in fused:
         members.setdefault(_document(chunks[cid]), []).append(cid)
-    return [
-        (cid, score)
-        for doc, score in _rank_documents(dense, bm25, rerank, chunks, config)
-        for cid in sorted(members.get(doc, []), key=lambda cid: -rerank.get(cid, -math.inf))
-    ]
+    ranked: list[tuple[str, float]] = []
+    for doc, score in _rank_documents(dense, bm25, rerank, chunks, config):
+        ids = members.get(doc, [])
+        read = sorted((cid for cid in ids if cid in rerank), key=lambda cid: -rerank[cid])
+        ranked.extend((cid, score) for cid in read or ids)
+    return ranked
 
 
 def _rank_documents(
