@@ -45,7 +45,9 @@ class SearchConfig(BaseModel):
     min_candidates: int = Field(default=30, ge=1)
     rrf_k: int = Field(default=60, ge=0)
     rerank_candidates: int = Field(default=20, ge=1)
-    # The reranked mode ranks documents by RRF over three votes (see `_rank_documents`).
+    # The reranked mode ranks documents by RRF over three votes (see `_rank_documents`). Each vote
+    # names few documents and its first choice should count: with k = 2 first place is worth 1/3,
+    # third place 1/5 (k = 60 would make them nearly equal).
     document_rrf_k: int = Field(default=2, ge=0)
     rerank_temperature: float = Field(default=4.0, gt=0)
 
