@@ -276,7 +276,7 @@ def _combine(
         members.setdefault(_document(chunks[cid]), []).append(cid)
     ranked: list[tuple[str, float]] = []
     for doc, score in _rank_documents(dense, bm25, rerank, chunks, config):
-        ids = members.get(doc, [])
+        ids = members[doc]  # every ranked document has a fused chunk
         read = sorted((cid for cid in ids if cid in rerank), key=lambda cid: -rerank[cid])
         ranked.extend((cid, score) for cid in read or ids)
     return ranked
