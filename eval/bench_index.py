@@ -9,7 +9,7 @@ from pydantic import BaseModel
 
 from devrag.eval.harness import git_snapshot
 from devrag.ingest.pipeline import ingest
-from devrag.retrieval.edge_store import EdgeStore
+from devrag.retrieval.factory import open_store
 from devrag.retrieval.index import Index
 from devrag.retrieval.models import Embedder
 
@@ -44,7 +44,7 @@ def build_index(corpus: Path, workdir: Path, embedder: Embedder, copies: int) ->
         if source != corpus:
             shutil.rmtree(source)
     files = sum(1 for p in repo.rglob("*") if p.is_file() and ".git" not in p.parts)
-    index = Index(EdgeStore(workdir / f"index-x{copies}"), embedder.name, embedder.dim)
+    index = Index(open_store(workdir / f"index-x{copies}"), embedder.name, embedder.dim)
     summary = ingest(index, embedder, repo, "bench")
     return index, BuiltIndex(
         files=files, copies=copies, chunks=summary.chunks, ingest_seconds=summary.seconds

@@ -15,7 +15,7 @@ from devrag.eval.vanilla import VanillaIndex
 from devrag.ingest.pipeline import ingest
 from devrag.retrieval.index import Index
 from devrag.retrieval.models import Embedder
-from devrag.retrieval.search import Filters, Searcher
+from devrag.retrieval.search import Filters, HybridIndex
 
 VANILLA = "vanilla"
 DEFAULT_MODES = (VANILLA, "dense", "bm25", "hybrid", "hybrid+rerank")
@@ -49,7 +49,7 @@ def git_snapshot(folder: Path, dest: Path) -> Path:
 
 
 def rank_paths(
-    searcher: Searcher, queries: Sequence[GoldenQuery], mode: str, k: int, repo: str | None
+    searcher: HybridIndex, queries: Sequence[GoldenQuery], mode: str, k: int, repo: str | None
 ) -> list[list[str]]:
     """Ranked result paths per query for one devrag mode."""
     filters = Filters(repo=repo)
@@ -64,7 +64,7 @@ def evaluate(
     repo_path: Path,
     index: Index,
     embedder: Embedder,
-    searcher: Searcher,
+    searcher: HybridIndex,
     modes: Sequence[str] = DEFAULT_MODES,
     k: int = 10,
     repo_name: str | None = None,

@@ -20,7 +20,7 @@ from rich.table import Table
 from devrag.eval.harness import git_snapshot
 from devrag.ingest.documents import decode, is_supported, parse_file
 from devrag.ingest.pipeline import IngestSummary, ingest
-from devrag.retrieval.edge_store import EdgeStore
+from devrag.retrieval.factory import open_store
 from devrag.retrieval.index import Index
 from devrag.retrieval.models import Embedder, SentenceTransformerEmbedder
 from devrag.retrieval.schema import embed_text_for
@@ -68,7 +68,7 @@ def run(corpus: Path) -> Table:
         started = time.perf_counter()
         embedder.embed(texts)
         raw = time.perf_counter() - started
-        index = Index(EdgeStore(Path(tmp) / "index"), embedder.name, embedder.dim)
+        index = Index(open_store(Path(tmp) / "index"), embedder.name, embedder.dim)
         full, first = timed_ingest(index, embedder, repo)
         noop = statistics.median(timed_ingest(index, embedder, repo)[0] for _ in range(REPEATS))
         edits = []

@@ -38,7 +38,7 @@ from devrag.eval.latency_report import STAGES, LatencyReport, RerankSample, perc
 from devrag.retrieval.index import Index
 from devrag.retrieval.models import Embedder
 from devrag.retrieval.rerank import Reranker
-from devrag.retrieval.search import MODES, Filters, SearchConfig, Searcher
+from devrag.retrieval.search import MODES, Filters, HybridIndex, SearchConfig
 
 DEFAULT_MODE = "hybrid+rerank"
 DEFAULT_CANDIDATES: tuple[int, ...] = (10, 20, 30, 50)
@@ -135,7 +135,7 @@ class _PairRecorder:
         return (time.perf_counter() - started) * 1000
 
 
-def _forget(searcher: Searcher) -> None:
+def _forget(searcher: HybridIndex) -> None:
     """Make the next search a fresh query: no cached query vector, no cached rerank score."""
     searcher._query_vectors.clear()
     cache = getattr(searcher.reranker, "_cache", None)
@@ -144,7 +144,7 @@ def _forget(searcher: Searcher) -> None:
 
 
 class _Bench:
-    def __init__(self, searcher: Searcher, recorder: _PairRecorder, k: int, filters: Filters) -> None:
+    def __init__(self, searcher: HybridIndex, recorder: _PairRecorder, k: int, filters: Filters) -> None:
         self.searcher, self.recorder, self.k, self.filters = searcher, recorder, k, filters
         self.known: dict[tuple[str, int], list[list[tuple[str, str]]]] = {}
 
@@ -172,7 +172,7 @@ class _Bench:
         return timings, sample
 
 
-def _configured(searcher: Searcher, base: SearchConfig, candidates: int) -> None:
+def _configured(searcher: HybridIndex, base: SearchConfig, candidates: int) -> None:
     """Rerank `candidates`, and fetch enough first-stage candidates that fusion can supply them."""
     searcher.config = base.model_copy(
         update={"rerank_candidates": candidates, "min_candidates": max(base.min_candidates, candidates)}
@@ -204,7 +204,7 @@ def run_bench(
     if reranker is None and (DEFAULT_MODE in modes or candidates):
         raise ValueError("mode hybrid+rerank and the candidate sweep need a reranker")
     base = config or SearchConfig()
-    searcher = Searcher(index, embedder, reranker, base)
+    searcher = HybridIndex(index, embedder, reranker, base)
     recorder = _PairRecorder(reranker)
     filters = filters or Filters()
     bench = _Bench(searcher, recorder, k, filters)
@@ -243,7 +243,7 @@ def run_bench(
 
 def _warm_up(
     bench: _Bench,
-    searcher: Searcher,
+    searcher: HybridIndex,
     base: SearchConfig,
     warmup: Sequence[str],
     modes: Sequence[str],
@@ -263,7 +263,7 @@ def _warm_up(
 
 def _measure(
     bench: _Bench,
-    searcher: Searcher,
+    searcher: HybridIndex,
     base: SearchConfig,
     queries: Sequence[str],
     modes: Sequence[str],

@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import unquote, urlsplit
 
 import git
 from git.exc import BadName, GitCommandError, InvalidGitRepositoryError, NoSuchPathError
 
 from devrag.retrieval.errors import DevragError
 
+_SCP_LIKE = re.compile(r"^(?:[^@/]+@)?(?P<host>[^:/]+):(?P<path>(?!/).+)$")
 MODE_SYMLINK = "120000"
 MODE_SUBMODULE = "160000"
 
@@ -93,6 +96,20 @@ class GitSource:
                 i += 2
         return changes
 
+    def origin(self) -> str | None:
+        """The normalized URL of the `origin` remote, or None when the clone has none."""
+        try:
+            url = self.repo.git.config("--get", "remote.origin.url")
+        except GitCommandError:
+            return None
+        return normalize_remote(url, base=self.root) if url.strip() else None
+
+    def root_commits(self, commit: str) -> tuple[str, ...]:
+        """The root commits of `commit`'s history; empty in a shallow clone, whose roots are cut."""
+        if self.repo.git.rev_parse("--is-shallow-repository").strip() == "true":
+            return ()
+        return tuple(sorted(self.repo.git.rev_list("--max-parents=0", commit).split()))
+
     def read_blob(self, sha: str) -> bytes:
         _sha, _kind, _size, data = self.repo.git.get_object_data(sha)
         return bytes(data)
@@ -115,3 +132,33 @@ class GitSource:
                 if len(found) == len(wanted):
                     break
         return found
+
+
+def normalize_remote(url: str, base: Path | None = None) -> str:
+    """One spelling per repository, so two clones of it, or a clone and a push event, compare equal.
+
+    `https://user:token@Host/Org/Repo.git/`, `ssh://git@host:22/org/repo` and `git@host:org/repo`
+    all become `host/org/repo` (forges treat owner and name case-insensitively, so it is
+    lowercased). Local paths and `file://` URLs become `file:` plus the resolved path, relative
+    ones resolved against `base` (the clone, as git does for its remotes).
+    """
+    url = url.strip()
+    parts = urlsplit(url)
+    if parts.scheme == "file":
+        return _local(unquote(parts.path), base)
+    if parts.scheme and parts.netloc:
+        return _remote(parts.hostname or "", parts.path)
+    scp = _SCP_LIKE.match(url)
+    if scp and not Path(url).is_absolute():
+        return _remote(scp["host"], scp["path"])
+    return _local(url, base)
+
+
+def _remote(host: str, path: str) -> str:
+    path = path.strip("/").removesuffix(".git").rstrip("/")
+    return f"{host}/{path}".lower()
+
+
+def _local(path: str, base: Path | None) -> str:
+    resolved = ((base or Path.cwd()) / path).resolve()
+    return f"file:{resolved.as_posix().removesuffix('/.git')}"

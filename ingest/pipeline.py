@@ -5,15 +5,17 @@ from __future__ import annotations
 import time
 from collections import Counter
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel
 
-from devrag.ingest.documents import decode, parse_file, skip_reason
-from devrag.ingest.git_source import GitSource, SourceError
+from devrag.ingest.documents import Parsed, decode, parse_file, skip_reason
+from devrag.ingest.git_source import GitSource, TreeEntry
+from devrag.ingest.identity import Clone, checked_state
 from devrag.ingest.plan import Plan, make_plan
-from devrag.retrieval.index import Index, RepoState
+from devrag.retrieval.index import Index, RepoState, SkippedRecord
 from devrag.retrieval.models import Embedder
 from devrag.retrieval.schema import Chunk, chunk_id, content_hash, embed_text_for
 
@@ -64,31 +66,27 @@ def ingest(
     source = GitSource(repo_path)
     target = source.resolve(rev)
     name = name or source.root.name
+    options = options or IngestOptions()
+    clone = Clone.of(source, target)
     with index.lock:
         index.prepare()
-        state = _checked_state(index, name, source)
-        plan = make_plan(source, index, state, target, full)
-        run = _Run(index, embedder, source, name, plan, options or IngestOptions(), progress)
+        state = checked_state(index, name, source, clone)
+        plan = make_plan(source, index, state, target, options.max_file_bytes, full)
+        run = _Run(index, embedder, source, name, plan, options, progress)
+        base = state or RepoState(name, clone.path, None)
         if plan.mode != "noop":
-            index.set_repo_state(RepoState(name, str(source.root), _commit(state), target))
+            index.set_repo_state(clone.stamp(replace(base, in_progress=target)))
             run.apply()
             index.stamp_commit(name, target)
-            index.set_repo_state(RepoState(name, str(source.root), target))
+        # Also after a no-op: the state records where the repository was last ingested from.
+        final = clone.stamp(replace(base, commit=target, in_progress=None))
+        if final != state:
+            index.set_repo_state(final)
     return run.summary(_commit(state), time.perf_counter() - started)
 
 
 def _commit(state: RepoState | None) -> str | None:
     return state.commit if state else None
-
-
-def _checked_state(index: Index, name: str, source: GitSource) -> RepoState | None:
-    state = index.repo_state(name)
-    if state and Path(state.path) != source.root:
-        raise SourceError(
-            f"The name {name!r} already indexes {state.path}; pass --name to index {source.root} "
-            "under another name."
-        )
-    return state
 
 
 class _Run:
@@ -109,6 +107,7 @@ class _Run:
         self.files: Counter[str] = Counter()
         self.chunks: Counter[str] = Counter()
         self.skipped: list[SkippedFile] = []
+        self.records: dict[str, SkippedRecord] = {}
 
     def apply(self) -> None:
         paths = sorted(self.plan.upsert)
@@ -123,20 +122,22 @@ class _Run:
         self.index.delete(list(gone))
         self.chunks["deleted"] += len(gone)
         self.files["deleted"] = self.plan.deleted
+        self._save_skipped()
+
+    def _save_skipped(self) -> None:
+        """Records of this run's skipped files, plus earlier ones for files it left untouched."""
+        tree = self.plan.tree
+        kept = {
+            path: record
+            for path, record in self.index.skipped_files(self.repo).items()
+            if path not in self.plan.upsert and path in tree and tree[path].blob_sha == record.blob_sha
+        }
+        self.index.set_skipped_files(self.repo, {**kept, **self.records})
 
     def _chunks_of(self, path: str, last_commit: str) -> list[Chunk]:
         entry = self.plan.tree[path]
-        reason = skip_reason(entry, self.options.max_file_bytes)
-        parsed = None
-        if reason is None:
-            try:
-                text = decode(self.source.read_blob(entry.blob_sha))
-                parsed = parse_file(path, text, self.embedder.max_tokens, self.embedder.count_tokens)
-            except ValueError as exc:
-                reason = str(exc)
-        if reason is not None or parsed is None or not parsed.drafts:
-            self.skipped.append(SkippedFile(path=path, reason=reason or "no indexable text"))
-            self.files["skipped"] += 1
+        parsed = self._parse(entry)
+        if parsed is None:
             return []
         self.files[self.plan.upsert[path]] += 1
         seen: Counter[str] = Counter()
@@ -163,6 +164,26 @@ class _Run:
             )
             seen[digest] += 1
         return out
+
+    def _parse(self, entry: TreeEntry) -> Parsed | None:
+        """The file's chunks, or None after recording why it has none."""
+        reason = skip_reason(entry, self.options.max_file_bytes)
+        read = reason is None
+        parsed = None
+        if read:
+            try:
+                text = decode(self.source.read_blob(entry.blob_sha))
+                count = self.embedder.count_tokens
+                parsed = parse_file(entry.path, text, self.embedder.max_tokens, count)
+            except ValueError as exc:
+                reason = str(exc)
+        if parsed is not None and parsed.drafts:
+            return parsed
+        reason = reason or "no indexable text"
+        self.skipped.append(SkippedFile(path=entry.path, reason=reason))
+        self.records[entry.path] = SkippedRecord(entry.blob_sha, reason, read)
+        self.files["skipped"] += 1
+        return None
 
     def _sync(self, paths: Sequence[str], chunks: list[Chunk]) -> None:
         """Write this batch's new and changed chunks, then delete the chunks they replace."""

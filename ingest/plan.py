@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from devrag.ingest.documents import skip_reason
 from devrag.ingest.git_source import GitSource, TreeEntry
-from devrag.retrieval.index import Index, RepoState
+from devrag.retrieval.index import MIXED, Index, RepoState, SkippedRecord
 
 
 @dataclass
@@ -25,7 +26,12 @@ class Plan:
 
 
 def make_plan(
-    source: GitSource, index: Index, state: RepoState | None, target: str, full: bool = False
+    source: GitSource,
+    index: Index,
+    state: RepoState | None,
+    target: str,
+    max_bytes: int,
+    full: bool = False,
 ) -> Plan:
     """The cheapest correct plan for bringing the repo's chunks to the target commit.
 
@@ -38,7 +44,31 @@ def make_plan(
         return Plan(target, tree, "noop")
     if finished and state and state.commit and source.has_commit(state.commit):
         return _diff_plan(source, state.commit, target, tree)
-    return full_plan(index.file_manifest(state.name) if state else {}, target, tree)
+    held = indexed_files(index, state.name, tree, max_bytes) if state else {}
+    return full_plan(held, target, tree)
+
+
+def indexed_files(index: Index, repo: str, tree: dict[str, TreeEntry], max_bytes: int) -> dict[str, str]:
+    """path -> blob SHA of every file the index accounts for: by its chunks, or by a skip record.
+
+    A record counts only while its verdict would still hold, so a raised size limit gets a skipped
+    file re-read; a path with both chunks and a record disagrees with itself and maps to MIXED, to
+    be re-read too.
+    """
+    held = index.file_manifest(repo)
+    for path, record in index.skipped_files(repo).items():
+        entry = tree.get(path)
+        if entry is not None and not _verdict_holds(record, entry, max_bytes):
+            continue
+        held[path] = MIXED if path in held else record.blob_sha
+    return held
+
+
+def _verdict_holds(record: SkippedRecord, entry: TreeEntry, max_bytes: int) -> bool:
+    if entry.blob_sha != record.blob_sha:
+        return True  # another version: the record stands for what the index holds, which is stale
+    before_reading = skip_reason(entry, max_bytes)
+    return before_reading is None if record.read else before_reading == record.reason
 
 
 def _diff_plan(source: GitSource, old: str, target: str, tree: dict[str, TreeEntry]) -> Plan:

@@ -10,7 +10,7 @@ from pydantic import BaseModel
 from devrag.ingest.documents import decode, skip_reason
 from devrag.ingest.git_source import GitSource, SourceError, TreeEntry
 from devrag.ingest.pipeline import IngestOptions, IngestSummary, ingest
-from devrag.ingest.plan import full_plan
+from devrag.ingest.plan import full_plan, indexed_files
 from devrag.retrieval.index import Index, RepoState
 from devrag.retrieval.models import Embedder
 
@@ -35,7 +35,8 @@ def find_drift(index: Index, state: RepoState, options: IngestOptions) -> Drift:
         head = source.resolve(None)
     except SourceError as exc:
         return Drift(repo=state.name, head=None, missing=[], stale=[], orphaned=[], error=str(exc))
-    plan = full_plan(index.file_manifest(state.name), head, source.tree(head))
+    tree = source.tree(head)
+    plan = full_plan(indexed_files(index, state.name, tree, options.max_file_bytes), head, tree)
     missing = [
         path
         for path, status in plan.upsert.items()

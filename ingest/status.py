@@ -12,7 +12,8 @@ from devrag.retrieval.index import INDEX_META_KEY, Index, RepoState
 
 class RepoStatus(BaseModel):
     name: str
-    path: str
+    path: str  # where the repository was last ingested from
+    origin: str | None  # its normalized origin remote, when that clone had one
     indexed_commit: str | None
     head: str | None
     behind: bool | None  # None when the repository cannot be read from here
@@ -41,6 +42,7 @@ def repo_status(index: Index, state: RepoState) -> RepoStatus:
     return RepoStatus(
         name=state.name,
         path=state.path,
+        origin=state.origin,
         indexed_commit=state.commit,
         head=head,
         behind=None if head is None else head != state.commit,

@@ -5,19 +5,20 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Iterator, Sequence
+from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
 from typing import Any
 
 import qdrant_edge as qe
 
 from devrag.retrieval.errors import IndexBusyError
-from devrag.retrieval.store import INDEXED_FIELDS, PointFilter, ScoredId, StoredPoint
+from devrag.retrieval.store import INDEXED_FIELDS, PointFilter, ScoredId, StoredPoint, scroll_pages
 
 _SCROLL_PAGE = 1024
 _BUSY_HINT = (
-    "Another devrag process holds the embedded index at {path}. Stop it, or share one index "
-    "between processes: run a Qdrant server and set DEVRAG_QDRANT_URL, or let one "
-    "`devrag serve --transport http` answer every client."
+    "Another process holds the embedded index at {path} directly. devrag processes share an index "
+    "through its owner process (`devrag.retrieval.owner`); stop the process that opened the shard "
+    "itself, then retry."
 )
 
 
@@ -92,23 +93,27 @@ class EdgeStore:
         fields: Sequence[str] | None = None,
         with_vectors: bool = False,
     ) -> Iterator[StoredPoint]:
+        return scroll_pages(self.scroll_page, flt, fields, with_vectors)
+
+    def scroll_page(
+        self,
+        flt: PointFilter | None,
+        fields: Sequence[str] | None,
+        with_vectors: bool,
+        offset: Any,
+    ) -> tuple[list[StoredPoint], Any]:
+        """One page of a scroll and where the next starts (None: done); the unit a remote reader asks for."""
         if self._shard is None:
-            return
-        offset: Any = None
-        with_payload: Any = list(fields) if fields is not None else True
-        while True:
-            request = qe.ScrollRequest(
-                offset=offset,
-                limit=_SCROLL_PAGE,
-                filter=_edge_filter(flt),
-                with_payload=with_payload,
-                with_vector=with_vectors,
-            )
-            records, offset = self._shard.scroll(request)
-            for r in records:
-                yield _stored(r.id, r.payload, r.vector if with_vectors else None)
-            if offset is None:
-                return
+            return [], None
+        request = qe.ScrollRequest(
+            offset=offset,
+            limit=_SCROLL_PAGE,
+            filter=_edge_filter(flt),
+            with_payload=list(fields) if fields is not None else True,
+            with_vector=with_vectors,
+        )
+        records, next_offset = self._shard.scroll(request)
+        return [_stored(r.id, r.payload, r.vector if with_vectors else None) for r in records], next_offset
 
     def search(self, vector: Sequence[float], limit: int, flt: PointFilter | None = None) -> list[ScoredId]:
         if self._shard is None:
@@ -159,6 +164,10 @@ class EdgeStore:
 
     def meta_keys(self) -> list[str]:
         return sorted(self._read_meta())
+
+    def writer(self) -> AbstractContextManager[None]:
+        """Only this process opens the shard: its Index lock is the whole lease."""
+        return nullcontext()
 
     def close(self) -> None:
         if self._shard is not None:

@@ -21,3 +21,7 @@ class IndexWriteError(DevragError):
 
 class ModelLoadError(DevragError):
     """A model could not be loaded."""
+
+
+class OwnerUnavailableError(DevragError):
+    """The process that owns the embedded index could not be reached or started."""

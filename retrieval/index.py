@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-import threading
+import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -11,11 +11,15 @@ from typing import Any
 from devrag.retrieval.errors import IndexMismatchError, IndexWriteError
 from devrag.retrieval.schema import CHUNKER_VERSION, Chunk
 from devrag.retrieval.store import PointFilter, StoredPoint, VectorStore
+from devrag.retrieval.write_lock import WriteLock
 
 log = logging.getLogger(__name__)
 
 INDEX_META_KEY = "index"
+GENERATION_META_KEY = "generation"
 _REPO_PREFIX = "repo:"
+# Not "repo:"-prefixed, so `repos()` never mistakes a repository's skip records for a repository.
+_SKIPPED_PREFIX = "skipped:"
 _RETRIES = 2
 _READ_BATCH = 512
 MIXED = "mixed"
@@ -23,15 +27,55 @@ MIXED = "mixed"
 
 @dataclass(frozen=True)
 class RepoState:
-    """What the index records about one repository; `commit` advances only after verified writes."""
+    """What the index records about one repository; `commit` advances only after verified writes.
+
+    A repository is its name, not a folder: `path` is where it was last ingested from, and
+    `origin` (normalized remote URL) and `roots` (root commits of its history) let a later run
+    from another clone tell the same history from an unrelated one. Both are empty in metadata
+    written before they existed, and for clones without a remote or with shallow history.
+    """
 
     name: str
     path: str
     commit: str | None
     in_progress: str | None = None
+    origin: str | None = None
+    roots: tuple[str, ...] = ()
 
     def to_meta(self) -> dict[str, Any]:
-        return {"path": self.path, "commit": self.commit, "in_progress": self.in_progress}
+        return {
+            "path": self.path,
+            "commit": self.commit,
+            "in_progress": self.in_progress,
+            "origin": self.origin,
+            "roots": list(self.roots),
+        }
+
+    @classmethod
+    def from_meta(cls, name: str, meta: dict[str, Any]) -> RepoState:
+        return cls(
+            name,
+            meta["path"],
+            meta.get("commit"),
+            meta.get("in_progress"),
+            meta.get("origin"),
+            tuple(meta.get("roots") or ()),
+        )
+
+
+@dataclass(frozen=True)
+class SkippedRecord:
+    """A file ingest considered and left without chunks, at the blob it judged.
+
+    Without it, a file that yields no chunks (front matter only, binary, too large...) looks
+    exactly like a file ingest never saw, so a full compare re-reads it on every run and reconcile
+    reports it missing forever. `read` says whether the verdict needed the content (binary, no
+    text) or only the tree entry (symlink, size), so a changed size limit can revisit the latter.
+    """
+
+    blob_sha: str
+    reason: str
+    read: bool
 
 
 class Index:
@@ -41,8 +85,7 @@ class Index:
         self.store = store
         self.model = model
         self.dim = dim
-        self.revision = 0  # bumped on every change, so in-process caches know to refresh
-        self.lock = threading.RLock()  # one writer at a time; readers see whole batches
+        self.lock = WriteLock(store)  # one writer at a time, in every process on this store
 
     def check_compatible(self) -> None:
         """Refuse to mix vectors of two models or chunk layouts in one index."""
@@ -67,20 +110,85 @@ class Index:
             meta = {"model": self.model, "dim": self.dim, "chunker": CHUNKER_VERSION}
             self.store.put_meta(INDEX_META_KEY, meta)
 
+    # Generation ---------------------------------------------------------------------------------
+
+    def generation(self) -> str:
+        """A token that every verified write replaces, kept in the store itself.
+
+        Readers in any process, on any machine, compare it with the one their cached view was
+        built at: equal means the store holds exactly what the view holds. A fresh random token
+        per write (not a counter) means two writers can never leave it unchanged.
+        """
+        meta = self.store.get_meta(GENERATION_META_KEY)
+        return str(meta["value"]) if meta else ""
+
+    def _advance_generation(self) -> None:
+        self.store.put_meta(GENERATION_META_KEY, {"value": uuid.uuid4().hex})
+
     # Repository markers -------------------------------------------------------------------------
 
     def repo_state(self, name: str) -> RepoState | None:
         meta = self.store.get_meta(_REPO_PREFIX + name)
-        if meta is None:
-            return None
-        return RepoState(name, meta["path"], meta.get("commit"), meta.get("in_progress"))
+        return None if meta is None else RepoState.from_meta(name, meta)
 
     def set_repo_state(self, state: RepoState) -> None:
-        self.store.put_meta(_REPO_PREFIX + state.name, state.to_meta())
+        """Record the repository's state, verified: a lost marker would redo or hide a whole run."""
+        self._put_meta_verified(_REPO_PREFIX + state.name, state.to_meta())
+
+    def forget_repo_state(self, name: str) -> None:
+        """Drop the repository's state, verified; its chunks and skip records go first."""
+        self._delete_meta_verified(_REPO_PREFIX + name)
 
     def repos(self) -> list[RepoState]:
         names = [k[len(_REPO_PREFIX) :] for k in self.store.meta_keys() if k.startswith(_REPO_PREFIX)]
         return [s for s in map(self.repo_state, names) if s is not None]
+
+    # Skipped files --------------------------------------------------------------------------------
+
+    def skipped_files(self, repo: str) -> dict[str, SkippedRecord]:
+        """path -> record of every file of the repo that the last runs considered and left unchunked."""
+        meta = self.store.get_meta(_SKIPPED_PREFIX + repo) or {}
+        return {
+            row["path"]: SkippedRecord(row["blob_sha"], row["reason"], bool(row.get("read")))
+            for row in meta.get("files", [])
+        }
+
+    def set_skipped_files(self, repo: str, records: dict[str, SkippedRecord]) -> None:
+        """Replace the repo's skip records, verified; none at all removes the key.
+
+        One key per repository (not per file) keeps `meta_keys()` short and makes the
+        replacement a single write that either lands whole or not at all.
+        """
+        if not records:
+            self._delete_meta_verified(_SKIPPED_PREFIX + repo)
+            return
+        rows = [
+            {"path": path, "blob_sha": r.blob_sha, "reason": r.reason, "read": r.read}
+            for path, r in sorted(records.items())
+        ]
+        self._put_meta_verified(_SKIPPED_PREFIX + repo, {"files": rows})
+
+    def _put_meta_verified(self, key: str, value: dict[str, Any]) -> None:
+        with self.lock:
+            for _attempt in range(_RETRIES):
+                self.store.put_meta(key, value)
+                if self.store.get_meta(key) == value:
+                    return
+                log.warning("re-writing index metadata %r that did not read back", key)
+        raise IndexWriteError(
+            f"Index metadata {key!r} did not read back from {self.store.location}; run the command again."
+        )
+
+    def _delete_meta_verified(self, key: str) -> None:
+        with self.lock:
+            for _attempt in range(_RETRIES):
+                self.store.delete_meta(key)
+                if self.store.get_meta(key) is None:
+                    return
+        raise IndexWriteError(
+            f"Index metadata {key!r} is still in {self.store.location} after deleting it; run the "
+            "command again."
+        )
 
     # Reads ----------------------------------------------------------------------------------------
 
@@ -104,6 +212,10 @@ class Index:
                 out[p.id] = p.payload
         return out
 
+    def chunk_ids(self, repo: str) -> list[str]:
+        """IDs of every chunk of the repo, without reading their text."""
+        return [p.id for p in self.store.scroll(PointFilter(repo=repo), fields=["path"])]
+
     def vectors_by_id(self, ids: Sequence[str]) -> dict[str, list[float]]:
         points = self.store.retrieve(list(ids), with_vectors=True)
         return {p.id: p.vector for p in points if p.vector}
@@ -121,6 +233,17 @@ class Index:
     def count(self, repo: str | None = None) -> int:
         return self.store.count(PointFilter(repo=repo) if repo else None)
 
+    def close(self) -> None:
+        self.store.close()
+
+    def doc_types(self) -> dict[str, dict[str, int]]:
+        """Chunks per document type, per repository, read from the chunks (no models needed)."""
+        out: dict[str, dict[str, int]] = {}
+        for p in self.store.scroll(fields=["repo", "doc_type"]):
+            counts = out.setdefault(p.payload["repo"], {})
+            counts[p.payload["doc_type"]] = counts.get(p.payload["doc_type"], 0) + 1
+        return out
+
     # Verified writes ------------------------------------------------------------------------------
 
     def write(self, chunks: Sequence[Chunk], vectors: Sequence[list[float]]) -> None:
@@ -133,7 +256,7 @@ class Index:
                 self.store.upsert(pending)
                 bad = self._unverified_writes(expected)
                 if not bad:
-                    self.revision += 1
+                    self._advance_generation()
                     return
                 pending = [p for p in points if p.id in bad]
                 log.warning("re-writing %d chunks that did not read back", len(bad))
@@ -158,7 +281,7 @@ class Index:
                 self.store.delete(remaining)
                 remaining = [p.id for p in self._read(wanted)]
                 if not remaining:
-                    self.revision += 1
+                    self._advance_generation()
                     return
         raise IndexWriteError(
             f"{len(remaining)} deleted chunks are still in {self.store.location}. "
@@ -171,7 +294,7 @@ class Index:
             for _attempt in range(_RETRIES):
                 self.store.set_payload({"commit": commit}, PointFilter(repo=repo, not_commit=commit))
                 if self.store.count(PointFilter(repo=repo, not_commit=commit)) == 0:
-                    self.revision += 1
+                    self._advance_generation()
                     return
         raise IndexWriteError(f"Could not record commit {commit[:12]} on every chunk of {repo}.")
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator, Sequence
+from contextlib import AbstractContextManager, nullcontext
 from typing import Any
 
 from qdrant_client import QdrantClient, models
@@ -151,6 +152,10 @@ class QdrantStore:
             return []
         records, _ = self.client.scroll(self.meta_collection, limit=10_000, with_payload=["key"])
         return sorted(str(r.payload["key"]) for r in records if r.payload)
+
+    def writer(self) -> AbstractContextManager[None]:
+        """No lease across machines: run one ingest per repository at a time (e.g. a CI concurrency group)."""
+        return nullcontext()
 
     def close(self) -> None:
         self.client.close()

@@ -2,40 +2,27 @@
 
 from __future__ import annotations
 
-import fnmatch
 import math
 import threading
 import time
 from collections import OrderedDict
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
 from devrag.retrieval.fusion import rrf
 from devrag.retrieval.index import Index
-from devrag.retrieval.lexical import Bm25Index, LexicalIndex
+from devrag.retrieval.lexical import Bm25Index
 from devrag.retrieval.models import Embedder
 from devrag.retrieval.rerank import Reranker
 from devrag.retrieval.schema import embed_text_for
 from devrag.retrieval.store import PointFilter
+from devrag.retrieval.view import Chunk, Filters, Scope, View
 
 Mode = Literal["dense", "bm25", "hybrid", "hybrid+rerank"]
 MODES: tuple[str, ...] = ("dense", "bm25", "hybrid", "hybrid+rerank")
-_VIEW_FIELDS = (
-    "repo",
-    "path",
-    "title",
-    "headings",
-    "doc_type",
-    "text",
-    "commit",
-    "start_line",
-    "end_line",
-    "content_hash",
-)
 
 
 class SearchConfig(BaseModel):
@@ -50,16 +37,6 @@ class SearchConfig(BaseModel):
     # third place 1/5 (k = 60 would make them nearly equal).
     document_rrf_k: int = Field(default=2, ge=0)
     rerank_temperature: float = Field(default=4.0, gt=0)
-
-
-class Filters(BaseModel):
-    repo: str | None = None
-    path: str | None = None  # a glob over the path within the repository; `*` crosses folders
-    doc_type: str | None = None
-
-    @property
-    def active(self) -> bool:
-        return any((self.repo, self.path, self.doc_type))
 
 
 class StageScores(BaseModel):
@@ -96,50 +73,15 @@ class SearchResponse(BaseModel):
     timings_ms: dict[str, float]
 
 
-class _View:
-    """Chunk payloads and a BM25 index derived from what the store holds at one index revision."""
+class HybridIndex:
+    """The one read API over an Index: searches and document reads, each from one consistent view.
 
-    def __init__(self, index: Index, lexical: LexicalIndex) -> None:
-        self.revision = index.revision
-        self.chunks: dict[str, dict[str, Any]] = {
-            p.id: p.payload for p in index.store.scroll(fields=list(_VIEW_FIELDS))
-        }
-        lexical.rebuild([(cid, _lexical_text(c)) for cid, c in self.chunks.items()])
-        self.lexical = lexical
-        # Filters match files, so they are tested once per file rather than once per chunk.
-        self.files: dict[tuple[str, str, str], list[str]] = {}
-        for cid, c in self.chunks.items():
-            self.files.setdefault((c["repo"], c["path"], c["doc_type"]), []).append(cid)
-
-    def scope(self, filters: Filters) -> Scope | None:
-        """The chunks and paths the filters allow; None when nothing is filtered."""
-        if not filters.active:
-            return None
-        files = [
-            (path, ids)
-            for (repo, path, doc_type), ids in self.files.items()
-            if (filters.repo is None or repo == filters.repo)
-            and (filters.doc_type is None or doc_type == filters.doc_type)
-            and (filters.path is None or fnmatch.fnmatchcase(path, filters.path))
-        ]
-        return Scope(ids={cid for _, ids in files for cid in ids}, paths=sorted({path for path, _ in files}))
-
-
-@dataclass(frozen=True)
-class Scope:
-    """What a search may return under its filters: chunk ids, and their paths for the store-side filter."""
-
-    ids: set[str]
-    paths: list[str]
-
-
-def _lexical_text(chunk: dict[str, Any]) -> str:
-    """BM25 reads the path and breadcrumb too: alert names often live only in the file name."""
-    return f"{chunk['path']}\n{embed_text_for(chunk['title'], chunk['headings'], chunk['text'])}"
-
-
-class Searcher:
-    """Answers queries over an Index; rebuilds its BM25 view whenever the index changes."""
+    Every call first compares the index's generation (kept in the store, advanced by every
+    verified write from any process or machine) with its view's; when they differ the view is
+    rebuilt before answering, so no call serves a chunk the store no longer holds, and none misses
+    one it holds. A call holds on to the view it started with, so a write meanwhile never shows
+    half-done.
+    """
 
     def __init__(
         self,
@@ -152,17 +94,31 @@ class Searcher:
         self.embedder = embedder
         self.reranker = reranker
         self.config = config or SearchConfig()
-        self._view: _View | None = None
+        self._view: View | None = None
         self._view_lock = threading.Lock()
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="devrag-bm25")
         self._query_vectors: OrderedDict[str, list[float]] = OrderedDict()
 
-    def view(self) -> _View:
-        """The current view, rebuilt (once, under a lock) after any write to the index."""
+    def view(self) -> View:
+        """The view at the index's current generation, rebuilt (once, under a lock) when it moved."""
+        generation = self.index.generation()
         with self._view_lock:
-            if self._view is None or self._view.revision != self.index.revision:
-                self._view = _View(self.index, Bm25Index())
+            if self._view is None or self._view.generation != generation:
+                self._view = View(self.index, Bm25Index())
             return self._view
+
+    def matches(self, filters: Filters) -> bool:
+        """Whether any indexed chunk passes the filters; a search over none has nothing to rank."""
+        scope = self.view().scope(filters)
+        return scope is None or bool(scope.ids)
+
+    def document(self, repo: str, path: str) -> list[Chunk]:
+        """The indexed chunks of one document, in line order; empty when it is not indexed."""
+        return self.view().document(repo, path)
+
+    def paths(self, repo: str) -> list[str]:
+        """Every indexed path of a repository."""
+        return self.view().paths(repo)
 
     def search(
         self, query: str, k: int = 5, mode: Mode = "hybrid+rerank", filters: Filters | None = None
@@ -196,7 +152,7 @@ class Searcher:
         n: int,
         mode: str,
         filters: Filters,
-        view: _View,
+        view: View,
         scope: Scope | None,
         timings: dict[str, float],
     ) -> tuple[list[tuple[str, float]], list[tuple[str, float]]]:
@@ -233,7 +189,7 @@ class Searcher:
         self,
         query: str,
         fused: list[tuple[str, float]],
-        view: _View,
+        view: View,
         evidence: dict[str, StageScores],
         timings: dict[str, float],
     ) -> dict[str, float]:
@@ -262,7 +218,7 @@ def _combine(
     dense: list[tuple[str, float]],
     bm25: list[tuple[str, float]],
     rerank: dict[str, float],
-    chunks: dict[str, dict[str, Any]],
+    chunks: dict[str, Chunk],
     config: SearchConfig,
 ) -> list[tuple[str, float]]:
     """Documents in `_rank_documents` order, each with the chunks the reranker read, best first.
@@ -286,7 +242,7 @@ def _rank_documents(
     dense: list[tuple[str, float]],
     bm25: list[tuple[str, float]],
     rerank: dict[str, float],
-    chunks: dict[str, dict[str, Any]],
+    chunks: dict[str, Chunk],
     config: SearchConfig,
 ) -> list[tuple[tuple[str, str], float]]:
     """Documents by RRF over three votes: dense, BM25 and the cross-encoder, each ranking documents.
@@ -310,12 +266,12 @@ def _rank_documents(
     return sorted(scores.items(), key=lambda pair: -pair[1])
 
 
-def _documents(ranked: list[tuple[str, float]], chunks: dict[str, dict[str, Any]]) -> list[tuple[str, str]]:
+def _documents(ranked: list[tuple[str, float]], chunks: dict[str, Chunk]) -> list[tuple[str, str]]:
     """The distinct documents of a chunk ranking, in order of their best chunk."""
     return list(dict.fromkeys(_document(chunks[cid]) for cid, _ in ranked))
 
 
-def _document(chunk: dict[str, Any]) -> tuple[str, str]:
+def _document(chunk: Chunk) -> tuple[str, str]:
     return chunk["repo"], chunk["path"]
 
 
@@ -341,7 +297,7 @@ def _evidence(
     return out
 
 
-def _result(chunk: dict[str, Any], cid: str, score: float, scores: StageScores) -> SearchResult:
+def _result(chunk: Chunk, cid: str, score: float, scores: StageScores) -> SearchResult:
     return SearchResult(
         id=cid,
         repo=chunk["repo"],

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -92,4 +93,22 @@ class VectorStore(Protocol):
 
     def meta_keys(self) -> list[str]: ...
 
+    def writer(self) -> AbstractContextManager[None]:
+        """Hold the store's one-writer lease, shared by every process that reaches this store."""
+
     def close(self) -> None: ...
+
+
+ScrollPage = Callable[[PointFilter | None, Sequence[str] | None, bool, Any], tuple[list[StoredPoint], Any]]
+
+
+def scroll_pages(
+    page: ScrollPage, flt: PointFilter | None, fields: Sequence[str] | None, with_vectors: bool
+) -> Iterator[StoredPoint]:
+    """Every point, one `page(flt, fields, with_vectors, offset)` call at a time until offset is None."""
+    offset: Any = None
+    while True:
+        points, offset = page(flt, fields, with_vectors, offset)
+        yield from points
+        if offset is None:
+            return

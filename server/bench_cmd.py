@@ -177,4 +177,4 @@ def _bench_index(
         try:
             yield index, f"{corpus} x{scale}", built.model_dump()
         finally:
-            index.store.close()
+            index.close()

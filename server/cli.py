@@ -15,6 +15,7 @@ from pydantic import BaseModel
 
 from devrag.eval.harness import DEFAULT_MODES, evaluate
 from devrag.eval.runner import prepare
+from devrag.ingest.forget import forget
 from devrag.ingest.pipeline import IngestOptions, ingest
 from devrag.ingest.reconcile import reconcile
 from devrag.ingest.status import index_status
@@ -22,7 +23,7 @@ from devrag.retrieval.errors import DevragError
 from devrag.retrieval.factory import open_store
 from devrag.retrieval.index import Index
 from devrag.retrieval.models import Embedder
-from devrag.retrieval.search import MODES, Filters, Searcher
+from devrag.retrieval.search import MODES, Filters, HybridIndex
 from devrag.server import render
 from devrag.server.bench_cmd import bench_cmd
 from devrag.server.serve import serve_cmd
@@ -141,6 +142,17 @@ def reconcile_cmd(obj: Context, check: bool, as_json: bool) -> None:
         sys.exit(1)
 
 
+@main.command("forget")
+@click.argument("name")
+@click.option("--json", "as_json", is_flag=True, help="Print what was removed as one JSON object.")
+@click.pass_obj
+def forget_cmd(obj: Context, name: str, as_json: bool) -> None:
+    """Remove a repository from the index: its chunks, its skipped-file records and its state."""
+    with opened_index(obj.settings()) as index:
+        summary = forget(index, name)
+    emit(as_json, summary, lambda: render.forget_summary(summary))
+
+
 def _bind(index: Index, embedder: Embedder) -> Embedder:
     """Give an index opened without a model the model a repair needs."""
     index.model, index.dim = embedder.name, embedder.dim
@@ -188,7 +200,7 @@ def search_cmd(
     reranker = _load(lambda: reranker_for(settings)) if mode == "hybrid+rerank" else None
     with opened_index(settings, embedder) as index:
         index.check_compatible()
-        response = Searcher(index, embedder, reranker).search(
+        response = HybridIndex(index, embedder, reranker).search(
             query,
             k,
             mode,
@@ -233,7 +245,7 @@ def eval_cmd(
     embedder = _load_embedder(settings)
     reranker = _load(lambda: reranker_for(settings)) if "hybrid+rerank" in wanted else None
     with opened_index(settings, embedder) as index:
-        searcher = Searcher(index, embedder, reranker)
+        searcher = HybridIndex(index, embedder, reranker)
         result = evaluate(eval_set.queries, eval_set.repo, index, embedder, searcher, wanted, k)
     emit(as_json, result, lambda: render.eval_report(eval_set.name, result))
 

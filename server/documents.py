@@ -21,7 +21,6 @@ from devrag.ingest.git_source import GitSource, SourceError
 from devrag.retrieval.index import Index
 
 TokenCounter = Callable[[str], int]
-Chunks = dict[str, dict[str, Any]]
 
 
 @dataclass(frozen=True)
@@ -31,12 +30,6 @@ class Document:
     commit: str
     source: str  # "repository" or "chunks"
     lines: list[str]
-
-
-def chunks_of(chunks: Chunks, repo: str, path: str) -> list[dict[str, Any]]:
-    """The chunks of one document, in line order."""
-    mine = [c for c in chunks.values() if c["repo"] == repo and c["path"] == path]
-    return sorted(mine, key=lambda c: (c["start_line"], c["end_line"]))
 
 
 def load(index: Index, repo: str, path: str, chunks: list[dict[str, Any]]) -> Document:

@@ -1,15 +1,23 @@
-"""Streamable HTTP at /mcp, with a bearer token wherever the server is reachable beyond loopback."""
+"""Streamable HTTP at /mcp, with a bearer token wherever the server is reachable beyond loopback.
+
+Beside it, `/hooks/*` takes push webhooks when they are on. Forges cannot send the bearer token;
+they sign each delivery with the webhook secret instead, so `/hooks/*` sits outside the gate.
+"""
 
 from __future__ import annotations
 
 import hmac
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from mcp.server.mcpserver import MCPServer
 from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+if TYPE_CHECKING:
+    from devrag.server.webhooks import Webhooks
+
 MCP_PATH = "/mcp"
+HOOKS_PREFIX = "/hooks/"
 
 
 class BearerTokenGate:
@@ -35,12 +43,40 @@ class BearerTokenGate:
         return hmac.compare_digest(given, self._expected)
 
 
-async def serve_http(server: MCPServer[Any], host: str, port: int, token: str | None) -> None:
+class HooksBesideGate:
+    """ASGI router: `/hooks/*` to the webhook endpoints (or 404 when they are off), the rest to MCP.
+
+    Lifespan events go to the MCP app, whose lifespan opens the index the webhooks use too.
+    """
+
+    def __init__(self, mcp: ASGIApp, hooks: ASGIApp | None) -> None:
+        self.mcp, self.hooks = mcp, hooks
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or not str(scope["path"]).startswith(HOOKS_PREFIX):
+            await self.mcp(scope, receive, send)
+        elif self.hooks is not None:
+            await self.hooks(scope, receive, send)
+        else:
+            off = JSONResponse(
+                {
+                    "error": "not found",
+                    "detail": "Webhooks are off: set DEVRAG_WEBHOOK_SECRET to receive pushes.",
+                },
+                status_code=404,
+            )
+            await off(scope, receive, send)
+
+
+async def serve_http(
+    server: MCPServer[Any], host: str, port: int, token: str | None, webhooks: Webhooks | None = None
+) -> None:
     """Serve until interrupted; uvicorn's logs go through logging, so to stderr."""
     import uvicorn
 
     app: ASGIApp = server.streamable_http_app(streamable_http_path=MCP_PATH, host=host)
     if token:
         app = BearerTokenGate(app, token)
+    app = HooksBesideGate(app, webhooks.asgi() if webhooks else None)
     config = uvicorn.Config(app, host=host, port=port, log_config=None, log_level="warning", access_log=False)
     await uvicorn.Server(config).serve()

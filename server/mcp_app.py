@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import inspect
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
-from typing import Annotated, Any
+from typing import Annotated, Any, Protocol
 
 import anyio.to_thread
 from mcp.server.context import CallNext, HandlerResult, ServerRequestContext
@@ -34,6 +34,17 @@ _MODELS_START_S = 3.0
 _HANDSHAKE = frozenset({"initialize", "notifications/initialized", "server/discover"})
 
 
+class Companion(Protocol):
+    """A part of the server that lives as long as its App (the push webhooks).
+
+    Started once the index is open, stopped before it closes, so it can share the one open index.
+    """
+
+    def start(self, app: App) -> None: ...
+
+    def stop(self) -> None: ...
+
+
 def default_models(settings: Settings) -> Models:
     return Models(
         lambda: embedder_for(settings),
@@ -41,7 +52,12 @@ def default_models(settings: Settings) -> Models:
     )
 
 
-def create_server(settings: Settings, models: Models | None = None, watch: bool = False) -> MCPServer[App]:
+def create_server(
+    settings: Settings,
+    models: Models | None = None,
+    watch: bool = False,
+    companions: Sequence[Companion] = (),
+) -> MCPServer[App]:
     """The devrag MCP server; models load in the background once it starts, so it answers at once."""
 
     @asynccontextmanager
@@ -52,9 +68,13 @@ def create_server(settings: Settings, models: Models | None = None, watch: bool 
         watcher = RefWatcher(app) if watch else None
         if watcher is not None:
             watcher.start()
+        for companion in companions:
+            companion.start(app)
         try:
             yield app
         finally:
+            for companion in companions:
+                await anyio.to_thread.run_sync(companion.stop)
             if watcher is not None:
                 await anyio.to_thread.run_sync(watcher.stop)
             app.models.cancel()

@@ -10,6 +10,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from devrag.eval.harness import EvalReport
+from devrag.ingest.forget import ForgetSummary
 from devrag.ingest.pipeline import IngestSummary
 from devrag.ingest.reconcile import Drift
 from devrag.ingest.status import IndexStatus
@@ -49,7 +50,7 @@ def index_status(status: IndexStatus) -> None:
     if not status.repos:
         out.print("No repositories indexed yet. Run `devrag ingest PATH`.")
         return
-    table = Table("repo", "indexed", "HEAD", "behind", "files", "chunks", "path")
+    table = Table("repo", "indexed", "HEAD", "behind", "files", "chunks")
     for r in status.repos:
         behind = {None: "?", True: "yes", False: "no"}[r.behind]
         if r.in_progress:
@@ -61,9 +62,12 @@ def index_status(status: IndexStatus) -> None:
             behind,
             str(r.files),
             str(r.chunks),
-            r.path,
         )
     out.print(table)
+    # Below the table, not in it: a table folds long paths and URLs across lines.
+    for r in status.repos:
+        origin = f"origin {r.origin}" if r.origin else "no origin remote"
+        out.print(f"{r.name}: last ingested from {r.path} ({origin})", soft_wrap=True, markup=False)
 
 
 def drift_report(drifts: list[Drift], check: bool) -> None:
@@ -74,14 +78,30 @@ def drift_report(drifts: list[Drift], check: bool) -> None:
             out.print(f"[red]{d.repo}[/red]: {d.error}")
             continue
         state = "drifted" if d.drifted else "in sync"
-        out.print(f"[bold]{d.repo}[/bold] at HEAD {_short(d.head)}: {state}")
-        for label, paths in (("missing", d.missing), ("stale", d.stale), ("orphaned", d.orphaned)):
+        found = {"missing": d.missing, "stale": d.stale, "orphaned": d.orphaned}
+        counts = _counts({label: len(paths) for label, paths in found.items()}, "no files out of step")
+        out.print(f"[bold]{d.repo}[/bold] at HEAD {_short(d.head)}: {state} ({counts}).")
+        for label, paths in found.items():
             for path in paths:
                 out.print(f"  {label}: {path}")
         if d.repaired:
-            out.print(f"  repaired: chunks {d.repaired.chunks}")
+            files = _counts(d.repaired.files, "none")
+            chunks = _counts(d.repaired.chunks, "none")
+            out.print(f"  Repaired with a full compare: files {files}; chunks {chunks}.")
         elif d.drifted and check:
             out.print("  (--check: not repaired)")
+
+
+def _counts(counts: dict[str, int], nothing: str) -> str:
+    """`3 missing, 1 orphaned`: the non-zero counts as words, for people rather than scripts."""
+    return ", ".join(f"{n} {label}" for label, n in counts.items() if n) or nothing
+
+
+def forget_summary(s: ForgetSummary) -> None:
+    out.print(
+        f"Forgot [bold]{s.repo}[/bold] (last ingested from {s.path}): removed {s.chunks} chunks of "
+        f"{s.files} files and the records of {s.skipped_files} skipped files."
+    )
 
 
 def _short(sha: str | None) -> str:

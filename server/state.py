@@ -6,19 +6,15 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING
 
 from devrag.retrieval.errors import DevragError, ModelLoadError
 from devrag.retrieval.factory import open_store
 from devrag.retrieval.index import Index
 from devrag.retrieval.models import Embedder
 from devrag.retrieval.rerank import Reranker
-from devrag.retrieval.search import Filters, Mode, Searcher, SearchResponse
+from devrag.retrieval.search import Filters, HybridIndex, Mode, SearchResponse
 from devrag.retrieval.store import VectorStore
 from devrag.server.settings import Settings
-
-if TYPE_CHECKING:
-    from devrag.retrieval.search import _View
 
 log = logging.getLogger(__name__)
 
@@ -115,35 +111,6 @@ class Models:
         return "ready" if self.rerank_error is None else f"ready without reranker: {self.rerank_error}"
 
 
-class SnapshotSearcher(Searcher):
-    """A Searcher whose view changes only between writes, so no search sees half an ingest.
-
-    Writers hold `index.lock` for a whole ingest. Meanwhile searches keep answering from the last
-    whole view: its chunk texts are in memory, and dense hits are kept only when the view has them.
-    """
-
-    def __init__(self, index: Index, embedder: Embedder, reranker: Reranker | None) -> None:
-        super().__init__(index, embedder, reranker)
-        # The models already use every core: concurrent searches would only contend, while
-        # queued ones find the query vector and rerank scores of a repeated query cached.
-        self._one_at_a_time = threading.Lock()
-
-    def search(
-        self, query: str, k: int = 5, mode: Mode = "hybrid+rerank", filters: Filters | None = None
-    ) -> SearchResponse:
-        with self._one_at_a_time:
-            return super().search(query, k, mode, filters)
-
-    def view(self) -> _View:
-        if not self.index.lock.acquire(blocking=self._view is None):
-            assert self._view is not None
-            return self._view
-        try:
-            return super().view()
-        finally:
-            self.index.lock.release()
-
-
 class App:
     """The lifespan state of one server: opened once, shared by every client and tool call."""
 
@@ -153,11 +120,14 @@ class App:
         self.watching = watching
         self._index: Index | None = None
         self._store: VectorStore | None = None
-        self._searcher: SnapshotSearcher | None = None
+        self._searcher: HybridIndex | None = None
         self._lock = threading.Lock()
+        # The models already use every core: concurrent searches would only contend, while
+        # queued ones find the query vector and rerank scores of a repeated query cached.
+        self._one_search_at_a_time = threading.Lock()
 
     def open(self) -> None:
-        """Open the index now, so a busy index is reported at startup; tool calls retry later."""
+        """Open the index now (starting its owner process), so a failure shows at startup; calls retry."""
         try:
             self.index()
         except DevragError as exc:
@@ -167,7 +137,7 @@ class App:
         """The index, opened on first use.
 
         Raises:
-            IndexBusyError: another process holds the embedded index.
+            OwnerUnavailableError: the embedded index's owner process could not be started.
         """
         with self._lock:
             if self._index is None:
@@ -176,8 +146,8 @@ class App:
                 self._index = Index(self._store, s.embed_model, 0)
             return self._index
 
-    def searcher(self) -> SnapshotSearcher:
-        """The searcher, once the models are loaded and known to match the index.
+    def searcher(self) -> HybridIndex:
+        """The read API, once the models are loaded and known to match the index.
 
         Raises:
             ModelLoadError: the embedding model could not be loaded.
@@ -189,14 +159,19 @@ class App:
             if self._searcher is None:
                 index.model, index.dim = embedder.name, embedder.dim
                 index.check_compatible()
-                self._searcher = SnapshotSearcher(index, embedder, reranker)
+                self._searcher = HybridIndex(index, embedder, reranker)
             return self._searcher
+
+    def search(self, query: str, k: int, mode: Mode, filters: Filters) -> SearchResponse:
+        """One search at a time, through the read API."""
+        searcher = self.searcher()
+        with self._one_search_at_a_time:
+            return searcher.search(query, k, mode, filters)
 
     def close(self) -> None:
         with self._lock:
             if self._searcher is not None:
                 self._searcher.close()
-            if self._store is not None and self._index is not None:
-                with self._index.lock:  # let a running ingest finish first
-                    self._store.close()
+            if self._store is not None:
+                self._store.close()
             self._index = self._store = self._searcher = None

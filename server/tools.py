@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import difflib
-from collections import Counter
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
@@ -17,7 +16,7 @@ from devrag.server import documents
 from devrag.server.budget import TokenCounter, fit_hits, fit_lines
 from devrag.server.formatting import page_text, search_text, sources_text
 from devrag.server.outputs import DocumentPage, Freshness, Hit, SearchOutput, Source, SourcesOutput
-from devrag.server.state import App, SnapshotSearcher
+from devrag.server.state import App
 
 OutputT = TypeVar("OutputT", bound=BaseModel)
 
@@ -51,9 +50,7 @@ def search_tool(
     _check_query(query, searcher.embedder.count_tokens(query), searcher.embedder.max_tokens)
     mode: Mode = "hybrid+rerank" if searcher.reranker is not None else "hybrid"
     filters = Filters(repo=repo, path=path, doc_type=doc_type)
-    results = (
-        searcher.search(query.strip(), k, mode, filters).results if _any_match(searcher, filters) else []
-    )
+    results = app.search(query.strip(), k, mode, filters).results if searcher.matches(filters) else []
     hits = [_hit(rank, r) for rank, r in enumerate(results, start=1)]
     fresh = _freshness(searcher.index, hits)
     notes = _search_notes(app, hits, path)
@@ -74,12 +71,6 @@ def search_tool(
         max_tokens=max_tokens,
     )
     return Answer(output, fitted.text)
-
-
-def _any_match(searcher: SnapshotSearcher, filters: Filters) -> bool:
-    """Whether any indexed chunk passes the filters; a search over none has nothing to rank."""
-    scope = searcher.view().scope(filters)
-    return scope is None or bool(scope.ids)
 
 
 def _check_query(query: str, tokens: int, limit: int) -> None:
@@ -106,12 +97,10 @@ def _check_repo(app: App, index: Index, repo: str | None) -> None:
 
 def _empty_index_message(app: App) -> str:
     s = app.settings
-    if s.qdrant_url:
-        return f"The index at {s.qdrant_url} holds no repositories yet. Run `devrag ingest PATH/TO/REPO`."
+    where = s.qdrant_url or str(s.index_dir)
     return (
-        f"The index at {s.index_dir} holds no repositories yet. Stop this server, run "
-        f"`DEVRAG_INDEX_DIR={s.index_dir} devrag ingest PATH/TO/REPO`, then start the server again "
-        "(the embedded index can be open in one process at a time)."
+        f"The index at {where} holds no repositories yet. Run `devrag ingest PATH/TO/REPO` with the "
+        "same index settings; this server sees it as soon as it finishes."
     )
 
 
@@ -186,10 +175,9 @@ def get_document_tool(
     """A page of the document as indexed (or of one section), fitted into `max_tokens`."""
     _check_repo(app, app.index(), repo)
     searcher = app.searcher()
-    indexed = searcher.view().chunks
-    chunks = documents.chunks_of(indexed, repo, path)
+    chunks = searcher.document(repo, path)
     if not chunks:
-        raise ToolInputError(_unknown_document(indexed, repo, path))
+        raise ToolInputError(_unknown_document(searcher.paths(repo), repo, path))
     doc = documents.load(searcher.index, repo, path, chunks)
     first, last, label = _section(chunks, section, len(doc.lines))
     body = doc.lines[first - 1 : last]
@@ -241,8 +229,7 @@ def _page(template: DocumentPage, body: list[str], count: TokenCounter) -> Answe
     return Answer(output, page.text)
 
 
-def _unknown_document(chunks: documents.Chunks, repo: str, path: str) -> str:
-    paths = sorted({c["path"] for c in chunks.values() if c["repo"] == repo})
+def _unknown_document(paths: list[str], repo: str, path: str) -> str:
     close = difflib.get_close_matches(path, paths, n=5, cutoff=0.4)
     hint = f" Close matches: {', '.join(close)}." if close else ""
     return (
@@ -255,9 +242,7 @@ def list_sources_tool(app: App) -> Answer[SourcesOutput]:
     """Every indexed repository: commit, HEAD, freshness, sizes, document types; and the models."""
     index = app.index()
     status = index_status(index)
-    types: dict[str, Counter[str]] = {}
-    for point in index.store.scroll(fields=["repo", "doc_type"]):
-        types.setdefault(point.payload["repo"], Counter())[point.payload["doc_type"]] += 1
+    types = index.doc_types()
     repos = [
         Source(
             name=r.name,

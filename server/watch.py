@@ -2,7 +2,7 @@
 
 Only the refs are watched (`HEAD`, `refs/`, `packed-refs`), so saving a file does nothing and a
 commit, checkout, merge or pull does. Each update goes through the same verified `ingest()` as
-the CLI; searches meanwhile answer from the last whole view (see `SnapshotSearcher`).
+the CLI; searches see each verified batch as soon as it is written (see `HybridIndex`).
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from pathlib import Path
 import watchfiles
 
 from devrag.ingest.git_source import GitSource, SourceError
-from devrag.ingest.pipeline import ingest
+from devrag.ingest.pipeline import IngestSummary, ingest
 from devrag.ingest.status import head_of
 from devrag.retrieval.errors import DevragError
 from devrag.retrieval.index import RepoState
@@ -76,23 +76,36 @@ class RefWatcher:
             self._update(state)
 
     def _update(self, state: RepoState) -> None:
-        head = head_of(state.path)
-        current = self.app.index().repo_state(state.name)
-        if head is None or (current is not None and current.commit == head and not current.in_progress):
-            return
-        searcher = self.app.searcher()  # the models, and an index bound to them
         try:
-            summary = ingest(searcher.index, searcher.embedder, Path(state.path), state.name)
+            reindex(self.app, state)
         except DevragError as exc:
             log.error("re-indexing %s failed: %s", state.name, exc)
-            return
-        log.info(
-            "re-indexed %s at %s: chunks %s (%.2f s)",
-            state.name,
-            summary.commit[:12],
-            summary.chunks,
-            summary.seconds,
-        )
+
+
+def reindex(app: App, state: RepoState, rev: str | None = None) -> IngestSummary | None:
+    """Bring one repository's chunks to `rev` (default: its HEAD) through the verified ingest.
+
+    Shared by `--watch` and the push webhooks, so both skip a commit that is already whole in the
+    index and report alike. Returns None when there was nothing to do.
+
+    Raises:
+        DevragError: the repository, the revision, the models or the index failed; the index still
+            holds the last complete state, and the next run redoes the work.
+    """
+    target = rev or head_of(state.path)
+    current = app.index().repo_state(state.name)
+    if target is None or (current is not None and current.commit == target and not current.in_progress):
+        return None
+    searcher = app.searcher()  # the models, and an index bound to them
+    summary = ingest(searcher.index, searcher.embedder, Path(state.path), state.name, rev=target)
+    log.info(
+        "re-indexed %s at %s: chunks %s (%.2f s)",
+        state.name,
+        summary.commit[:12],
+        summary.chunks,
+        summary.seconds,
+    )
+    return summary
 
 
 def _git_dirs(states: list[RepoState]) -> dict[str, RepoState]:

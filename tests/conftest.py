@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -12,6 +13,9 @@ from devrag.retrieval.index import Index
 from devrag.retrieval.qdrant_store import QdrantStore
 from devrag.retrieval.store import VectorStore
 from tests.support import GitRepo, HashEmbedder
+
+# Index owner processes that tests start leave soon after their last client.
+os.environ.setdefault("DEVRAG_OWNER_IDLE_SECONDS", "5")
 
 
 @pytest.fixture

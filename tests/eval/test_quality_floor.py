@@ -15,7 +15,7 @@ from devrag.retrieval.edge_store import EdgeStore
 from devrag.retrieval.index import Index
 from devrag.retrieval.models import SentenceTransformerEmbedder
 from devrag.retrieval.rerank import CrossEncoderReranker
-from devrag.retrieval.search import Searcher
+from devrag.retrieval.search import HybridIndex
 from tests.support import RERANKER, SHARED
 
 CORPUS = SHARED / "data" / "runbooks-corpus" / "prometheus-operator"
@@ -42,7 +42,7 @@ def report(tmp_path_factory):
     queries = load_golden(GOLDEN)[: SLICE * 2 : 2]
     embedder = SentenceTransformerEmbedder()
     index = Index(EdgeStore(work / "index"), embedder.name, embedder.dim)
-    searcher = Searcher(index, embedder, CrossEncoderReranker(str(RERANKER)))
+    searcher = HybridIndex(index, embedder, CrossEncoderReranker(str(RERANKER)))
     try:
         yield evaluate(queries, repo, index, embedder, searcher, list(FLOORS), k=10)
     finally:

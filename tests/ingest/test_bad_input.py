@@ -130,8 +130,8 @@ def test_an_index_built_with_another_model_is_refused_with_how_to_rebuild(indexe
     assert _kept(indexed) == 2
 
 
-def test_a_second_process_on_the_embedded_index_gets_a_busy_error(indexed, tmp_path):
-    with pytest.raises(IndexBusyError, match="DEVRAG_QDRANT_URL"):
+def test_a_second_opener_of_the_engine_itself_gets_a_busy_error(indexed, tmp_path):
+    with pytest.raises(IndexBusyError, match="owner process"):
         EdgeStore(tmp_path / "index")
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from devrag.ingest.pipeline import ingest
-from devrag.retrieval.search import Filters, Searcher
+from devrag.retrieval.search import Filters, HybridIndex
 
 RUNBOOKS = {
     "runbooks/crashloop.md": "# KubePodCrashLooping\n\n## Symptoms\n\nPods in `CrashLoopBackOff` restart "
@@ -26,7 +26,7 @@ def searcher(index, git_repo, embedder):
     repo = git_repo("ops")
     repo.commit(RUNBOOKS)
     ingest(index, embedder, repo.path, "ops")
-    s = Searcher(index, embedder, reranker=None)
+    s = HybridIndex(index, embedder, reranker=None)
     yield s
     s.close()
 
@@ -107,7 +107,7 @@ def test_reranking_ranks_documents_then_their_chunks_and_keeps_the_evidence(inde
     repo = git_repo("ops")
     repo.commit(RUNBOOKS)
     ingest(index, embedder, repo.path, "ops")
-    searcher = Searcher(index, embedder, OverlapReranker())
+    searcher = HybridIndex(index, embedder, OverlapReranker())
     response = searcher.search("helm rollback checkout-api revision", k=6)
     searcher.close()
     assert response.reranked and response.results[0].path == "guides/deploy.md"
@@ -131,7 +131,7 @@ class PathReranker:
         return [self.favourite_score if self.favourite in p else self.other_score for p in passages]
 
 
-def _hybrid_documents(searcher: Searcher, query: str) -> list[str]:
+def _hybrid_documents(searcher: HybridIndex, query: str) -> list[str]:
     return list(dict.fromkeys(r.path for r in searcher.search(query, k=10, mode="hybrid").results))
 
 
@@ -150,7 +150,7 @@ def test_the_rerankers_vote_counts_as_much_as_it_is_confident(
         "postmortems/2026-01-01-outage.md": "Checkout outage",
     }
     assert {first, second} == set(titles), "the fixture's two crash-loop pages lead the first stage"
-    reranking = Searcher(index, embedder, PathReranker(titles[second], favourite_score, other_score))
+    reranking = HybridIndex(index, embedder, PathReranker(titles[second], favourite_score, other_score))
     top = reranking.search(query, k=3).results[0].path
     reranking.close()
     assert top == {"first": first, "second": second}[winner]
@@ -160,7 +160,7 @@ def test_reranked_search_with_filters_that_match_nothing_returns_no_results(inde
     repo = git_repo("ops")
     repo.commit(RUNBOOKS)
     ingest(index, embedder, repo.path, "ops")
-    searcher = Searcher(index, embedder, OverlapReranker())
+    searcher = HybridIndex(index, embedder, OverlapReranker())
     response = searcher.search("helm rollback", k=3, filters=Filters(path="nowhere/*"))
     searcher.close()
     assert response.results == [] and response.reranked

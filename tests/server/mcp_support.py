@@ -7,8 +7,14 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
+
+import httpx2
+from mcp import Client
+from mcp.client.streamable_http import streamable_http_client
 
 from devrag.ingest.pipeline import ingest
 from devrag.retrieval.edge_store import EdgeStore
@@ -86,6 +92,7 @@ def server_env(index_dir: Path, **extra: str) -> dict[str, str]:
         "DEVRAG_RERANK_MODEL": str(RERANKER),
         "DEVRAG_DEVICE": "cpu",
         "HF_HUB_OFFLINE": "1",
+        "DEVRAG_OWNER_IDLE_SECONDS": "5",
         **extra,
     }
     return env
@@ -101,9 +108,11 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def start_http(index_dir: Path, port: int, token: str, log: Path, *args: str) -> subprocess.Popen[bytes]:
+def start_http(
+    index_dir: Path, port: int, token: str, log: Path, *args: str, **env_extra: str
+) -> subprocess.Popen[bytes]:
     """`devrag serve --transport http` on loopback with a token; returns once it accepts connections."""
-    env = server_env(index_dir, DEVRAG_HTTP_TOKEN=token)
+    env = server_env(index_dir, DEVRAG_HTTP_TOKEN=token, **env_extra)
     with log.open("wb") as err:
         process = subprocess.Popen(
             [sys.executable, *serve_args("--transport", "http", "--port", str(port), *args)],
@@ -123,6 +132,15 @@ def start_http(index_dir: Path, port: int, token: str, log: Path, *args: str) ->
             time.sleep(0.1)
     process.kill()
     raise RuntimeError(f"server did not listen on {port}: {log.read_text()}")
+
+
+@asynccontextmanager
+async def mcp_client(url: str, token: str) -> AsyncIterator[Client]:
+    """An MCP client session with a server started by `start_http`."""
+    headers = {"Authorization": f"Bearer {token}"}
+    async with httpx2.AsyncClient(headers=headers, timeout=httpx2.Timeout(30, read=120)) as http:
+        async with Client(streamable_http_client(url, http_client=http)) as client:
+            yield client
 
 
 def stop(process: subprocess.Popen[bytes]) -> None:

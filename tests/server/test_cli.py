@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import json
+import subprocess
 
 import pytest
 from click.testing import CliRunner
 
+from devrag.retrieval.factory import open_store
 from devrag.retrieval.store import PointFilter
 from devrag.server.cli import main
 from tests.support import RERANKER, RUNBOOK
@@ -114,11 +116,53 @@ def test_a_reranker_that_cannot_load_fails_startup_naming_it(cli, ops_repo, monk
 
 
 def test_an_index_with_chunks_of_a_deleted_file_is_found_by_reconcile(cli, ops_repo, tmp_path):
-    from devrag.retrieval.edge_store import EdgeStore
-
     cli("ingest", str(ops_repo.path))
-    store = EdgeStore(tmp_path / "index")
+    store = open_store(tmp_path / "index")
     store.delete([p.id for p in store.scroll(PointFilter(paths=["guides/rollback.md"]))])
     store.close()
     drift = json.loads(cli("reconcile", "--check", "--json", code=1))
     assert drift[0]["missing"] == ["guides/rollback.md"]
+
+
+def test_reconcile_check_is_clean_right_after_ingest_of_pages_without_text(cli, ops_repo):
+    ops_repo.commit(
+        {"runbooks/_index.md": "---\ntitle: runbooks\nbookCollapseSection: true\n---\n", "logo.md": b"\0\1\2"}
+    )
+    cli("ingest", str(ops_repo.path))
+    out = cli("reconcile", "--check")
+    assert "ops at HEAD" in out and "in sync (no files out of step)" in out
+    ops_repo.commit({"guides/rollback.md": None})
+    out = cli("reconcile")
+    assert (
+        "drifted (1 orphaned)" in out
+        and "Repaired with a full compare: files 1 deleted, 3 unchanged; chunks 3 deleted." in out
+    )
+    assert "{" not in out, "counts read as words, not as a Python dict"
+    cli("reconcile", "--check")
+
+
+def test_forget_removes_a_repository_and_an_unknown_name_lists_the_indexed_ones(cli, ops_repo, git_repo):
+    kept = git_repo("kept")
+    kept.commit({"k.md": RUNBOOK.format(host="k")})
+    cli("ingest", str(ops_repo.path))
+    cli("ingest", str(kept.path))
+    removed = json.loads(cli("forget", "ops", "--json"))
+    assert (removed["repo"], removed["files"], removed["skipped_files"]) == ("ops", 2, 0)
+    assert removed["chunks"] > 0
+    assert [r["name"] for r in json.loads(cli("status", "--json"))["repos"]] == ["kept"]
+    out = cli("forget", "ops", code=1)
+    assert "No repository named 'ops' in the index. Indexed repositories: kept." in out
+    assert "Traceback" not in out
+    assert "Forgot kept" in cli("forget", "kept") and "No repositories are indexed" in cli(
+        "forget", "x", code=1
+    )
+
+
+def test_status_shows_where_each_repository_was_last_ingested_from(cli, ops_repo, tmp_path):
+    clone = tmp_path / "checkouts" / "ops"
+    subprocess.run(["git", "clone", "-q", str(ops_repo.path), str(clone)], check=True, capture_output=True)
+    cli("ingest", str(ops_repo.path))
+    assert json.loads(cli("ingest", str(clone), "--name", "ops", "--json"))["mode"] == "noop"
+    (repo,) = json.loads(cli("status", "--json"))["repos"]
+    assert (repo["path"], repo["origin"]) == (str(clone), f"file:{ops_repo.path.resolve()}")
+    assert f"ops: last ingested from {clone} (origin file:{ops_repo.path.resolve()})" in cli("status")

@@ -11,7 +11,6 @@ import pytest
 from mcp import Client
 from mcp_types import CallToolResult, TextContent
 
-from devrag.retrieval.edge_store import EdgeStore
 from devrag.retrieval.errors import ModelLoadError
 from devrag.server.mcp_app import create_server
 from devrag.server.settings import Settings
@@ -190,17 +189,6 @@ async def test_an_empty_index_says_which_command_fills_it(tmp_path, models):
         sources = await c.call_tool("list_sources", {})
     assert result.is_error and "devrag ingest PATH/TO/REPO" in text_of(result)
     assert "No repositories indexed yet" in text_of(sources)
-
-
-async def test_a_busy_index_is_reported_with_the_ways_to_share_it(ops, models):
-    holder = EdgeStore(ops.index_dir)
-    try:
-        async with Client(create_server(Settings(index_dir=ops.index_dir), models)) as c:
-            result = await c.call_tool("search", {"query": "disk full"})
-    finally:
-        holder.close()
-    assert result.is_error
-    assert "DEVRAG_QDRANT_URL" in text_of(result) and "devrag serve --transport http" in text_of(result)
 
 
 async def test_search_says_when_the_repository_has_moved_on(tmp_path, models, real_embedder):

@@ -1,4 +1,4 @@
-"""Searches while an ingest runs in the same process see the index before it or after it, never half."""
+"""Searches while an ingest runs see every verified batch at once, and each file at one version."""
 
 from __future__ import annotations
 
@@ -16,13 +16,23 @@ OLD = {
 NEW = {path: text.replace("old procedure", "new runbook steps") for path, text in OLD.items()}
 
 
-def commits_seen(app: App) -> set[tuple[str, str]]:
+def versions_seen(app: App) -> dict[str, set[tuple[str, str]]]:
+    """path -> the (commit, version) pairs of its chunks that a search returns."""
     results = app.searcher().search("restart service procedure steps", k=12, mode="hybrid").results
     versions = {"old procedure": "old", "new runbook steps": "new"}
-    return {(r.commit, v) for r in results for phrase, v in versions.items() if phrase in r.text}
+    seen: dict[str, set[tuple[str, str]]] = {}
+    for r in results:
+        for phrase, version in versions.items():
+            if phrase in r.text:
+                seen.setdefault(r.path, set()).add((r.commit, version))
+    return seen
 
 
-def test_searches_during_an_ingest_answer_from_the_last_whole_index(tmp_path, git_repo):
+def commits_seen(app: App) -> set[tuple[str, str]]:
+    return {pair for pairs in versions_seen(app).values() for pair in pairs}
+
+
+def test_searches_during_an_ingest_see_each_verified_batch_and_each_file_at_one_version(tmp_path, git_repo):
     embedder = HashEmbedder()
     repo = git_repo("ops")
     old = repo.commit(OLD)
@@ -46,8 +56,9 @@ def test_searches_during_an_ingest_answer_from_the_last_whole_index(tmp_path, gi
     writer.start()
     assert halfway.wait(10)
     try:
-        assert searcher.index.count("ops") > len(OLD), "new chunks are written beside the old ones"
-        assert commits_seen(app) == {(old, "old")}
+        midway = versions_seen(app)
+        assert commits_seen(app) == {(old, "old"), (new, "new")}, "the first batch shows at once"
+        assert all(len(pairs) == 1 for pairs in midway.values()), "no file at two versions"
     finally:
         resume.set()
         writer.join(10)

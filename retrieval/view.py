@@ -1,0 +1,94 @@
+"""A snapshot of what the index holds: chunk payloads and a BM25 index, as of one generation.
+
+Searches and document reads answer from one such view, so none of them sees half a write; the
+holder (`HybridIndex`) builds a new one whenever the index's generation moves, whichever process
+(or machine) wrote.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+from dataclasses import dataclass
+from typing import Any
+
+from pydantic import BaseModel
+
+from devrag.retrieval.index import Index
+from devrag.retrieval.lexical import LexicalIndex
+from devrag.retrieval.schema import embed_text_for
+
+Chunk = dict[str, Any]
+_VIEW_FIELDS = (
+    "repo",
+    "path",
+    "title",
+    "headings",
+    "doc_type",
+    "text",
+    "commit",
+    "start_line",
+    "end_line",
+    "content_hash",
+)
+
+
+class Filters(BaseModel):
+    repo: str | None = None
+    path: str | None = None  # a glob over the path within the repository; `*` crosses folders
+    doc_type: str | None = None
+
+    @property
+    def active(self) -> bool:
+        return any((self.repo, self.path, self.doc_type))
+
+
+@dataclass(frozen=True)
+class Scope:
+    """What a search may return under its filters: chunk ids, and their paths for the store-side filter."""
+
+    ids: set[str]
+    paths: list[str]
+
+
+class View:
+    """Chunk payloads and a BM25 index derived from what the store held at `generation`."""
+
+    def __init__(self, index: Index, lexical: LexicalIndex) -> None:
+        # Read before the scroll: a write during it leaves the view labelled with the older
+        # generation, so the next reader builds again rather than trust a mixed view.
+        self.generation = index.generation()
+        self.chunks: dict[str, Chunk] = {
+            p.id: p.payload for p in index.store.scroll(fields=list(_VIEW_FIELDS))
+        }
+        lexical.rebuild([(cid, lexical_text(c)) for cid, c in self.chunks.items()])
+        self.lexical = lexical
+        # Filters match files, so they are tested once per file rather than once per chunk.
+        self.files: dict[tuple[str, str, str], list[str]] = {}
+        for cid, c in self.chunks.items():
+            self.files.setdefault((c["repo"], c["path"], c["doc_type"]), []).append(cid)
+
+    def scope(self, filters: Filters) -> Scope | None:
+        """The chunks and paths the filters allow; None when nothing is filtered."""
+        if not filters.active:
+            return None
+        files = [
+            (path, ids)
+            for (repo, path, doc_type), ids in self.files.items()
+            if (filters.repo is None or repo == filters.repo)
+            and (filters.doc_type is None or doc_type == filters.doc_type)
+            and (filters.path is None or fnmatch.fnmatchcase(path, filters.path))
+        ]
+        return Scope(ids={cid for _, ids in files for cid in ids}, paths=sorted({path for path, _ in files}))
+
+    def document(self, repo: str, path: str) -> list[Chunk]:
+        """The chunks of one document, in line order (empty when the view has no such document)."""
+        ids = next((ids for (r, p, _t), ids in self.files.items() if r == repo and p == path), [])
+        return sorted((self.chunks[i] for i in ids), key=lambda c: (c["start_line"], c["end_line"]))
+
+    def paths(self, repo: str) -> list[str]:
+        return sorted({p for r, p, _t in self.files if r == repo})
+
+
+def lexical_text(chunk: Chunk) -> str:
+    """BM25 reads the path and breadcrumb too: alert names often live only in the file name."""
+    return f"{chunk['path']}\n{embed_text_for(chunk['title'], chunk['headings'], chunk['text'])}"
