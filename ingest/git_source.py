@@ -70,6 +70,14 @@ class GitSource:
             return False
         return True
 
+    def is_ancestor(self, older: str, newer: str) -> bool:
+        """Whether `older` is in `newer`'s history (False when either is not here)."""
+        try:
+            self.repo.git.merge_base("--is-ancestor", older, newer)
+        except GitCommandError:
+            return False
+        return True
+
     def tree(self, commit: str) -> dict[str, TreeEntry]:
         """Every entry of the commit's tree, by path."""
         out = self.repo.git.ls_tree("-r", "-l", "-z", "--full-tree", commit)

@@ -96,6 +96,9 @@ def reindex(app: App, state: RepoState, rev: str | None = None) -> IngestSummary
     current = app.index().repo_state(state.name)
     if target is None or (current is not None and current.commit == target and not current.in_progress):
         return None
+    if rev is None and current is not None and _ahead_of_head(state, current, target):
+        log.info("%s: the index is at %s, ahead of HEAD; leaving it", state.name, (current.commit or "")[:12])
+        return None
     searcher = app.searcher()  # the models, and an index bound to them
     summary = ingest(searcher.index, searcher.embedder, Path(state.path), state.name, rev=target)
     log.info(
@@ -106,6 +109,20 @@ def reindex(app: App, state: RepoState, rev: str | None = None) -> IngestSummary
         summary.seconds,
     )
     return summary
+
+
+def _ahead_of_head(state: RepoState, current: RepoState, head: str) -> bool:
+    """Whether a push webhook indexed a commit past the clone's HEAD, which watching must not undo."""
+    if current.commit is None or current.in_progress:
+        return False
+    try:
+        source = GitSource(Path(state.path))
+    except SourceError:
+        return False
+    try:
+        return source.is_ancestor(head, current.commit)
+    finally:
+        source.repo.close()
 
 
 def _git_dirs(states: list[RepoState]) -> dict[str, RepoState]:
