@@ -5,13 +5,14 @@ BIN := $(VENV)/bin
 DEVRAG := $(BIN)/devrag
 SHARED ?= $(abspath ../shared)
 # The reranker weights live outside the repository; point at them when they are there.
-export DEVRAG_RERANK_MODEL ?= $(if $(wildcard $(SHARED)/models/ms-marco-MiniLM-L12-v2-int8dq),$(SHARED)/models/ms-marco-MiniLM-L12-v2-int8dq,)
+SHARED_RERANKER := $(wildcard $(SHARED)/models/ms-marco-MiniLM-L12-v2-int8dq)
+export DEVRAG_RERANK_MODEL ?= $(SHARED_RERANKER)
 export DEVRAG_SHARED_DIR ?= $(SHARED)
 export HF_HUB_OFFLINE ?= 1
 DEMO_INDEX := .devrag/index
 DEMO_REPO := .devrag/demo-repo
 
-.PHONY: install demo test lint bench eval clean
+.PHONY: install demo test lint bench eval clean package-check
 
 install: $(VENV)/.installed
 
@@ -28,15 +29,35 @@ $(DEMO_REPO): $(shell find corpus-sample -type f)
 	cd $(DEMO_REPO) && git init -q -b main && git add -A && \
 	  git -c user.name=devrag -c user.email=devrag@localhost commit -qm "Sample operational corpus"
 
+# The demo also records the reranker in the user's config file (that key only, the others kept),
+# so `.venv/bin/devrag search ...` finds it outside make too; `devrag config` shows where from.
 demo: install $(DEMO_REPO)
+	$(if $(SHARED_RERANKER),$(DEVRAG) config set rerank_model $(SHARED_RERANKER))
 	$(DEVRAG) --index-dir $(DEMO_INDEX) ingest $(DEMO_REPO) --name sample
 	$(DEVRAG) --index-dir $(DEMO_INDEX) status
 	$(DEVRAG) --index-dir $(DEMO_INDEX) search "pods stuck in CrashLoopBackOff after a deploy" -k 3
 
 
-test: install
+test: install package-check
 	$(BIN)/ruff check .
 	$(BIN)/pytest
+
+# The built wheel alone, installed in a fresh venv and run outside the repository: it must hold all
+# four packages and the entry point. Its dependencies are .venv's, reached through a .pth line that
+# sys.path puts after the wheel's own site-packages (no network, seconds); .venv's editable-install
+# hook is itself a .pth file, which such a line never runs, so only the wheel can answer the imports.
+package-check: install
+	@rm -rf build/lib build/bdist.*
+	@tmp=$$(mktemp -d) && trap 'rm -rf "$$tmp"' EXIT && set -e && \
+	$(BIN)/python -m pip wheel -q --no-deps --no-build-isolation -w "$$tmp/dist" . && \
+	$(BIN)/python -m venv --without-pip "$$tmp/venv" && \
+	$(BIN)/python -m pip -q --python "$$tmp/venv/bin/python" install --no-deps --no-index "$$tmp"/dist/*.whl && \
+	purelib='import sysconfig; print(sysconfig.get_path("purelib"))' && \
+	$(BIN)/python -c "$$purelib" > "$$("$$tmp/venv/bin/python" -c "$$purelib")/devrag-deps.pth" && \
+	cd "$$tmp" && env -u PYTHONPATH venv/bin/devrag --help > /dev/null && \
+	env -u PYTHONPATH venv/bin/python -c 'import sys, devrag.server, devrag.ingest, devrag.retrieval, \
+	devrag.eval; assert devrag.server.__file__.startswith(sys.prefix), devrag.server.__file__' && \
+	echo "package-check: the wheel installs and runs outside the repository"
 
 lint: install
 	$(BIN)/ruff check .

@@ -3,6 +3,8 @@
 Each definition (function, class, Terraform block, top-level YAML key) becomes its own chunk
 with a symbol; the statements between definitions are grouped. Every line of the file lands in
 exactly one chunk, so nothing is lost to retrieval. Files without a grammar get line windows.
+A file with very many definitions (a flat YAML map of thousands of keys) has its small ones
+packed together instead, so the chunk count follows the file's size, not its key count.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from pathlib import PurePosixPath
 
 from tree_sitter import Language, Node, Parser
 
-from devrag.ingest.windows import split_lines
+from devrag.ingest.windows import TokenCounter, clip, cost, split_lines
 from devrag.retrieval.schema import ChunkDraft
 
 Namer = Callable[[Node], str | None]
@@ -40,6 +42,9 @@ _MODULES = {
     "hcl": "tree_sitter_hcl",
     "yaml": "tree_sitter_yaml",
 }
+# Above this many top-level spans, small neighbours share a chunk. Real files rarely have half as
+# many (corpus-sample's Helm values: 17 keys); generated maps and the reliability probe's 3,000.
+MANY_DEFINITIONS = 200
 _SHEBANG = re.compile(r"#!\s*\S*/(?:env\s+(?:-\S+\s+)*)?(?:ba)?sh(?:\s|$)")
 
 
@@ -190,13 +195,35 @@ def _cover(spans: list[_Span], lines: list[str]) -> list[_Span]:
     return covered
 
 
+def _group(spans: list[_Span], lines: list[str], budget: int, count: TokenCounter) -> list[_Span]:
+    """Neighbouring spans packed up to the budget, named by their first and last symbols."""
+    groups: list[list[_Span]] = []
+    used = budget + 1  # nothing to join yet
+    for span in spans:
+        size = cost("\n".join(lines[span.start : span.end + 1]), count) + 1
+        if used + size <= budget:
+            groups[-1].append(span)
+            used += size
+        else:
+            groups.append([span])
+            used = size
+    return [_Span(g[0].start, g[-1].end, _group_symbol(g)) for g in groups]
+
+
+def _group_symbol(group: list[_Span]) -> str | None:
+    symbols = [s.symbol for s in group if s.symbol]
+    if len(symbols) < 2:
+        return symbols[0] if symbols else None
+    return f"{symbols[0]} … {symbols[-1]}"
+
+
 def _drafts(
-    span: _Span, lines: list[str], budget: int, count: Callable[[str], int], overlap: int
+    span: _Span, lines: list[str], budget: int, count: TokenCounter, overlap: int
 ) -> list[ChunkDraft]:
-    """One chunk for the span, or budget-sized windows of it that all keep its symbol."""
+    """One chunk for the span, or budget-sized windows of it that all keep its symbol; never a blank one."""
     body = lines[span.start : span.end + 1]
     text = "\n".join(body)
-    if count(text) <= budget:
+    if cost(text, count) <= budget:
         pieces = [(text, span.start + 1, span.end + 1)]
     else:
         windows = split_lines(body, span.start + 1, budget, count, overlap)
@@ -210,13 +237,19 @@ def _drafts(
             symbol=span.symbol,
         )
         for piece, start, end in pieces
+        if piece.strip()
     ]
 
 
 def chunk_code(
-    path: str, text: str, budget: int, count: Callable[[str], int], overlap: int = 50
+    path: str,
+    text: str,
+    budget: int,
+    count: TokenCounter,
+    overlap: int = 50,
+    symbol_tokens: int | None = None,
 ) -> list[ChunkDraft]:
-    """Chunks of one code or config file at top-level definitions."""
+    """Chunks of one code or config file at top-level definitions; symbols clipped to `symbol_tokens`."""
     if not text.strip():
         return []
     lines = text.split("\n")  # tree-sitter counts rows by "\n" only, so split the same way
@@ -230,4 +263,9 @@ def chunk_code(
             spans = _cover(_merge(pieces), lines)
     if not spans:  # no grammar, or a parse with nothing recognisable: plain line windows
         spans = _cover([_Span(0, len(lines) - 1, None)], lines)
+    if len(spans) > MANY_DEFINITIONS:
+        spans = _group(spans, lines, budget, count)
+    if symbol_tokens is not None:
+        for span in spans:
+            span.symbol = clip(span.symbol, symbol_tokens, count) or None if span.symbol else None
     return [draft for span in spans for draft in _drafts(span, lines, budget, count, overlap)]

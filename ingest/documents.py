@@ -2,22 +2,27 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import logging
+from dataclasses import dataclass, field
 from pathlib import PurePosixPath
 from typing import Any
 
 from devrag.ingest.code_chunker import chunk_code, language_for
 from devrag.ingest.git_source import MODE_SUBMODULE, MODE_SYMLINK, TreeEntry
 from devrag.ingest.markdown_chunker import parse_markdown
-from devrag.ingest.windows import TokenCounter
+from devrag.ingest.windows import TokenCounter, clip
 from devrag.retrieval.schema import DOC_TYPES, ChunkDraft
+
+log = logging.getLogger(__name__)
 
 MARKDOWN_SUFFIXES = {".md", ".markdown", ".mdx"}
 # Plain-text config and docs without a grammar: indexed in line windows.
 TEXT_SUFFIXES = {".txt", ".rst", ".json", ".toml", ".ini", ".cfg", ".conf", ".j2", ".tpl", ".sql"}
 TEXT_NAMES = {"Dockerfile", "Makefile", "Jenkinsfile", "Procfile", "CODEOWNERS"}
-_BINARY_PROBE = 8192
 _SYMBOL_MARGIN = 24
+# No real runbook comes close (the most in the runbooks corpus: 137); a file of 10,000 headings
+# would otherwise cost 10,000 embeddings. A 1 MB file of plain prose makes about 1,000 chunks.
+MAX_FILE_CHUNKS = 2000
 
 
 @dataclass(frozen=True)
@@ -27,6 +32,7 @@ class Parsed:
     title: str
     doc_type: str
     drafts: list[ChunkDraft]
+    warnings: list[str] = field(default_factory=list)
 
 
 def skip_reason(entry: TreeEntry, max_bytes: int) -> str | None:
@@ -56,8 +62,12 @@ def is_supported(path: str) -> bool:
 
 
 def decode(data: bytes) -> str:
-    """The text of a blob; raises ValueError with the reason for binary or non-UTF-8 content."""
-    if b"\0" in data[:_BINARY_PROBE]:
+    """The text of a blob; raises ValueError with the reason for binary or non-UTF-8 content.
+
+    The whole blob is searched for NUL (a fast scan), not a prefix: text never holds one, and a
+    NUL after the first few KB would otherwise be indexed as text.
+    """
+    if b"\0" in data:
         raise ValueError("binary content")
     try:
         text = data.decode("utf-8")
@@ -87,13 +97,40 @@ _PATH_HINTS = (
 )
 
 
-def parse_file(path: str, text: str, max_tokens: int, count: TokenCounter) -> Parsed:
-    """Chunks of one file: Markdown by section, code by definition, anything else by lines."""
+def parse_file(
+    path: str, text: str, max_tokens: int, count: TokenCounter, max_chunks: int = MAX_FILE_CHUNKS
+) -> Parsed:
+    """Chunks of one file: Markdown by section, code by definition, anything else by lines.
+
+    At most `max_chunks` are kept, the first ones, with a warning that says where the file was cut.
+    Warnings (a cut, an ignored front matter) are also logged, since the file is still indexed.
+    """
     text = text.replace("\r\n", "\n")
     if PurePosixPath(path).suffix.lower() in MARKDOWN_SUFFIXES:
         doc = parse_markdown(path, text, max_tokens, count)
-        return Parsed(doc.title, doc_type_for(path, doc.front_matter), doc.chunks)
-    title = path
-    # The breadcrumb adds the path and a symbol name; symbols are short, so keep a margin for them.
-    budget = max_tokens - count(title) - _SYMBOL_MARGIN
-    return Parsed(title, doc_type_for(path, {}), chunk_code(path, text, budget, count))
+        parsed = Parsed(doc.title, doc_type_for(path, doc.front_matter), doc.chunks, doc.warnings)
+    else:
+        # The title is the path (clipped like a Markdown title) and the breadcrumb adds a symbol,
+        # clipped to the margin kept for it, so the text keeps over half the window.
+        title = clip(path, max_tokens // 4, count)
+        budget = max_tokens - count(title) - _SYMBOL_MARGIN
+        drafts = chunk_code(path, text, budget, count, symbol_tokens=_SYMBOL_MARGIN - 2)
+        parsed = Parsed(title, doc_type_for(path, {}), drafts)
+    parsed = _cut(parsed, max_chunks)
+    for warning in parsed.warnings:
+        log.warning("%s: %s", path, warning)
+    return parsed
+
+
+def _cut(parsed: Parsed, max_chunks: int) -> Parsed:
+    """The parse with no more than `max_chunks` chunks; a cut is named in its warnings."""
+    if len(parsed.drafts) <= max_chunks:
+        return parsed
+    kept = parsed.drafts[:max_chunks]
+    note = (
+        f"cut at the {max_chunks}-chunk limit: {len(parsed.drafts)} chunks, "
+        f"lines after {kept[-1].end_line} not indexed"
+        if kept
+        else f"over the {max_chunks}-chunk limit"
+    )
+    return Parsed(parsed.title, parsed.doc_type, kept, [*parsed.warnings, note])

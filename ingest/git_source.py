@@ -142,6 +142,37 @@ class GitSource:
         return found
 
 
+def locate(path: Path) -> tuple[Path, str]:
+    """The repository holding the folder `path`, and the folder's place in it ("" at the top).
+
+    Lets `devrag ingest` take a folder inside a repository (a monorepo's `docs/runbooks`), and
+    tells apart the three ways a path can fail, each with its own next step.
+
+    Raises:
+        SourceError: `path` does not exist, is not a folder, or is in no Git repository.
+    """
+    if not path.exists():
+        raise SourceError(f"{path} does not exist.")
+    if not path.is_dir():
+        raise SourceError(f"{path} is a file; pass the folder of the repository (or a folder in it).")
+    try:
+        repo = git.Repo(path, search_parent_directories=True)
+    except InvalidGitRepositoryError as exc:
+        raise SourceError(
+            f"{path} is not in a Git repository. devrag indexes committed files; to index this "
+            f"folder, make it a repository first: cd {path} && git init && git add -A && git commit -m "
+            "'Import', then run `devrag ingest` again."
+        ) from exc
+    try:
+        if repo.bare:
+            return path, ""
+        root = Path(repo.working_tree_dir or path)
+    finally:
+        repo.close()
+    inside = path.resolve().relative_to(root.resolve())
+    return root, "" if inside == Path() else inside.as_posix()
+
+
 def normalize_remote(url: str, base: Path | None = None) -> str:
     """One spelling per repository, so two clones of it, or a clone and a push event, compare equal.
 

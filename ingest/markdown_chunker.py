@@ -6,6 +6,8 @@ headings and front matter are read as a reader sees them, and every block knows 
 
 from __future__ import annotations
 
+import bisect
+import itertools
 import re
 from dataclasses import dataclass, field
 from pathlib import PurePosixPath
@@ -16,7 +18,8 @@ from markdown_it import MarkdownIt
 from markdown_it.token import Token
 from mdit_py_plugins.front_matter import front_matter_plugin
 
-from devrag.ingest.windows import TokenCounter, split_lines
+from devrag.ingest.front_matter import FrontMatterError, load_front_matter
+from devrag.ingest.windows import TokenCounter, clip, cost, split_lines
 from devrag.retrieval.schema import ChunkDraft, embed_text_for
 
 _MD = MarkdownIt("commonmark").use(front_matter_plugin).enable("table")
@@ -39,6 +42,7 @@ class MarkdownDoc:
     title: str
     front_matter: dict[str, Any]
     chunks: list[ChunkDraft] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -48,13 +52,19 @@ class _Section:
     headings: tuple[str, ...]
 
 
-def _front_matter(tokens: list[Token]) -> tuple[dict[str, Any], int]:
-    """The parsed front matter (empty when absent or not a mapping) and the first body line."""
+def _front_matter(tokens: list[Token], warnings: list[str]) -> tuple[dict[str, Any], int]:
+    """The parsed front matter (empty when absent, invalid or refused) and the first body line.
+
+    A refused front matter (aliases, too deep) is noted in `warnings`: the body is still indexed.
+    """
     if not tokens or tokens[0].type != "front_matter":
         return {}, 0
     end = tokens[0].map[1] if tokens[0].map else 0
     try:
-        data = yaml.safe_load(tokens[0].content)
+        data = load_front_matter(tokens[0].content)
+    except FrontMatterError as exc:
+        warnings.append(f"front matter ignored: {exc}")
+        data = None
     except yaml.YAMLError:
         data = None
     return (data if isinstance(data, dict) else {}), end
@@ -67,6 +77,14 @@ def _headings(tokens: list[Token]) -> list[tuple[int, int, str]]:
         if tok.type == "heading_open" and tok.level == 0 and tok.map:
             found.append((int(tok.tag[1]), tok.map[0], tokens[i + 1].content.strip()))
     return found
+
+
+def heading_lines(text: str) -> list[tuple[int, int, str]]:
+    """(level, 0-based line, text) of every heading a reader sees, as the chunker reads them.
+
+    Not those in code fences, front matter or HTML: the same parse the chunks were cut by.
+    """
+    return _headings(_MD.parse(re.sub(r"\r\n?", "\n", text)))
 
 
 def _sections(
@@ -90,18 +108,24 @@ def _sections(
 def parse_markdown(
     path: str, text: str, max_tokens: int, count: TokenCounter, overlap: int = 50
 ) -> MarkdownDoc:
-    """Chunk one Markdown document; each chunk's embedded text fits within `max_tokens`."""
+    """Chunk one Markdown document; each chunk's embedded text fits within `max_tokens`.
+
+    The title is clipped to a quarter of the window and the breadcrumb to half of it, so however
+    long a title or heading, a chunk always has at least half the window for its text.
+    """
     text = re.sub(r"\r\n?", "\n", text)  # as the parser does, so its line numbers match ours
     lines = text.split("\n")
     tokens = _MD.parse(text)
-    front, body_start = _front_matter(tokens)
-    headings = _headings(tokens)
+    warnings: list[str] = []
+    front, body_start = _front_matter(tokens, warnings)
+    headings = [(lvl, line, clip(t, max_tokens // 2, count)) for lvl, line, t in _headings(tokens)]
     first_h1 = next((t for lvl, _, t in headings if lvl == 1), None)
     fm_title = front.get("title")
     title = str(fm_title).strip() if fm_title else first_h1 or PurePosixPath(path).stem
-    doc = MarkdownDoc(title=title, front_matter=front)
+    title = clip(title, max_tokens // 4, count)
+    doc = MarkdownDoc(title=title, front_matter=front, warnings=warnings)
     blocks = sorted({t.map[0] for t in tokens if t.type in _BLOCK_OPENERS and t.map and t.level == 0})
-    costs = [count(line) for line in lines]
+    costs = [cost(line, count) for line in lines]
     splitter = _Splitter(lines, costs, title, max_tokens, count, overlap, blocks, headings)
     for section in _sections(headings, body_start, len(lines), max_level=2):
         doc.chunks.extend(splitter.split(section))
@@ -118,15 +142,25 @@ class _Splitter:
     overlap: int
     blocks: list[int]
     headings: list[tuple[int, int, str]]
+    # Derived lookups, so each section costs time for its own lines only, not for the whole file.
+    sums: list[int] = field(init=False)
+    h3: list[tuple[int, int, str]] = field(init=False)
+    h3_lines: list[int] = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.sums = [0, *itertools.accumulate(self.costs)]
+        self.h3 = [h for h in self.headings if h[0] == 3]
+        self.h3_lines = [h[1] for h in self.h3]
 
     def split(self, section: _Section) -> list[ChunkDraft]:
         """The section whole if it fits, else its H3 parts, else packed blocks with overlap."""
         start, end = self._trim(section.start, section.end)
         if start >= end:
             return []
-        if self._fits(section.headings, start, end):
-            return [self._draft(section.headings, start, end)]
-        inner = [h for h in self.headings if h[0] == 3 and start <= h[1] < end]
+        headings = self._crumb(section.headings)
+        if self._fits(headings, start, end):
+            return [self._draft(headings, start, end)]
+        inner = self._between(self.h3, self.h3_lines, start, end)
         if any(h[1] > start for h in inner):
             parts = _sections(inner, start, end, max_level=3)
             out: list[ChunkDraft] = []
@@ -134,11 +168,25 @@ class _Splitter:
                 extra = part.headings[-1:]
                 out.extend(self.split(_Section(part.start, part.end, section.headings + extra)))
             return out
-        return self._pack(section.headings, start, end)
+        return self._pack(headings, start, end)
+
+    @staticmethod
+    def _between(items: list[Any], keys: list[int], start: int, end: int) -> list[Any]:
+        """The items whose (sorted) key lies in [start, end)."""
+        return items[bisect.bisect_left(keys, start) : bisect.bisect_left(keys, end)]
+
+    def _crumb(self, headings: tuple[str, ...]) -> tuple[str, ...]:
+        """The headings, clipped to equal shares when the breadcrumb would take over half the window."""
+        limit = self.max_tokens // 2
+        if not headings or self.count(embed_text_for(self.title, list(headings), "")) <= limit:
+            return headings
+        # Each " > " separator costs up to two tokens; the title is already within a quarter.
+        share = (limit - self.count(self.title)) // len(headings) - 2
+        return tuple(clip(h, max(share, 1), self.count) for h in headings)
 
     def _pack(self, headings: tuple[str, ...], start: int, end: int) -> list[ChunkDraft]:
         budget = self._budget(headings)
-        cuts = [start, *[b for b in self.blocks if start < b < end], end]
+        cuts = [start, *self._between(self.blocks, self.blocks, start + 1, end), end]
         out: list[ChunkDraft] = []
         piece_start = start
         for block_start, block_end in zip(cuts, cuts[1:], strict=False):
@@ -179,8 +227,8 @@ class _Splitter:
         if first > floor and carried < self.overlap // 2:
             words = self.lines[first - 1].split()
             tail: list[str] = []
-            while words and carried + self.count(words[-1]) <= self.overlap:
-                carried += self.count(words[-1])
+            while words and carried + cost(words[-1], self.count) <= self.overlap:
+                carried += cost(words[-1], self.count)
                 tail.insert(0, words.pop())
             if tail:
                 first -= 1
@@ -207,7 +255,7 @@ class _Splitter:
         return start, end
 
     def _cost(self, start: int, end: int) -> int:
-        return sum(self.costs[start:end])
+        return self.sums[end] - self.sums[start]
 
     def _budget(self, headings: tuple[str, ...]) -> int:
         return self.max_tokens - self.count(embed_text_for(self.title, list(headings), ""))

@@ -4,27 +4,58 @@ from __future__ import annotations
 
 import time
 from collections import Counter
-from collections.abc import Callable, Sequence
-from dataclasses import replace
-from pathlib import Path
-from typing import Any
+from dataclasses import dataclass, replace
+from pathlib import Path, PurePosixPath
+from typing import Any, Protocol
 
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
-from devrag.ingest.documents import Parsed, decode, parse_file, skip_reason
-from devrag.ingest.git_source import GitSource, TreeEntry
+from devrag.ingest.documents import MAX_FILE_CHUNKS, Parsed, decode, parse_file, skip_reason
+from devrag.ingest.git_source import GitSource, TreeEntry, locate
 from devrag.ingest.identity import Clone, checked_state
 from devrag.ingest.plan import Plan, make_plan
-from devrag.retrieval.index import Index, RepoState, SkippedRecord
+from devrag.retrieval.index import FileScope, Index, RepoState, SkippedRecord
 from devrag.retrieval.models import Embedder
 from devrag.retrieval.schema import Chunk, chunk_id, content_hash, embed_text_for
+from devrag.retrieval.search_input import check_glob
 
-Progress = Callable[[int, int], None]
+
+class StageProgress(Protocol):
+    """Where a run reports its work: each stage's size before it starts, then the steps done."""
+
+    def stage(self, name: str, total: int) -> None: ...
+
+    def advance(self, steps: int) -> None: ...
+
+
+class _Silent:
+    def stage(self, name: str, total: int) -> None:
+        pass
+
+    def advance(self, steps: int) -> None:
+        pass
+
+
+READING, EMBEDDING = "reading files", "embedding chunks"
 
 
 class IngestOptions(BaseModel):
     max_file_bytes: int = 1_000_000
+    # Chunks kept per file; a file cut there is named in the summary's warnings.
+    max_file_chunks: int = MAX_FILE_CHUNKS
     batch_files: int = 64
+    # Texts per embedding call: small enough that progress moves every second or so on a CPU.
+    batch_embed: int = 64
+
+
+@dataclass
+class _Batch:
+    """One batch of files: its chunks, the ones to write, and the stored ones they replace."""
+
+    paths: list[str]
+    chunks: list[Chunk]
+    changed: list[Chunk]
+    stale: list[str]
 
 
 class SkippedFile(BaseModel):
@@ -41,6 +72,8 @@ class IngestSummary(BaseModel):
     mode: str
     files: dict[str, int]
     skipped: list[SkippedFile]
+    # Files indexed with a caveat: chunks cut at the per-file limit, front matter ignored.
+    warnings: list[SkippedFile] = Field(default_factory=list)
     chunks: dict[str, int]
     verified: bool
     seconds: float
@@ -53,27 +86,37 @@ def ingest(
     name: str | None = None,
     rev: str | None = None,
     options: IngestOptions | None = None,
-    progress: Progress | None = None,
+    progress: StageProgress | None = None,
     full: bool = False,
+    scope: FileScope | None = None,
 ) -> IngestSummary:
     """Index `rev` (default HEAD) of the repository at `repo_path` under `name` (default: folder name).
 
+    `repo_path` may be a folder inside the repository: only that subtree is indexed, under the
+    folder's name, with paths still relative to the repository root so citations and `git show`
+    work. `scope` narrows further (include and exclude globs; its subtree is taken within
+    `repo_path`), and is recorded, so reconcile and `--watch` index the same files.
     New chunks are written before old ones are deleted, every write is read back, and the
     repository's indexed commit advances only when all of that succeeded; a failed or killed run is
     redone by the next one. `full` compares the whole tree with the index instead of diffing.
+    `progress` hears the files to read and the chunks to embed before each stage starts.
     """
     started = time.perf_counter()
-    source = GitSource(repo_path)
+    root, folder = locate(Path(repo_path))
+    scope = _within(folder, scope or FileScope())
+    for glob in (*scope.include, *scope.exclude):
+        check_glob(glob)
+    source = GitSource(root)
     target = source.resolve(rev)
-    name = name or source.root.name
+    name = name or PurePosixPath(scope.subtree).name or source.root.name
     options = options or IngestOptions()
     clone = Clone.of(source, target)
     with index.lock:
         index.prepare()
         state = checked_state(index, name, source, clone)
-        plan = make_plan(source, index, state, target, options.max_file_bytes, full)
+        plan = make_plan(source, index, state, target, options.max_file_bytes, full, scope)
         run = _Run(index, embedder, source, name, plan, options, progress)
-        base = state or RepoState(name, clone.path, None)
+        base = replace(state or RepoState(name, clone.path, None), scope=scope)
         if plan.mode != "noop":
             index.set_repo_state(clone.stamp(replace(base, in_progress=target)))
             run.apply()
@@ -83,6 +126,23 @@ def ingest(
         if final != state:
             index.set_repo_state(final)
     return run.summary(_commit(state), time.perf_counter() - started)
+
+
+def _within(folder: str, scope: FileScope) -> FileScope:
+    """The scope with its subtree read from `folder`, where the ingested path lies in the repository."""
+    return replace(scope, subtree="/".join(part for part in (folder, scope.subtree) if part))
+
+
+def reingest(
+    index: Index,
+    embedder: Embedder,
+    state: RepoState,
+    rev: str | None = None,
+    options: IngestOptions | None = None,
+    full: bool = False,
+) -> IngestSummary:
+    """Ingest a known repository again, from where it was last ingested, with the files it chose."""
+    return ingest(index, embedder, Path(state.path), state.name, rev, options, full=full, scope=state.scope)
 
 
 def _commit(state: RepoState | None) -> str | None:
@@ -100,29 +160,52 @@ class _Run:
         repo: str,
         plan: Plan,
         options: IngestOptions,
-        progress: Progress | None,
+        progress: StageProgress | None,
     ) -> None:
         self.index, self.embedder, self.source = index, embedder, source
-        self.repo, self.plan, self.options, self.progress = repo, plan, options, progress
+        self.repo, self.plan, self.options = repo, plan, options
+        self.progress: StageProgress = progress or _Silent()
         self.files: Counter[str] = Counter()
         self.chunks: Counter[str] = Counter()
         self.skipped: list[SkippedFile] = []
         self.records: dict[str, SkippedRecord] = {}
+        self.warnings: list[SkippedFile] = []
 
     def apply(self) -> None:
-        paths = sorted(self.plan.upsert)
-        last = self.source.last_commits(self.plan.target, paths)
-        step = self.options.batch_files
-        for start in range(0, len(paths), step):
-            batch = paths[start : start + step]
-            self._sync(batch, [c for p in batch for c in self._chunks_of(p, last.get(p, ""))])
-            if self.progress:
-                self.progress(min(start + step, len(paths)), len(paths))
+        """Read every file first, so the work to embed is known; then embed and write batch by batch."""
+        batches = [self._compare(paths, chunks) for paths, chunks in self._read()]
+        vectors = self.index.vectors_by_hash(sorted({c.content_hash for b in batches for c in b.changed}))
+        todo = {c.content_hash for b in batches for c in b.changed} - set(vectors)
+        self.progress.stage(EMBEDDING, len(todo))
+        for batch in batches:
+            self._sync(batch, vectors)
         gone = self.index.chunks_of(self.repo, self.plan.remove)
         self.index.delete(list(gone))
         self.chunks["deleted"] += len(gone)
         self.files["deleted"] = self.plan.deleted
         self._save_skipped()
+
+    def _read(self) -> list[tuple[list[str], list[Chunk]]]:
+        """Each batch of files to write, with its chunks; progress advances per file."""
+        paths = sorted(self.plan.upsert)
+        last = self.source.last_commits(self.plan.target, paths)
+        self.progress.stage(READING, len(paths))
+        step = self.options.batch_files
+        batches = []
+        for start in range(0, len(paths), step):
+            batch = paths[start : start + step]
+            chunks = []
+            for path in batch:
+                chunks += self._chunks_of(path, last.get(path, ""))
+                self.progress.advance(1)
+            batches.append((batch, chunks))
+        return batches
+
+    def _compare(self, paths: list[str], chunks: list[Chunk]) -> _Batch:
+        existing = self.index.chunks_of(self.repo, paths)
+        fresh = {c.id for c in chunks}
+        changed = [c for c in chunks if _differs(existing.get(c.id), c)]
+        return _Batch(paths, chunks, changed, [i for i in existing if i not in fresh])
 
     def _save_skipped(self) -> None:
         """Records of this run's skipped files, plus earlier ones for files it left untouched."""
@@ -174,10 +257,12 @@ class _Run:
             try:
                 text = decode(self.source.read_blob(entry.blob_sha))
                 count = self.embedder.count_tokens
-                parsed = parse_file(entry.path, text, self.embedder.max_tokens, count)
+                max_chunks = self.options.max_file_chunks
+                parsed = parse_file(entry.path, text, self.embedder.max_tokens, count, max_chunks)
             except ValueError as exc:
                 reason = str(exc)
         if parsed is not None and parsed.drafts:
+            self.warnings += [SkippedFile(path=entry.path, reason=w) for w in parsed.warnings]
             return parsed
         reason = reason or "no indexable text"
         self.skipped.append(SkippedFile(path=entry.path, reason=reason))
@@ -185,30 +270,28 @@ class _Run:
         self.files["skipped"] += 1
         return None
 
-    def _sync(self, paths: Sequence[str], chunks: list[Chunk]) -> None:
+    def _sync(self, batch: _Batch, vectors: dict[str, list[float]]) -> None:
         """Write this batch's new and changed chunks, then delete the chunks they replace."""
-        existing = self.index.chunks_of(self.repo, list(paths))
-        fresh = {c.id: c for c in chunks}
-        changed = [c for c in chunks if _differs(existing.get(c.id), c)]
-        self.chunks["unchanged"] += len(chunks) - len(changed)
-        if changed:
-            self.index.write(changed, self._vectors(changed))
-        self.chunks["written"] += len(changed)
-        stale = [i for i in existing if i not in fresh]
-        self.index.delete(stale)
-        self.chunks["deleted"] += len(stale)
+        self.chunks["unchanged"] += len(batch.chunks) - len(batch.changed)
+        if batch.changed:
+            self.index.write(batch.changed, self._vectors(batch.changed, vectors))
+        self.chunks["written"] += len(batch.changed)
+        self.index.delete(batch.stale)
+        self.chunks["deleted"] += len(batch.stale)
 
-    def _vectors(self, chunks: list[Chunk]) -> list[list[float]]:
-        """Reuse a stored vector for any text already embedded; embed only what is new."""
-        by_hash = self.index.vectors_by_hash(sorted({c.content_hash for c in chunks}))
-        texts = {c.content_hash: c.embed_text for c in chunks if c.content_hash not in by_hash}
+    def _vectors(self, chunks: list[Chunk], known: dict[str, list[float]]) -> list[list[float]]:
+        """Reuse a vector for any text already embedded (stored or this run); embed only what is new."""
+        texts = {c.content_hash: c.embed_text for c in chunks if c.content_hash not in known}
         missing = sorted(texts.items())
-        if missing:
-            vectors = self.embedder.embed([text for _, text in missing])
-            by_hash.update(zip([h for h, _ in missing], vectors, strict=True))
+        step = self.options.batch_embed
+        for start in range(0, len(missing), step):
+            part = missing[start : start + step]
+            vectors = self.embedder.embed([text for _, text in part])
+            known.update(zip([h for h, _ in part], vectors, strict=True))
+            self.progress.advance(len(part))
         self.chunks["embedded"] += len(missing)
         self.chunks["reused"] += len(chunks) - len(missing)
-        return [by_hash[c.content_hash] for c in chunks]
+        return [known[c.content_hash] for c in chunks]
 
     def summary(self, previous: str | None, seconds: float) -> IngestSummary:
         files = {k: self.files[k] for k in ("added", "modified", "deleted", "renamed", "skipped")}
@@ -221,6 +304,7 @@ class _Run:
             mode=self.plan.mode,
             files=files,
             skipped=self.skipped,
+            warnings=self.warnings,
             chunks={k: self.chunks[k] for k in chunk_keys},
             verified=True,
             seconds=round(seconds, 3),

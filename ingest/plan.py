@@ -5,8 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from devrag.ingest.documents import skip_reason
-from devrag.ingest.git_source import GitSource, TreeEntry
-from devrag.retrieval.index import MIXED, Index, RepoState, SkippedRecord
+from devrag.ingest.git_source import GitSource, SourceError, TreeEntry
+from devrag.retrieval.index import MIXED, FileScope, Index, RepoState, SkippedRecord
 
 
 @dataclass
@@ -32,20 +32,41 @@ def make_plan(
     target: str,
     max_bytes: int,
     full: bool = False,
+    scope: FileScope | None = None,
 ) -> Plan:
-    """The cheapest correct plan for bringing the repo's chunks to the target commit.
+    """The cheapest correct plan for bringing the repo's chunks (those `scope` holds) to the target.
 
-    A diff from the last indexed commit is exact only if that commit still exists and the last run
-    finished; otherwise (force push, shallow clone, killed run) compare the tree with the index.
+    A diff from the last indexed commit is exact only if that commit still exists, the last run
+    finished and chose the same files; otherwise (force push, shallow clone, killed run, another
+    scope) compare the tree with the index, which also drops the files a narrower scope leaves out.
+
+    Raises:
+        SourceError: a new scope holds no file at the target: a typo would empty the index.
     """
-    tree = source.tree(target)
-    finished = state is not None and not state.in_progress and not full
+    scope = scope or FileScope()
+    tree = scoped_tree(source, target, scope)
+    if not tree and not scope.whole and (state is None or state.scope != scope):
+        raise SourceError(_empty_scope(target, scope))
+    finished = state is not None and not state.in_progress and not full and state.scope == scope
     if finished and state and state.commit == target:
         return Plan(target, tree, "noop")
     if finished and state and state.commit and source.has_commit(state.commit):
-        return _diff_plan(source, state.commit, target, tree)
+        return _diff_plan(source, state.commit, target, tree, scope)
     held = indexed_files(index, state.name, tree, max_bytes) if state else {}
     return full_plan(held, target, tree)
+
+
+def scoped_tree(source: GitSource, commit: str, scope: FileScope) -> dict[str, TreeEntry]:
+    """The entries of the commit's tree that the scope holds, by path."""
+    return {path: entry for path, entry in source.tree(commit).items() if scope.holds(path)}
+
+
+def _empty_scope(target: str, scope: FileScope) -> str:
+    return (
+        f"No committed file at {target[:12]} is in {scope.describe()}. Globs match paths from the "
+        "repository root (`*` crosses folders, `dir/` is a whole folder); check them, and commit "
+        "new files before ingesting them."
+    )
 
 
 def indexed_files(index: Index, repo: str, tree: dict[str, TreeEntry], max_bytes: int) -> dict[str, str]:
@@ -71,19 +92,27 @@ def _verdict_holds(record: SkippedRecord, entry: TreeEntry, max_bytes: int) -> b
     return before_reading is None if record.read else before_reading == record.reason
 
 
-def _diff_plan(source: GitSource, old: str, target: str, tree: dict[str, TreeEntry]) -> Plan:
+def _diff_plan(
+    source: GitSource, old: str, target: str, tree: dict[str, TreeEntry], scope: FileScope
+) -> Plan:
+    """The changes between two commits, as the scope sees them: a move across its edge adds or deletes."""
     plan = Plan(target, tree, "diff")
     for change in source.changes(old, target):
-        if change.status == "D":
-            plan.remove.append(change.path)
+        gone = change.path if change.status == "D" else change.old_path
+        left = gone is not None and scope.holds(gone)
+        if gone is not None and left:
+            plan.remove.append(gone)
+        if change.status != "D" and change.path in tree:
+            plan.upsert[change.path] = _status(change.status, left)
+        elif left:
             plan.deleted += 1
-            continue
-        if change.status == "R" and change.old_path:
-            plan.remove.append(change.old_path)
-            plan.upsert[change.path] = "renamed"
-        else:
-            plan.upsert[change.path] = "added" if change.status == "A" else "modified"
     return plan
+
+
+def _status(status: str, renamed_from_scope: bool) -> str:
+    if status == "R":
+        return "renamed" if renamed_from_scope else "added"
+    return "added" if status == "A" else "modified"
 
 
 def full_plan(indexed: dict[str, str], target: str, tree: dict[str, TreeEntry]) -> Plan:

@@ -9,8 +9,8 @@ from pydantic import BaseModel
 
 from devrag.ingest.documents import decode, skip_reason
 from devrag.ingest.git_source import GitSource, SourceError, TreeEntry
-from devrag.ingest.pipeline import IngestOptions, IngestSummary, ingest
-from devrag.ingest.plan import full_plan, indexed_files
+from devrag.ingest.pipeline import IngestOptions, IngestSummary, reingest
+from devrag.ingest.plan import full_plan, indexed_files, scoped_tree
 from devrag.retrieval.index import Index, RepoState
 from devrag.retrieval.models import Embedder
 
@@ -35,7 +35,7 @@ def find_drift(index: Index, state: RepoState, options: IngestOptions) -> Drift:
         head = source.resolve(None)
     except SourceError as exc:
         return Drift(repo=state.name, head=None, missing=[], stale=[], orphaned=[], error=str(exc))
-    tree = source.tree(head)
+    tree = scoped_tree(source, head, state.scope)
     plan = full_plan(indexed_files(index, state.name, tree, options.max_file_bytes), head, tree)
     missing = [
         path
@@ -67,8 +67,6 @@ def reconcile(
     for state in index.repos():
         drift = find_drift(index, state, options)
         if drift.drifted and not check_only and drift.error is None:
-            drift.repaired = ingest(
-                index, embedder(), Path(state.path), state.name, options=options, full=True
-            )
+            drift.repaired = reingest(index, embedder(), state, options=options, full=True)
         drifts.append(drift)
     return drifts

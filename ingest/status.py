@@ -20,6 +20,10 @@ class RepoStatus(BaseModel):
     in_progress: str | None
     chunks: int
     files: int
+    # Which files the name indexes (see FileScope); empty: the whole repository.
+    subtree: str = ""
+    include: list[str] = []
+    exclude: list[str] = []
 
 
 class IndexStatus(BaseModel):
@@ -49,6 +53,9 @@ def repo_status(index: Index, state: RepoState) -> RepoStatus:
         in_progress=state.in_progress,
         chunks=index.count(state.name),
         files=len(index.file_manifest(state.name)),
+        subtree=state.scope.subtree,
+        include=list(state.scope.include),
+        exclude=list(state.scope.exclude),
     )
 
 

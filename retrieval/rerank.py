@@ -7,8 +7,7 @@ from collections import OrderedDict
 from collections.abc import Sequence
 from typing import Any, Literal, Protocol
 
-from devrag.retrieval.errors import ModelLoadError
-from devrag.retrieval.models import quiet_model_loading, resolve_device
+from devrag.retrieval.models import load_error, load_pretrained, quiet_model_loading, resolve_device
 
 log = logging.getLogger(__name__)
 
@@ -49,11 +48,13 @@ class CrossEncoderReranker:
         self.device = resolve_device(device)
         quiet_model_loading()
         try:
-            self.model: Any = CrossEncoder(name, device=self.device, max_length=max_length)
+            self.model: Any = load_pretrained(CrossEncoder, name, device=self.device, max_length=max_length)
         except Exception as exc:  # any load failure is a configuration problem for the user
-            raise ModelLoadError(
-                f"Could not load the reranker {name!r}: {exc}. Set DEVRAG_RERANK_MODEL to a "
-                "CrossEncoder model name or local folder, or search with --no-rerank."
+            raise load_error(
+                f"the reranker {name!r}",
+                exc,
+                "Set DEVRAG_RERANK_MODEL (rerank_model in the config file) to a CrossEncoder model "
+                "name or local folder, or search with --no-rerank.",
             ) from exc
         self.precision = resolve_precision(precision, self.device)
         if self.precision == "bfloat16":

@@ -15,7 +15,7 @@ from pydantic import BaseModel, Field
 from devrag.retrieval.fusion import rrf
 from devrag.retrieval.index import Index
 from devrag.retrieval.lexical import Bm25Index
-from devrag.retrieval.models import Embedder
+from devrag.retrieval.models import Embedder, head
 from devrag.retrieval.rerank import Reranker
 from devrag.retrieval.schema import embed_text_for
 from devrag.retrieval.store import PointFilter
@@ -37,6 +37,11 @@ class SearchConfig(BaseModel):
     # third place 1/5 (k = 60 would make them nearly equal).
     document_rrf_k: int = Field(default=2, ge=0)
     rerank_temperature: float = Field(default=4.0, gt=0)
+    # A query longer than the embedding model reads is a paste (an alert and its log); every stage
+    # reads its head of this many word pieces. Measured on alerts-to-runbooks with a 1,100-token
+    # log pasted after each alert (README, "Pasted alerts"): R@1 0.237 when BM25 read everything
+    # and the models 254 word pieces, 0.583 with the models at 64, 0.815 with every stage at 64.
+    pasted_query_tokens: int = Field(default=64, ge=8)
 
 
 class StageScores(BaseModel):
@@ -71,6 +76,9 @@ class SearchResponse(BaseModel):
     reranked: bool
     results: list[SearchResult]
     timings_ms: dict[str, float]
+    # Set when the query was longer than the embedding model reads: every stage read only its head
+    # of this many word pieces.
+    read_tokens: int | None = None
 
 
 class HybridIndex:
@@ -131,20 +139,37 @@ class HybridIndex:
         view = self.view()
         scope = view.scope(filters)
         n = max(self.config.overfetch * k, self.config.min_candidates)
-        dense, bm25 = self._first_stage(query, n, mode, filters, view, scope, timings)
+        read, trimmed = self._part_read(query)
+        dense, bm25 = self._first_stage(read, n, mode, filters, view, scope, timings)
         t = time.perf_counter()
         fused = rrf([[i for i, _ in dense], [i for i, _ in bm25]], self.config.rrf_k)
         timings["fusion"] = _ms(t)
         evidence = _evidence(dense, bm25, fused)
         ranked = {"dense": dense, "bm25": bm25}.get(mode, fused)
         if mode == "hybrid+rerank":
-            rerank = self._rerank(query, fused, view, evidence, timings)
+            rerank = self._rerank(read, fused, view, evidence, timings)
             ranked = _combine(fused, dense, bm25, rerank, view.chunks, self.config)
         results = [_result(view.chunks[i], i, s, evidence[i]) for i, s in ranked[:k]]
         timings["total"] = _ms(started)
         return SearchResponse(
-            query=query, mode=mode, reranked=mode == "hybrid+rerank", results=results, timings_ms=timings
+            query=query,
+            mode=mode,
+            reranked=mode == "hybrid+rerank",
+            results=results,
+            timings_ms=timings,
+            read_tokens=self.config.pasted_query_tokens if trimmed else None,
         )
+
+    def _part_read(self, query: str) -> tuple[str, bool]:
+        """What every stage reads of the query, and whether it was cut.
+
+        A query longer than the embedding model reads is a pasted alert with its log: the alert's
+        name and summary come first, and the log's words would outvote them in BM25 and fill the
+        models' windows. Shorter queries are read whole.
+        """
+        if self.embedder.count_tokens(query) <= self.embedder.max_tokens:
+            return query, False
+        return head(query, self.config.pasted_query_tokens, self.embedder.count_tokens), True
 
     def _first_stage(
         self,

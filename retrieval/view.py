@@ -7,7 +7,6 @@ holder (`HybridIndex`) builds a new one whenever the index's generation moves, w
 
 from __future__ import annotations
 
-import fnmatch
 from dataclasses import dataclass
 from typing import Any
 
@@ -15,6 +14,7 @@ from pydantic import BaseModel
 
 from devrag.retrieval.index import Index
 from devrag.retrieval.lexical import LexicalIndex
+from devrag.retrieval.paths import path_matches
 from devrag.retrieval.schema import embed_text_for
 
 Chunk = dict[str, Any]
@@ -34,7 +34,7 @@ _VIEW_FIELDS = (
 
 class Filters(BaseModel):
     repo: str | None = None
-    path: str | None = None  # a glob over the path within the repository; `*` crosses folders
+    path: str | None = None  # a glob over the path within the repository (see `path_matches`)
     doc_type: str | None = None
 
     @property
@@ -76,7 +76,7 @@ class View:
             for (repo, path, doc_type), ids in self.files.items()
             if (filters.repo is None or repo == filters.repo)
             and (filters.doc_type is None or doc_type == filters.doc_type)
-            and (filters.path is None or fnmatch.fnmatchcase(path, filters.path))
+            and (filters.path is None or path_matches(filters.path, path))
         ]
         return Scope(ids={cid for _, ids in files for cid in ids}, paths=sorted({path for path, _ in files}))
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import logging
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -16,30 +15,39 @@ from pydantic import BaseModel
 from devrag.eval.harness import DEFAULT_MODES, evaluate
 from devrag.eval.runner import prepare
 from devrag.ingest.forget import forget
+from devrag.ingest.git_source import locate
 from devrag.ingest.pipeline import IngestOptions, ingest
 from devrag.ingest.reconcile import reconcile
 from devrag.ingest.status import index_status
 from devrag.retrieval.errors import DevragError
 from devrag.retrieval.factory import open_store
-from devrag.retrieval.index import Index
+from devrag.retrieval.index import FileScope, Index
 from devrag.retrieval.models import Embedder
+from devrag.retrieval.rerank import Reranker
 from devrag.retrieval.search import MODES, Filters, HybridIndex
-from devrag.server import render
+from devrag.retrieval.search_input import MAX_K, check_query_length, check_repo, check_search
+from devrag.server import global_options, render
+from devrag.server import settings as config
 from devrag.server.bench_cmd import bench_cmd
+from devrag.server.config_cmd import config_cmd
 from devrag.server.serve import serve_cmd
-from devrag.server.settings import Settings, embedder_for, reranker_for
+from devrag.server.settings import Settings
 
 T = TypeVar("T")
 
 
 class Context:
-    """Settings from the environment and the group's flags, shared by every command."""
+    """Settings from the config file, the environment and the flags, shared by every command."""
 
-    def __init__(self, overrides: dict[str, Any]) -> None:
-        self.overrides = {k: v for k, v in overrides.items() if v is not None}
+    def __init__(self, flags: dict[str, Any]) -> None:
+        # The same dict the global options fill in, also when given after the subcommand.
+        self.flags = flags
 
     def settings(self, **more: Any) -> Settings:
-        return Settings(**self.overrides, **{k: v for k, v in more.items() if v is not None})
+        try:
+            return config.load_settings({**self.flags, **more})
+        except DevragError as exc:
+            raise click.ClickException(str(exc)) from exc
 
 
 @contextmanager
@@ -74,26 +82,26 @@ def emit(as_json: bool, value: BaseModel | list[Any], human: Callable[[], None])
         human()
 
 
-@click.group()
-@click.option(
-    "--index-dir", type=click.Path(path_type=Path), help="Embedded index folder [DEVRAG_INDEX_DIR]."
-)
-@click.option("--qdrant-url", help="Qdrant server URL; replaces the embedded index [DEVRAG_QDRANT_URL].")
-@click.option("--embed-model", help="Embedding model name or folder [DEVRAG_EMBED_MODEL].")
-@click.option("--device", help="cpu, cuda or auto [DEVRAG_DEVICE].")
-@click.option("-v", "--verbose", count=True, help="More log output on stderr (-vv for debug).")
+@click.group(params=global_options.params())
+@click.version_option(package_name="devrag", prog_name="devrag")
 @click.pass_context
-def main(ctx: click.Context, verbose: int, **overrides: Any) -> None:
-    """devrag: hybrid retrieval over Git repositories of runbooks, postmortems and guides."""
-    level = [logging.WARNING, logging.INFO, logging.DEBUG][min(verbose, 2)]
-    logging.basicConfig(level=level, stream=sys.stderr, format="%(levelname)s %(name)s: %(message)s")
-    ctx.obj = Context(overrides)
+def main(ctx: click.Context) -> None:
+    """devrag: hybrid retrieval over Git repositories of runbooks, postmortems and guides.
+
+    Settings come from ~/.config/devrag/config.toml (or $DEVRAG_CONFIG), then DEVRAG_* variables,
+    then flags; `devrag config` shows them and where each came from.
+    """
+    ctx.obj = Context(global_options.given_flags(ctx))
 
 
 @main.command("ingest")
 @click.argument("path", type=click.Path(path_type=Path))
 @click.option("--name", help="Name of the repository in the index (default: its folder name).")
 @click.option("--rev", help="Commit, branch or tag to index (default: HEAD).")
+@click.option(
+    "--include", multiple=True, help="Only files matching this glob from the repository root (repeatable)."
+)
+@click.option("--exclude", multiple=True, help="Never files matching this glob (repeatable).")
 @click.option("--max-file-bytes", type=int, help="Skip files larger than this [DEVRAG_MAX_FILE_BYTES].")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as one JSON object.")
 @click.pass_obj
@@ -102,18 +110,25 @@ def ingest_cmd(
     path: Path,
     name: str | None,
     rev: str | None,
+    include: tuple[str, ...],
+    exclude: tuple[str, ...],
     max_file_bytes: int | None,
     as_json: bool,
 ) -> None:
-    """Index a Git repository at HEAD (or REV), incrementally and verified."""
+    """Index a Git repository (or a folder in one) at HEAD (or REV), incrementally and verified.
+
+    Globs work as search's --path: `*` crosses folders, `dir/` is everything under dir.
+    """
+    _load(lambda: locate(path))  # a wrong path is told before the model takes seconds to load
+    scope = FileScope(include=include, exclude=exclude)
     settings = obj.settings(max_file_bytes=max_file_bytes)
     options = IngestOptions(max_file_bytes=settings.max_file_bytes)
     embedder = _load_embedder(settings)
     with (
         opened_index(settings, embedder) as index,
-        render.progress("Indexing files", as_json) as bar,
+        render.stage_progress(as_json) as bar,
     ):
-        summary = ingest(index, embedder, path, name, rev, options, progress=bar)
+        summary = ingest(index, embedder, path, name, rev, options, progress=bar, scope=scope)
     emit(as_json, summary, lambda: render.ingest_summary(summary))
 
 
@@ -159,6 +174,18 @@ def _bind(index: Index, embedder: Embedder) -> Embedder:
     return embedder
 
 
+def embedder_for(settings: Settings) -> Embedder:
+    """The configured embedding model, announced: loading it takes seconds."""
+    render.loading("embedding model", settings.embed_model)
+    return config.embedder_for(settings)
+
+
+def reranker_for(settings: Settings) -> Reranker:
+    """The configured reranker, announced: loading it takes seconds."""
+    render.loading("reranker", settings.rerank_model)
+    return config.reranker_for(settings)
+
+
 def _load_embedder(settings: Settings) -> Embedder:
     return _load(lambda: embedder_for(settings))
 
@@ -172,7 +199,7 @@ def _load(factory: Callable[[], T]) -> T:
 
 @main.command("search")
 @click.argument("query")
-@click.option("-k", "k", type=click.IntRange(1, 100), default=5, show_default=True, help="Results to return.")
+@click.option("-k", "k", type=int, default=5, show_default=True, help=f"Documents to return (1-{MAX_K}).")
 @click.option("--mode", type=click.Choice(MODES), help="Retrieval mode [default: hybrid+rerank].")
 @click.option("--no-rerank", is_flag=True, help="Skip the cross-encoder (mode hybrid unless given).")
 @click.option("--repo", help="Only this indexed repository.")
@@ -194,18 +221,20 @@ def search_cmd(
     """Search the index: dense + BM25, fused with RRF, reranked by a cross-encoder."""
     if no_rerank and mode == "hybrid+rerank":
         raise click.BadParameter("--no-rerank contradicts --mode hybrid+rerank", param_hint="--mode")
+    args = _load(
+        lambda: check_search({"query": query, "k": k, "repo": repo, "path": path_glob, "doc_type": doc_type})
+    )
     mode = mode or ("hybrid" if no_rerank else "hybrid+rerank")
     settings = obj.settings()
+    with opened_index(settings) as index:
+        check_repo(args.repo, [state.name for state in index.repos()], settings.store_location)
     embedder = _load_embedder(settings)
+    _load(lambda: check_query_length(args.query, embedder.count_tokens))
     reranker = _load(lambda: reranker_for(settings)) if mode == "hybrid+rerank" else None
     with opened_index(settings, embedder) as index:
         index.check_compatible()
-        response = HybridIndex(index, embedder, reranker).search(
-            query,
-            k,
-            mode,
-            Filters(repo=repo, path=path_glob, doc_type=doc_type),  # type: ignore[arg-type]
-        )
+        filters = Filters(repo=args.repo, path=args.path, doc_type=args.doc_type)
+        response = HybridIndex(index, embedder, reranker).search(args.query, args.k, mode, filters)  # type: ignore[arg-type]
     emit(as_json, response.results, lambda: render.search_results(response))
 
 
@@ -252,6 +281,8 @@ def eval_cmd(
 
 main.add_command(bench_cmd)
 main.add_command(serve_cmd)
+main.add_command(config_cmd)
+global_options.accept_after_subcommands(main)
 
 if __name__ == "__main__":
     main()

@@ -11,13 +11,14 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 from git.exc import GitCommandError
 
-from devrag.ingest.documents import decode
+from devrag.ingest.documents import MARKDOWN_SUFFIXES, decode
 from devrag.ingest.git_source import GitSource, SourceError
+from devrag.ingest.markdown_chunker import heading_lines
 from devrag.retrieval.index import Index
 
 TokenCounter = Callable[[str], int]
@@ -97,55 +98,88 @@ def _merge_line(old: str, new: str) -> str:
     return " ".join([*before, *after[shared:]])
 
 
-def section_range(chunks: list[dict[str, Any]], section: str) -> tuple[int, int, str]:
+@dataclass(frozen=True)
+class Section:
+    """One heading's section: its heading path (outermost first) and its lines, 1-based, inclusive."""
+
+    path: tuple[str, ...]
+    start: int
+    end: int
+
+    @property
+    def label(self) -> str:
+        return " > ".join(self.path)
+
+
+def outline(path: str, lines: list[str], chunks: list[dict[str, Any]]) -> list[Section]:
+    """Every section of the document, in order.
+
+    Markdown sections come from the headings in its lines, so a `###` inside a section the
+    chunker kept whole (or split elsewhere) can be asked for too; each runs to the next heading
+    of the same or a higher level. Other files have only what their chunks name (code symbols).
+    """
+    if PurePosixPath(path).suffix.lower() in MARKDOWN_SUFFIXES:
+        return _markdown_outline(lines)
+    return _chunk_outline(chunks)
+
+
+def _markdown_outline(lines: list[str]) -> list[Section]:
+    found = heading_lines("\n".join(lines))
+    sections = []
+    enclosing: list[tuple[int, str]] = []
+    for i, (level, line, text) in enumerate(found):
+        enclosing = [(lvl, t) for lvl, t in enclosing if lvl < level] + [(level, text)]
+        end = next((at for lvl, at, _ in found[i + 1 :] if lvl <= level), len(lines))
+        while end > line + 1 and not lines[end - 1].strip():
+            end -= 1  # the blank lines before the next heading belong to neither
+        sections.append(Section(tuple(t for _, t in enclosing), line + 1, end))
+    return sections
+
+
+def _chunk_outline(chunks: list[dict[str, Any]]) -> list[Section]:
+    """Each heading path the chunks carry, and its prefixes, over the lines of the chunks under it."""
+    spans: dict[tuple[str, ...], tuple[int, int]] = {}
+    for chunk in chunks:
+        headings = tuple(chunk["headings"])
+        for depth in range(1, len(headings) + 1):
+            first, last = spans.get(headings[:depth], (chunk["start_line"], chunk["end_line"]))
+            spans[headings[:depth]] = (min(first, chunk["start_line"]), max(last, chunk["end_line"]))
+    return [Section(path, first, last) for path, (first, last) in spans.items()]
+
+
+def section_range(sections: list[Section], section: str) -> tuple[int, int, str]:
     """First and last line (1-based, inclusive) of the section and its full heading path.
 
-    `section` is one heading ("Mitigation") or a path of them ("Disk full > Mitigation"), matched
-    without regard to case; failing that, a unique heading that contains it ("helm").
+    `section` is one heading ("Mitigation") or the end of a path of them ("Disk full >
+    Mitigation"), matched without regard to case; failing that, a unique heading that contains it
+    ("helm"). A match inside another match is part of it, so the outer one is returned.
 
     Raises:
         ValueError: no section, or several, match; the message lists the candidates.
     """
     wanted = [p.strip().casefold() for p in section.split(">") if p.strip()]
-    found = _sections_at(chunks, lambda folded: _position(folded, wanted), len(wanted))
+    found = _outermost([s for s in sections if wanted and _folded(s)[-len(wanted) :] == wanted])
     if not found and wanted:
-        found = _sections_at(chunks, lambda folded: _containing(folded, wanted[-1]), 1)
-    if len(found) > 1:
-        raise ValueError(f"Several sections match {section!r}: {'; '.join(found)}. Pass one of them.")
+        found = _outermost([s for s in sections if wanted[-1] in _folded(s)[-1]])
+    labels = list(dict.fromkeys(s.label for s in found))
+    if len(labels) > 1:
+        raise ValueError(f"Several sections match {section!r}: {'; '.join(labels)}. Pass one of them.")
     if not found:
-        raise ValueError(_no_section(chunks, section))
-    ((label, prefix),) = found.items()
-    mine = [c for c in chunks if c["headings"][: len(prefix)] == prefix]
-    return min(c["start_line"] for c in mine), max(c["end_line"] for c in mine), label
+        raise ValueError(_no_section(sections, section))
+    return found[0].start, found[0].end, found[0].label
 
 
-def _sections_at(
-    chunks: list[dict[str, Any]], locate: Callable[[list[str]], int | None], depth: int
-) -> dict[str, list[str]]:
-    """Heading path -> its headings, for each section where `locate` finds a match."""
-    found: dict[str, list[str]] = {}
-    for chunk in chunks:
-        at = locate([h.strip().casefold() for h in chunk["headings"]])
-        if at is not None:
-            prefix = list(chunk["headings"][: at + depth])
-            found.setdefault(" > ".join(prefix), prefix)
-    return found
+def _folded(s: Section) -> list[str]:
+    return [h.strip().casefold() for h in s.path]
 
 
-def _position(folded: list[str], wanted: list[str]) -> int | None:
-    for i in range(len(folded) - len(wanted) + 1):
-        if wanted and folded[i : i + len(wanted)] == wanted:
-            return i
-    return None
+def _outermost(found: list[Section]) -> list[Section]:
+    paths = {s.path for s in found}
+    return [s for s in found if not any(s.path[:depth] in paths for depth in range(1, len(s.path)))]
 
 
-def _containing(folded: list[str], needle: str) -> int | None:
-    return next((i for i, h in enumerate(folded) if needle in h), None)
-
-
-def _no_section(chunks: list[dict[str, Any]], section: str) -> str:
-    paths = list(dict.fromkeys(" > ".join(c["headings"]) for c in chunks if c["headings"]))
-    if not paths:
+def _no_section(sections: list[Section], section: str) -> str:
+    labels = list(dict.fromkeys(s.label for s in sections))
+    if not labels:
         return f"No section {section!r}: this document has no headings. Call again without section."
-    listed = "; ".join(paths[:20])
-    return f"No section {section!r} in this document. Its sections: {listed}."
+    return f"No section {section!r} in this document. Its sections: {'; '.join(labels[:20])}."

@@ -61,7 +61,7 @@ def search_text(
     if left_out:
         tail.append(
             f"{left_out} more result{'s' if left_out != 1 else ''} left out to fit max_tokens={max_tokens}: "
-            "raise max_tokens or lower k to see them."
+            "raise max_tokens to see them."
         )
     tail.extend(notes)
     if tail:

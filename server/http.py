@@ -25,7 +25,7 @@ class BearerTokenGate:
 
     def __init__(self, app: ASGIApp, token: str) -> None:
         self.app = app
-        self._expected = f"Bearer {token}".encode()
+        self._expected = token.encode()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and not self._authorized(scope):
@@ -39,8 +39,10 @@ class BearerTokenGate:
         await self.app(scope, receive, send)
 
     def _authorized(self, scope: Scope) -> bool:
+        """The scheme is matched without regard to case (RFC 7235), the token in constant time."""
         given = dict(scope.get("headers") or []).get(b"authorization", b"")
-        return hmac.compare_digest(given, self._expected)
+        scheme, _, token = given.partition(b" ")
+        return scheme.lower() == b"bearer" and hmac.compare_digest(token.strip(), self._expected)
 
 
 class HooksBesideGate:

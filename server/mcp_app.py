@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import inspect
-from collections.abc import AsyncIterator, Callable, Sequence
+import threading
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from typing import Annotated, Any, Protocol
 
@@ -16,6 +17,14 @@ from pydantic import BaseModel, Field
 
 from devrag.retrieval.errors import DevragError
 from devrag.retrieval.schema import DocType
+from devrag.retrieval.search_input import (
+    MAX_BUDGET,
+    MAX_K,
+    MIN_BUDGET,
+    InputError,
+    check_document,
+    check_search,
+)
 from devrag.server import tools
 from devrag.server.outputs import DocumentPage, SearchOutput, SourcesOutput
 from devrag.server.settings import Settings, embedder_for, reranker_for
@@ -64,7 +73,8 @@ def create_server(
     async def lifespan(_server: MCPServer[App]) -> AsyncIterator[App]:
         app = App(settings, models or default_models(settings), watching=watch)
         app.models.start_later(_MODELS_START_S)
-        await anyio.to_thread.run_sync(app.open)
+        # Reaching the index may start its owner process: let the handshake answer meanwhile.
+        threading.Thread(target=app.open, name="devrag-open", daemon=True).start()
         watcher = RefWatcher(app) if watch else None
         if watcher is not None:
             watcher.start()
@@ -82,6 +92,7 @@ def create_server(
 
     server: MCPServer[App] = MCPServer("devrag", instructions=INSTRUCTIONS, lifespan=lifespan)
     server.middleware.append(_load_models_after_handshake)
+    server.middleware.append(_arguments_in_words)
     for fn in (search, get_document, list_sources):
         server.add_tool(fn, description=inspect.cleandoc(fn.__doc__ or ""), annotations=_READ_ONLY)
     return server
@@ -95,6 +106,29 @@ async def _load_models_after_handshake(
     if ctx.method not in _HANDSHAKE:
         ctx.lifespan_context.models.start()
     return result
+
+
+_ARGUMENT_CHECKS: dict[str, Callable[[Mapping[str, object]], object]] = {
+    "search": check_search,
+    "get_document": check_document,
+}
+
+
+async def _arguments_in_words(ctx: ServerRequestContext[App, Any], call_next: CallNext) -> HandlerResult:
+    """Refuse bad tool arguments with the sentence the CLI gives, before the SDK's schema check would.
+
+    The schema still tells the model the limits; this makes a call that breaks them come back
+    as one line saying what to send, not a pydantic report.
+    """
+    if ctx.method == "tools/call" and ctx.params:
+        check = _ARGUMENT_CHECKS.get(str(ctx.params.get("name")))
+        arguments = ctx.params.get("arguments") or {}
+        if check is not None and isinstance(arguments, Mapping):
+            try:
+                check(arguments)
+            except InputError as exc:
+                return CallToolResult(content=[TextContent(type="text", text=str(exc))], is_error=True)
+    return await call_next(ctx)
 
 
 def _answer(call: Callable[[], tools.Answer[Any]]) -> CallToolResult:
@@ -119,12 +153,13 @@ def search(
         str,
         Field(
             description="What to look for. Best: the exact strings you have, verbatim: an alert name "
-            "(KubePodCrashLooping), an error message, a metric, a service or command name. Short "
+            "(KubePodCrashLooping), an error message, a metric, a service or command name. A pasted "
+            "alert with its log lines works (up to 8,000 tokens; put the alert first). Short "
             "natural-language questions work too."
         ),
     ],
     ctx: Context[App, Any],
-    k: Annotated[int, Field(ge=1, le=20, description="How many results to return.")] = 5,
+    k: Annotated[int, Field(ge=1, le=MAX_K, description="How many results to return.")] = 5,
     repo: Annotated[
         str | None, Field(description="Only this indexed repository (names: list_sources).")
     ] = None,
@@ -136,7 +171,7 @@ def search(
     ] = None,
     doc_type: Annotated[DocType | None, Field(description="Only this kind of document.")] = None,
     max_tokens: Annotated[
-        int, Field(ge=200, le=32000, description="Token budget for the whole answer.")
+        int, Field(ge=MIN_BUDGET, le=MAX_BUDGET, description="Token budget for the whole answer.")
     ] = 2000,
 ) -> Annotated[CallToolResult, SearchOutput]:
     """Search the indexed runbooks, postmortems, deployment guides and ops code.
@@ -165,7 +200,9 @@ def get_document(
             "('Disk full > Mitigation'), case-insensitive. Omit for the whole document."
         ),
     ] = None,
-    max_tokens: Annotated[int, Field(ge=200, le=32000, description="Token budget for this page.")] = 4000,
+    max_tokens: Annotated[
+        int, Field(ge=MIN_BUDGET, le=MAX_BUDGET, description="Token budget for this page.")
+    ] = 4000,
     offset: Annotated[
         int, Field(ge=0, description="Lines to skip: pass the previous page's next_offset.")
     ] = 0,

@@ -2,22 +2,31 @@
 
 from __future__ import annotations
 
+import logging
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from typing import TYPE_CHECKING
 
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from devrag.eval.harness import EvalReport
 from devrag.ingest.forget import ForgetSummary
-from devrag.ingest.pipeline import IngestSummary
+from devrag.ingest.pipeline import IngestSummary, StageProgress
 from devrag.ingest.reconcile import Drift
-from devrag.ingest.status import IndexStatus
+from devrag.ingest.status import IndexStatus, RepoStatus
+from devrag.retrieval.index import FileScope
 from devrag.retrieval.search import SearchResponse
 
+if TYPE_CHECKING:
+    from devrag.server.config_cmd import Setting
+
+log = logging.getLogger(__name__)
 out = Console(highlight=False)
 err = Console(stderr=True)
+LOG_EVERY_SECONDS = 5.0
 
 
 @contextmanager
@@ -36,6 +45,72 @@ def progress(label: str, quiet: bool) -> Iterator[Callable[[int, int], None] | N
         yield update
 
 
+@contextmanager
+def stage_progress(quiet: bool) -> Iterator[StageProgress]:
+    """Bars on a terminal (unless `quiet`); otherwise log lines, shown at `-v`, every few seconds."""
+    if quiet or not err.is_terminal:
+        yield LoggedProgress()
+        return
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+    with Progress(*columns, console=err, transient=True) as bar:
+        yield BarProgress(bar)
+
+
+class BarProgress:
+    """One rich bar per stage; the finished stage's bar stays until the run ends."""
+
+    def __init__(self, bar: Progress) -> None:
+        self.bar = bar
+        self.task: TaskID | None = None
+
+    def stage(self, name: str, total: int) -> None:
+        self.task = self.bar.add_task(name, total=total)
+
+    def advance(self, steps: int) -> None:
+        if self.task is not None:
+            self.bar.advance(self.task, steps)
+
+
+class LoggedProgress:
+    """Progress as INFO log lines: each stage's size, then at most one line per `every` seconds.
+
+    Why: a CI log or a cron mail has no terminal to redraw a bar on, and a line per file would bury it.
+    """
+
+    def __init__(self, every: float = LOG_EVERY_SECONDS, clock: Callable[[], float] = time.monotonic):
+        self.every, self.clock = every, clock
+        self.name, self.total, self.done, self.last = "", 0, 0, 0.0
+
+    def stage(self, name: str, total: int) -> None:
+        self.name, self.total, self.done, self.last = name, total, 0, self.clock()
+        log.info("%s: %d to do", name, total)
+
+    def advance(self, steps: int) -> None:
+        self.done += steps
+        now = self.clock()
+        if self.done >= self.total or now - self.last >= self.every:
+            self.last = now
+            log.info("%s: %d/%d", self.name, self.done, self.total)
+
+
+def loading(what: str, name: str) -> None:
+    """Say that a model is loading: that takes seconds, and a silent command looks hung."""
+    message = f"loading {what} {name} ..."
+    if err.is_terminal:
+        err.print(message, style="dim", markup=False, highlight=False)
+    else:
+        log.info(message)
+
+
+def config_report(path: str, exists: bool, settings: dict[str, Setting]) -> None:
+    out.print(f"config file: {path}{'' if exists else ' (not found)'}", markup=False, soft_wrap=True)
+    width = max(map(len, settings))
+    # Lines, not a table: a table would cut the paths and model names this is read for.
+    for name, setting in settings.items():
+        value = "(unset)" if setting.value is None else setting.value
+        out.print(f"{name:<{width}}  {value}  ({setting.source})", markup=False, soft_wrap=True)
+
+
 def ingest_summary(s: IngestSummary) -> None:
     verdict = "[green]verified[/green]" if s.verified else "[red]NOT verified[/red]"
     out.print(f"[bold]{s.repo}[/bold] at {s.commit[:12]} ({s.mode}, {s.seconds:.2f}s, {verdict})")
@@ -46,28 +121,55 @@ def ingest_summary(s: IngestSummary) -> None:
 
 
 def index_status(status: IndexStatus) -> None:
-    out.print(f"store: {status.store}  model: {status.embed_model}  chunker: {status.chunker}")
+    """One row per repository, then where each was ingested from, every line within the terminal.
+
+    A table folds what does not fit, so the commits and counts do not wrap and paths are cut on
+    the left (`…/end/of/path`): the end of a path names the repository, its start rarely does.
+    """
+    out.print(f"store: {_fit(status.store, out.width - 7)}", markup=False)
+    out.print(
+        f"model: {_fit(status.embed_model or '-', out.width - 7)}  chunker: {status.chunker}", markup=False
+    )
     if not status.repos:
         out.print("No repositories indexed yet. Run `devrag ingest PATH`.")
         return
-    table = Table("repo", "indexed", "HEAD", "behind", "files", "chunks")
+    # No borders: at 80 columns they would cost the repository name 17 characters.
+    table = Table("repo", "indexed", "HEAD", "behind", "files", "chunks", box=None, pad_edge=False)
+    table.columns[0].overflow = "fold"  # a name too long wraps; an ellipsis would hide which repo it is
+    for column in table.columns[1:]:
+        column.no_wrap = True
     for r in status.repos:
         behind = {None: "?", True: "yes", False: "no"}[r.behind]
-        if r.in_progress:
-            behind += " (unfinished run)"
-        table.add_row(
-            r.name,
-            _short(r.indexed_commit),
-            _short(r.head),
-            behind,
-            str(r.files),
-            str(r.chunks),
-        )
+        table.add_row(r.name, _short(r.indexed_commit), _short(r.head), behind, str(r.files), str(r.chunks))
     out.print(table)
-    # Below the table, not in it: a table folds long paths and URLs across lines.
     for r in status.repos:
-        origin = f"origin {r.origin}" if r.origin else "no origin remote"
-        out.print(f"{r.name}: last ingested from {r.path} ({origin})", soft_wrap=True, markup=False)
+        for line in _whereabouts(r):
+            out.print(line, markup=False)
+
+
+def _whereabouts(r: RepoStatus) -> list[str]:
+    """Where the repository was last ingested from, which part of it, and any unfinished run."""
+    lead = f"{r.name}: last ingested from "
+    lines = [lead + _fit(r.path, out.width - len(lead))]
+    lines.append("  " + (f"origin {_fit(r.origin, out.width - 9)}" if r.origin else "no origin remote"))
+    scope = FileScope(r.subtree, tuple(r.include), tuple(r.exclude))
+    if not scope.whole:
+        lines.append(f"  only {scope.describe()}")
+    if r.in_progress:
+        lines.append(
+            f"  a run to {_short(r.in_progress)} is under way or did not finish; the next one redoes it"
+        )
+    return lines
+
+
+def _fit(text: str, room: int) -> str:
+    """`text` cut on the left to `room` characters, at a folder boundary when one is near."""
+    room = max(room, 16)
+    if len(text) <= room:
+        return text
+    tail = text[len(text) - room + 1 :]
+    cut = tail.find("/")
+    return "…" + (tail[cut:] if 0 <= cut < len(tail) - 1 else tail)
 
 
 def drift_report(drifts: list[Drift], check: bool) -> None:
@@ -119,6 +221,11 @@ def search_results(response: SearchResponse) -> None:
         out.print(f"   {snippet}", markup=False)
     note = "reranked" if response.reranked else "not reranked"
     out.print(f"[dim]{response.mode}, {note}, {response.timings_ms.get('total', 0):.0f} ms[/dim]")
+    if response.read_tokens is not None:
+        out.print(
+            f"[dim]The query is longer than the models read, so it was read as a pasted alert: "
+            f"every stage read its first {response.read_tokens} word pieces.[/dim]"
+        )
 
 
 def eval_report(name: str, report: EvalReport) -> None:

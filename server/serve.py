@@ -98,6 +98,9 @@ def serve_cmd(obj: Context, transport: str, host: str, port: int, watch: bool) -
     from devrag.server.mcp_app import create_server  # MCP loads only when serving
 
     if serve.transport == "stdio":
+        # One line, so a person who starts it by hand sees it waits for a client; stdout is the protocol.
+        watching = ", watching repositories" if serve.watch else ""
+        click.echo(f"devrag: MCP over stdio, index {settings.store_location}{watching}", err=True)
         anyio.run(create_server(settings, watch=serve.watch).run_stdio_async)
         return
     from devrag.server.http import HOOKS_PREFIX, MCP_PATH, serve_http

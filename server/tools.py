@@ -9,9 +9,9 @@ from typing import Any, Generic, TypeVar
 from pydantic import BaseModel
 
 from devrag.ingest.status import head_of, index_status
-from devrag.retrieval.errors import DevragError
 from devrag.retrieval.index import Index
-from devrag.retrieval.search import Filters, Mode, SearchResult
+from devrag.retrieval.search import Filters, Mode, SearchResponse, SearchResult
+from devrag.retrieval.search_input import InputError, check_query_length, check_repo, check_search
 from devrag.server import documents
 from devrag.server.budget import TokenCounter, fit_hits, fit_lines
 from devrag.server.formatting import page_text, search_text, sources_text
@@ -19,10 +19,6 @@ from devrag.server.outputs import DocumentPage, Freshness, Hit, SearchOutput, So
 from devrag.server.state import App
 
 OutputT = TypeVar("OutputT", bound=BaseModel)
-
-
-class ToolInputError(DevragError):
-    """A tool call the caller can correct; the message says how."""
 
 
 @dataclass(frozen=True)
@@ -43,17 +39,17 @@ def search_tool(
     max_tokens: int = 2000,
 ) -> Answer[SearchOutput]:
     """Hybrid search with citations and per-repository freshness, fitted into `max_tokens`."""
-    _check_repo(app, app.index(), repo)
-    if path is not None:
-        _check_glob(path)
+    raw = {"query": query, "k": k, "repo": repo, "path": path, "doc_type": doc_type, "max_tokens": max_tokens}
+    args = check_search(raw)
+    _check_indexed(app, args.repo)
     searcher = app.searcher()
-    _check_query(query, searcher.embedder.count_tokens(query), searcher.embedder.max_tokens)
+    tokens = check_query_length(args.query, searcher.embedder.count_tokens)
     mode: Mode = "hybrid+rerank" if searcher.reranker is not None else "hybrid"
-    filters = Filters(repo=repo, path=path, doc_type=doc_type)
-    results = app.search(query.strip(), k, mode, filters).results if searcher.matches(filters) else []
-    hits = [_hit(rank, r) for rank, r in enumerate(results, start=1)]
+    filters = Filters(repo=args.repo, path=args.path, doc_type=args.doc_type)
+    response = app.search(args.query, args.k, mode, filters) if searcher.matches(filters) else None
+    hits = [_hit(rank, r) for rank, r in enumerate(response.results if response else [], start=1)]
     fresh = _freshness(searcher.index, hits)
-    notes = _search_notes(app, hits, path)
+    notes = _search_notes(app, hits, path) + _trim_note(tokens, response)
 
     def render(shown: list[Hit], left_out: int) -> str:
         cited = [fresh[r] for r in dict.fromkeys(h.repo for h in shown)]
@@ -73,53 +69,19 @@ def search_tool(
     return Answer(output, fitted.text)
 
 
-def _check_query(query: str, tokens: int, limit: int) -> None:
-    if not query.strip():
-        raise ToolInputError("The query is empty. Search for an alert name, error message or service name.")
-    if tokens > limit:
-        raise ToolInputError(
-            f"The query is too long: {tokens} tokens, and the search model reads at most {limit}. "
-            "Search with the distinctive terms instead: the alert name, the exact error string, the "
-            "service or command name."
-        )
+def _trim_note(tokens: int, response: SearchResponse | None) -> list[str]:
+    if response is None or response.read_tokens is None:
+        return []
+    return [
+        f"The query is {tokens} tokens, longer than the search models read, so it was read as a pasted "
+        f"alert: every stage read its first {response.read_tokens} word pieces. Put the alert name or "
+        "error first, or search again with the log line that matters."
+    ]
 
 
-def _check_repo(app: App, index: Index, repo: str | None) -> None:
-    names = [s.name for s in index.repos()]
-    if not names:
-        raise ToolInputError(_empty_index_message(app))
-    if repo is not None and repo not in names:
-        raise ToolInputError(
-            f"Unknown repository {repo!r}. Indexed repositories: {', '.join(sorted(names))}. "
-            "Call list_sources for details, or leave repo out to search all of them."
-        )
-
-
-def _empty_index_message(app: App) -> str:
+def _check_indexed(app: App, repo: str | None) -> None:
     s = app.settings
-    where = s.qdrant_url or str(s.index_dir)
-    return (
-        f"The index at {where} holds no repositories yet. Run `devrag ingest PATH/TO/REPO` with the "
-        "same index settings; this server sees it as soon as it finishes."
-    )
-
-
-def _check_glob(pattern: str) -> None:
-    """fnmatch takes almost anything; refuse what would silently match nothing an agent meant."""
-    problem = None
-    if not pattern.strip():
-        problem = "it is empty"
-    elif pattern.startswith("/"):
-        problem = "paths are relative to the repository root"
-    elif pattern.count("[") != pattern.count("]"):
-        problem = "its [ and ] do not pair up"
-    elif "{" in pattern or "}" in pattern:
-        problem = "brace alternatives like {a,b} are not supported; search once per pattern"
-    if problem:
-        raise ToolInputError(
-            f"Invalid path glob {pattern!r}: {problem}. Use a glob relative to the repository root, "
-            "where * also crosses folders: 'runbooks/*', '*.md', 'deploy/*/values.yaml'."
-        )
+    check_repo(repo, [state.name for state in app.index().repos()], s.qdrant_url or str(s.index_dir))
 
 
 def _hit(rank: int, r: SearchResult) -> Hit:
@@ -173,16 +135,16 @@ def get_document_tool(
     offset: int = 0,
 ) -> Answer[DocumentPage]:
     """A page of the document as indexed (or of one section), fitted into `max_tokens`."""
-    _check_repo(app, app.index(), repo)
+    _check_indexed(app, repo)
     searcher = app.searcher()
     chunks = searcher.document(repo, path)
     if not chunks:
-        raise ToolInputError(_unknown_document(searcher.paths(repo), repo, path))
+        raise InputError(_unknown_document(searcher.paths(repo), repo, path))
     doc = documents.load(searcher.index, repo, path, chunks)
-    first, last, label = _section(chunks, section, len(doc.lines))
+    first, last, label = _section(doc, path, chunks, section)
     body = doc.lines[first - 1 : last]
     if offset >= max(len(body), 1):
-        raise ToolInputError(f"offset={offset} is past the end: there are {len(body)} lines to read.")
+        raise InputError(f"offset={offset} is past the end: there are {len(body)} lines to read.")
     template = DocumentPage(
         repo=repo,
         path=path,
@@ -203,13 +165,15 @@ def get_document_tool(
     return _page(template, body, searcher.embedder.count_tokens)
 
 
-def _section(chunks: list[dict[str, Any]], section: str | None, n_lines: int) -> tuple[int, int, str | None]:
+def _section(
+    doc: documents.Document, path: str, chunks: list[dict[str, Any]], section: str | None
+) -> tuple[int, int, str | None]:
     if section is None:
-        return 1, n_lines, None
+        return 1, len(doc.lines), None
     try:
-        return documents.section_range(chunks, section)
+        return documents.section_range(documents.outline(path, doc.lines, chunks), section)
     except ValueError as exc:
-        raise ToolInputError(str(exc)) from exc
+        raise InputError(str(exc)) from exc
 
 
 def _page(template: DocumentPage, body: list[str], count: TokenCounter) -> Answer[DocumentPage]:

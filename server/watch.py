@@ -15,7 +15,7 @@ from pathlib import Path
 import watchfiles
 
 from devrag.ingest.git_source import GitSource, SourceError
-from devrag.ingest.pipeline import IngestSummary, ingest
+from devrag.ingest.pipeline import IngestSummary, reingest
 from devrag.ingest.status import head_of
 from devrag.retrieval.errors import DevragError
 from devrag.retrieval.index import RepoState
@@ -100,7 +100,7 @@ def reindex(app: App, state: RepoState, rev: str | None = None) -> IngestSummary
         log.info("%s: the index is at %s, ahead of HEAD; leaving it", state.name, (current.commit or "")[:12])
         return None
     searcher = app.searcher()  # the models, and an index bound to them
-    summary = ingest(searcher.index, searcher.embedder, Path(state.path), state.name, rev=target)
+    summary = reingest(searcher.index, searcher.embedder, current or state, rev=target)
     log.info(
         "re-indexed %s at %s: chunks %s (%.2f s)",
         state.name,

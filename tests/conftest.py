@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -16,6 +17,9 @@ from tests.support import GitRepo, HashEmbedder
 
 # Index owner processes that tests start leave soon after their last client.
 os.environ.setdefault("DEVRAG_OWNER_IDLE_SECONDS", "5")
+# No test, nor any process a test starts, reads or writes the user's ~/.config/devrag/config.toml.
+os.environ["XDG_CONFIG_HOME"] = tempfile.mkdtemp(prefix="devrag-test-config-")
+os.environ.pop("DEVRAG_CONFIG", None)
 
 
 @pytest.fixture

@@ -27,16 +27,17 @@ def _kept(index: Index) -> int:
     return index.count("kept")
 
 
-def test_a_folder_that_is_not_a_git_repository_is_named_in_the_error(indexed, tmp_path, embedder):
+def test_a_folder_outside_any_repository_says_how_to_make_it_one(indexed, tmp_path, embedder):
     plain = tmp_path / "plain"
     plain.mkdir()
-    with pytest.raises(SourceError, match=f"{plain} is not a Git repository"):
+    with pytest.raises(SourceError, match=f"{plain} is not in a Git repository") as raised:
         ingest(indexed, embedder, plain)
+    assert f"cd {plain} && git init && git add -A && git commit" in str(raised.value)
     assert _kept(indexed) == 2
 
 
-def test_a_missing_path_is_not_a_git_repository(indexed, tmp_path, embedder):
-    with pytest.raises(SourceError, match="not a Git repository"):
+def test_a_missing_path_says_it_does_not_exist(indexed, tmp_path, embedder):
+    with pytest.raises(SourceError, match=f"^{tmp_path / 'nowhere'} does not exist.$"):
         ingest(indexed, embedder, tmp_path / "nowhere")
 
 

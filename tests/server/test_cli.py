@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import importlib.metadata
+import io
 import json
+import logging
 import subprocess
 
 import pytest
 from click.testing import CliRunner
+from rich.console import Console
 
 from devrag.retrieval.factory import open_store
 from devrag.retrieval.store import PointFilter
+from devrag.server import render
 from devrag.server.cli import main
 from tests.support import RERANKER, RUNBOOK
 
@@ -18,6 +23,7 @@ needs_reranker = pytest.mark.skipif(not RERANKER.exists(), reason=f"reranker wei
 
 @pytest.fixture
 def cli(tmp_path, monkeypatch):
+    monkeypatch.setenv("DEVRAG_CONFIG", str(tmp_path / "config.toml"))
     monkeypatch.setenv("DEVRAG_INDEX_DIR", str(tmp_path / "index"))
     monkeypatch.setenv("DEVRAG_RERANK_MODEL", str(RERANKER))
     runner = CliRunner()
@@ -72,8 +78,20 @@ def test_reconcile_check_exits_1_on_drift_and_repair_fixes_it(cli, ops_repo, tmp
 
 def test_errors_name_the_bad_argument(cli, tmp_path):
     out = cli("ingest", str(tmp_path), code=1)
-    assert f"{tmp_path} is not a Git repository" in out
+    assert f"{tmp_path} is not in a Git repository" in out and "git init && git add -A && git commit" in out
     assert "Error" in out and "Traceback" not in out
+    assert f"{tmp_path / 'nowhere'} does not exist." in cli("ingest", str(tmp_path / "nowhere"), code=1)
+
+
+def test_ingest_of_a_folder_in_a_repository_indexes_that_subtree_and_status_says_so(cli, ops_repo):
+    summary = json.loads(cli("ingest", str(ops_repo.path / "runbooks"), "--exclude", "*.txt", "--json"))
+    assert (summary["repo"], summary["files"]["added"]) == ("runbooks", 1)
+    (repo,) = json.loads(cli("status", "--json"))["repos"]
+    assert (repo["path"], repo["subtree"], repo["exclude"]) == (str(ops_repo.path), "runbooks", ["*.txt"])
+    assert "  only folder runbooks/, --exclude *.txt" in cli("status")
+    ops_repo.commit({"runbooks/new.md": RUNBOOK.format(host="db2"), "guides/new.md": "# New\n\ntext\n"})
+    drift = json.loads(cli("reconcile", "--check", "--json", code=1))
+    assert drift[0]["missing"] == ["runbooks/new.md"]
 
 
 @needs_reranker
@@ -158,11 +176,98 @@ def test_forget_removes_a_repository_and_an_unknown_name_lists_the_indexed_ones(
     )
 
 
-def test_status_shows_where_each_repository_was_last_ingested_from(cli, ops_repo, tmp_path):
+def test_status_shows_where_each_repository_was_last_ingested_from(cli, ops_repo, tmp_path, monkeypatch):
     clone = tmp_path / "checkouts" / "ops"
     subprocess.run(["git", "clone", "-q", str(ops_repo.path), str(clone)], check=True, capture_output=True)
     cli("ingest", str(ops_repo.path))
     assert json.loads(cli("ingest", str(clone), "--name", "ops", "--json"))["mode"] == "noop"
     (repo,) = json.loads(cli("status", "--json"))["repos"]
     assert (repo["path"], repo["origin"]) == (str(clone), f"file:{ops_repo.path.resolve()}")
-    assert f"ops: last ingested from {clone} (origin file:{ops_repo.path.resolve()})" in cli("status")
+    monkeypatch.setenv("COLUMNS", "400")
+    assert f"ops: last ingested from {clone}\n  origin file:{ops_repo.path.resolve()}\n" in cli("status")
+
+
+def test_status_fits_80_columns_cutting_long_paths_on_the_left(cli, git_repo, tmp_path, monkeypatch):
+    deep = git_repo("team-platform/" + "very-long-folder-name/" * 5 + "payments-runbooks")
+    deep.commit({"runbooks/disk.md": RUNBOOK.format(host="db1")})
+    deep.git("remote", "add", "origin", "git@github.com:acme/" + "x" * 60 + "/payments-runbooks.git")
+    cli("ingest", str(deep.path), "--name", "payments-runbooks-eu-west")
+    monkeypatch.setenv("COLUMNS", "80")
+    lines = cli("status").splitlines()
+    assert max(len(line) for line in lines) <= 80, "\n".join(lines)
+    (row,) = [line for line in lines if deep.head()[:12] in line]
+    assert "payments-runbooks-eu-west" in row and deep.head()[:13] not in row
+    assert "payments-runbooks-eu-west: last ingested from …/payments-runbooks" in lines
+    assert any(line.startswith("  origin …/") and line.endswith("/payments-runbooks") for line in lines)
+
+
+def test_config_shows_each_setting_and_where_it_came_from(cli, tmp_path, monkeypatch):
+    config = tmp_path / "config.toml"
+    config.write_text('embed_model = "file/model"\ndevice = "cuda"\n')
+    monkeypatch.setenv("DEVRAG_DEVICE", "cpu")
+    report = json.loads(cli("config", "--json", "--qdrant-url", "http://q:6333"))
+    assert report["file"] == str(config) and report["file_exists"] is True
+    shown = {name: (s["value"], s["source"]) for name, s in report["settings"].items()}
+    assert shown["embed_model"] == ("file/model", f"config file {config}")
+    assert shown["device"] == ("cpu", "environment DEVRAG_DEVICE")
+    assert shown["qdrant_url"] == ("http://q:6333", "flag --qdrant-url")
+    assert shown["collection"] == ("devrag", "default")
+    assert f"file/model  (config file {config})" in cli("config")
+
+
+def test_a_bad_config_file_stops_a_command_with_one_line_naming_the_file_and_key(cli, tmp_path):
+    (tmp_path / "config.toml").write_text('rerank_modle = "x"\n')
+    out = cli("status", code=1)
+    assert f"{tmp_path / 'config.toml'}: unknown key 'rerank_modle'; did you mean 'rerank_model'?" in out
+    assert len(out.strip().splitlines()) == 1 and "Traceback" not in out
+
+
+def test_global_options_are_accepted_after_the_subcommand_too(cli, ops_repo, tmp_path):
+    other = tmp_path / "other-index"
+    cli("ingest", str(ops_repo.path), "--json", "--index-dir", str(other), "--device", "cpu")
+    assert json.loads(cli("status", "--json", "--index-dir", str(other)))["store"] == str(other)
+    assert [r["name"] for r in json.loads(cli("status", "--json", "--index-dir", str(other)))["repos"]] == [
+        "ops"
+    ]
+    assert json.loads(cli("status", "--json"))["repos"] == [], "without the flag: DEVRAG_INDEX_DIR"
+    assert json.loads(cli("--device", "cuda", "config", "--json", "--device", "cpu"))["settings"]["device"][
+        "value"
+    ] == ("cpu"), "the last one given wins"
+
+
+def test_version_comes_from_the_package_metadata(cli):
+    assert cli("--version").strip() == f"devrag, version {importlib.metadata.version('devrag')}"
+
+
+@needs_reranker
+def test_search_finds_the_reranker_recorded_in_the_config_file(cli, ops_repo, monkeypatch, tmp_path):
+    monkeypatch.delenv("DEVRAG_RERANK_MODEL")
+    (tmp_path / "config.toml").write_text('# kept\ndevice = "cpu"\n')
+    cli("config", "set", "rerank_model", str(RERANKER))
+    assert (tmp_path / "config.toml").read_text() == f'# kept\ndevice = "cpu"\nrerank_model = "{RERANKER}"\n'
+    cli("ingest", str(ops_repo.path))
+    top = json.loads(cli("search", "how do I roll back a bad release", "-k", "1", "--json"))[0]
+    assert top["scores"]["rerank_score"] is not None
+
+
+def test_ingest_at_v_logs_each_stage_before_it_starts_and_when_it_ends(cli, ops_repo, caplog):
+    caplog.set_level(logging.INFO)
+    summary = json.loads(cli("ingest", str(ops_repo.path), "--json", "-v"))
+    logged = [r.getMessage() for r in caplog.records]
+    embedded = summary["chunks"]["embedded"]
+    assert "loading embedding model sentence-transformers/all-MiniLM-L6-v2 ..." in logged
+    assert logged.index("reading files: 2 to do") < logged.index("reading files: 2/2")
+    assert (
+        f"embedding chunks: {embedded} to do" in logged
+        and f"embedding chunks: {embedded}/{embedded}" in logged
+    )
+
+
+def test_ingest_on_a_terminal_draws_progress_bars_on_stderr(cli, ops_repo, monkeypatch):
+    terminal = io.StringIO()
+    monkeypatch.setattr(render, "err", Console(file=terminal, force_terminal=True, width=120))
+    out = cli("ingest", str(ops_repo.path))
+    drawn = terminal.getvalue()
+    assert "loading embedding model sentence-transformers/all-MiniLM-L6-v2 ..." in drawn
+    assert "reading files" in drawn and "embedding chunks" in drawn and "2/2" in drawn
+    assert "reading files" not in out, "progress goes to stderr, the summary to stdout"

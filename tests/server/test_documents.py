@@ -7,7 +7,7 @@ import random
 import pytest
 
 from devrag.ingest.documents import parse_file
-from devrag.server.documents import _from_chunks, section_range
+from devrag.server.documents import _from_chunks, outline, section_range
 
 
 def _words(text: str) -> int:
@@ -45,11 +45,71 @@ def test_a_section_is_found_by_heading_or_heading_path_in_any_case():
         {"headings": ["Disk full", "Mitigation"], "start_line": 9, "end_line": 11},
         {"headings": ["Disk full", "Mitigation", "Logs"], "start_line": 13, "end_line": 20},
     ]
-    assert section_range(chunks, "mitigation") == (9, 20, "Disk full > Mitigation")
-    assert section_range(chunks, "Disk full > Mitigation > logs") == (13, 20, "Disk full > Mitigation > Logs")
-    assert section_range(chunks, "disk full") == (5, 20, "Disk full")
-    assert section_range(chunks, "symptom") == (5, 7, "Disk full > Symptoms"), "a unique partial heading"
+    sections = outline("disk.txt", [], chunks)  # not Markdown: the sections its chunks name
+    assert section_range(sections, "mitigation") == (9, 20, "Disk full > Mitigation")
+    assert section_range(sections, "Disk full > Mitigation > logs") == (
+        13,
+        20,
+        "Disk full > Mitigation > Logs",
+    )
+    assert section_range(sections, "disk full") == (5, 20, "Disk full")
+    assert section_range(sections, "symptom") == (5, 7, "Disk full > Symptoms"), "a unique partial heading"
     with pytest.raises(ValueError, match="Several sections match 'o': Disk full > Symptoms; Disk full > Mi"):
-        section_range(chunks, "o")
-    with pytest.raises(ValueError, match="Its sections: Disk full > Symptoms; Disk full > Mitigation"):
-        section_range(chunks, "Rollback")
+        section_range(sections, "o")
+    with pytest.raises(
+        ValueError,
+        match="Its sections: Disk full; Disk full > Symptoms; Disk full > Mitigation; Disk full > Mi",
+    ):
+        section_range(sections, "Rollback")
+
+
+MARKDOWN = """---
+title: Disk full
+---
+# Disk full
+
+## Mitigation
+
+Free space first.
+
+### Logs
+
+```sh
+# Rotate now
+journalctl --vacuum-size=500M
+```
+
+#### Journald
+
+Set SystemMaxUse.
+
+### Images
+
+Prune images.
+
+## Follow-ups
+
+File a ticket.
+"""
+
+
+def test_every_markdown_heading_is_a_section_up_to_the_next_one_of_its_level_or_higher():
+    lines = MARKDOWN.split("\n")[:-1]
+    chunks = [{"headings": ["Disk full", "Mitigation"], "start_line": 6, "end_line": 24}]
+    sections = outline("runbooks/disk.md", lines, chunks)
+
+    def text(section: str) -> list[str]:
+        first, last, _label = section_range(sections, section)
+        return lines[first - 1 : last]
+
+    assert section_range(sections, "logs")[2] == "Disk full > Mitigation > Logs"
+    assert text("logs")[0] == "### Logs" and text("logs")[-1] == "Set SystemMaxUse."
+    assert text("journald") == ["#### Journald", "", "Set SystemMaxUse."]
+    assert text("Mitigation > Images") == ["### Images", "", "Prune images."]
+    assert text("mitigation")[-1] == "Prune images." and text("follow-ups") == [
+        "## Follow-ups",
+        "",
+        "File a ticket.",
+    ]
+    with pytest.raises(ValueError, match="No section 'Rotate now'"):
+        section_range(sections, "Rotate now")  # a comment in a code fence is not a heading

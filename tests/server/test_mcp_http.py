@@ -56,8 +56,8 @@ def served(tmp_path_factory: pytest.TempPathFactory, real_embedder) -> Iterator[
 
 
 @asynccontextmanager
-async def connect(served: Served) -> AsyncIterator[Client]:
-    headers = {"Authorization": f"Bearer {served.token}"}
+async def connect(served: Served, scheme: str = "Bearer") -> AsyncIterator[Client]:
+    headers = {"Authorization": f"{scheme} {served.token}"}
     async with httpx2.AsyncClient(headers=headers, timeout=httpx2.Timeout(30, read=120)) as http:
         async with Client(streamable_http_client(served.url, http_client=http)) as client:
             yield client
@@ -69,6 +69,16 @@ def test_requests_without_the_token_get_401(served):
         response = httpx.post(served.url, json=initialize, headers=headers)
         assert response.status_code == 401
         assert response.headers["www-authenticate"].startswith("Bearer")
+
+
+@pytest.mark.parametrize("scheme", ["bearer", "BEARER"])
+async def test_the_bearer_scheme_is_read_in_any_case(served, scheme):
+    async with connect(served, scheme) as client:
+        sources = await client.call_tool("list_sources", {})
+    assert not sources.is_error
+    initialize = {"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {}}
+    for wrong in (f"{scheme} {served.token}x", f"Basic {served.token}", served.token):
+        assert httpx.post(served.url, json=initialize, headers={"Authorization": wrong}).status_code == 401
 
 
 async def test_each_tool_answers_over_http_with_real_citations(served):

@@ -55,3 +55,5 @@ async def test_stdio_answers_every_tool_and_writes_only_jsonrpc_to_stdout(tmp_pa
     assert all(m["jsonrpc"] == "2.0" and ("result" in m or "method" in m) for m in messages)
     answered = [m["id"] for m in messages if "result" in m]
     assert len(answered) == len(set(answered)) == 5, "initialize, tools/list and three tool calls"
+    said = [line for line in (tmp_path / "stderr.log").read_text().splitlines() if "MCP over stdio" in line]
+    assert said == [f"devrag: MCP over stdio, index {ops.index_dir}"], "one line on start, on stderr"

@@ -15,7 +15,8 @@ from devrag.retrieval.errors import ModelLoadError
 from devrag.server.mcp_app import create_server
 from devrag.server.settings import Settings
 from devrag.server.state import Models
-from tests.server.mcp_support import Ingested, file_lines, make_ops
+from tests.server.mcp_support import Ingested, file_lines, ingest_repo, make_ops
+from tests.support import GitRepo
 
 pytestmark = [pytest.mark.anyio, pytest.mark.model]
 
@@ -158,15 +159,27 @@ async def test_list_sources_reports_commits_sizes_types_and_models(client, ops):
         ("search", {"query": "disk", "path": "/runbooks/*"}, "Invalid path glob '/runbooks/*'"),
         ("search", {"query": "disk", "path": "runbooks/[ab.md"}, "do not pair up"),
         ("search", {"query": "disk", "path": "*.{md,yaml}"}, "brace alternatives"),
-        ("search", {"query": "disk " * 300}, "The query is too long: 300 tokens"),
+        ("search", {"query": "disk " * 8001}, "The query is 8001 tokens; the limit is 8000"),
         ("search", {"query": "   "}, "The query is empty"),
-        ("search", {"query": "disk", "k": 0}, "greater than or equal to 1"),
-        ("search", {"query": "disk", "k": 21}, "less than or equal to 20"),
-        ("search", {"query": "disk", "max_tokens": 50}, "greater than or equal to 200"),
+        ("search", {}, "query is missing"),
         (
             "search",
-            {"query": "disk", "doc_type": "wiki"},
-            "'runbook', 'postmortem', 'guide', 'code' or 'other'",
+            {"query": "disk", "k": 0},
+            "k=0 is out of range; k is how many documents to return, from 1",
+        ),
+        ("search", {"query": "disk", "k": 1000}, "k=1000 is out of range"),
+        ("search", {"query": "disk", "k": "five"}, "k='five' is not a whole number"),
+        ("search", {"query": "disk", "max_tokens": 50}, "max_tokens=50 is out of range"),
+        (
+            "search",
+            {"query": "disk", "doc_type": "playbook"},
+            "doc_type='playbook' is not a document type; use one of runbook, postmortem, guide, code, other",
+        ),
+        ("get_document", {"repo": "ops"}, "path is missing"),
+        (
+            "get_document",
+            {"repo": "ops", "path": "runbooks/disk.md", "offset": -1},
+            "offset=-1 is out of range",
         ),
         ("get_document", {"repo": "ops", "path": "runbooks/dsk.md"}, "Close matches: runbooks/disk.md"),
         ("get_document", {"repo": "ops", "path": GUIDE, "section": "Teardown"}, "Its sections: Deploying"),
@@ -181,6 +194,18 @@ async def test_bad_calls_are_tool_errors_that_say_what_to_do(client, tool, args,
     result = await client.call_tool(tool, args)
     assert result.is_error
     assert message in text_of(result) and "Traceback" not in text_of(result)
+    assert "pydantic" not in text_of(result) and "validation error" not in text_of(result)
+
+
+async def test_a_pasted_alert_with_its_log_is_answered_and_says_what_the_models_read(client):
+    alert = "KubePodCrashLooping payments-api: pod restarts in CrashLoopBackOff after the deploy.\n"
+    log = "".join(
+        f'2026-11-30T10:{i:02d}:00Z level=info msg="request served" latency_ms={i}\n' for i in range(40)
+    )
+    answer = await call(client, "search", query=alert + log, k=2)
+    assert answer["results"][0]["path"] == "runbooks/crashloop.md"
+    (note,) = [n for n in answer["notes"] if "pasted alert" in n]
+    assert "every stage read its first 64 word pieces" in note
 
 
 async def test_an_empty_index_says_which_command_fills_it(tmp_path, models):
@@ -243,3 +268,54 @@ async def test_an_embedding_model_that_cannot_load_is_a_tool_error_naming_the_fi
         sources = await call(c, "list_sources")
     assert result.is_error and "Set DEVRAG_EMBED_MODEL" in text_of(result)
     assert sources["models"].startswith("failed: Could not load the embedding model 'nope'")
+
+
+@pytest.mark.parametrize("folder", ["runbooks/", "runbooks"])
+async def test_a_folder_as_path_filter_means_everything_under_it(client, folder):
+    answer = await call(client, "search", query="checkout-api pods disk", k=10, path=folder)
+    assert answer["results"] and {h["path"].split("/")[0] for h in answer["results"]} == {"runbooks"}
+
+
+async def test_left_out_results_are_said_to_need_a_bigger_budget_not_a_smaller_k(client):
+    answer = await call(client, "search", query="deployctl verify errors", k=10, max_tokens=200)
+    assert answer["left_out"] > 0
+    assert "left out to fit max_tokens=200: raise max_tokens to see them." in answer["_text"]
+    assert "lower k" not in answer["_text"]
+
+
+NESTED = """# Disk full
+
+## Mitigation
+
+Free space first.
+
+### Logs
+
+```sh
+# Rotate now
+journalctl --vacuum-size=500M
+```
+
+### Images
+
+Prune unused images.
+
+## Follow-ups
+
+File a ticket.
+"""
+
+
+async def test_a_heading_inside_a_chunk_can_be_read_alone(tmp_path, models, real_embedder):
+    repo = GitRepo(tmp_path / "ops")
+    commit = repo.commit({"runbooks/disk.md": NESTED})
+    ingest_repo(tmp_path / "index", repo, real_embedder)
+    async with Client(create_server(Settings(index_dir=tmp_path / "index"), models)) as c:
+        page = await call(c, "get_document", repo="ops", path="runbooks/disk.md", section="logs")
+        fenced = await c.call_tool(
+            "get_document", {"repo": "ops", "path": "runbooks/disk.md", "section": "Rotate now"}
+        )
+    lines = file_lines(repo, commit, "runbooks/disk.md")
+    assert page["section"] == "Disk full > Mitigation > Logs"
+    assert page["text"] == "\n".join(lines[lines.index("### Logs") : lines.index("### Images") - 1])
+    assert fenced.is_error and "No section 'Rotate now'" in text_of(fenced), "a fenced comment is no heading"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 
-from devrag.ingest.pipeline import IngestOptions, ingest
+from devrag.ingest.pipeline import EMBEDDING, IngestOptions, ingest
 from devrag.server.settings import Settings
 from devrag.server.state import App, Models
 from tests.support import HashEmbedder
@@ -32,35 +32,49 @@ def commits_seen(app: App) -> set[tuple[str, str]]:
     return {pair for pairs in versions_seen(app).values() for pair in pairs}
 
 
+class PauseAfterFirstBatch:
+    """Ingest progress that holds the run once its first batch of files is written."""
+
+    def __init__(self) -> None:
+        self.halfway, self.resume = threading.Event(), threading.Event()
+        self._stage = ""
+        self._embedded_batches = 0
+
+    def stage(self, name: str, total: int) -> None:
+        self._stage = name
+
+    def advance(self, steps: int) -> None:
+        if self._stage == EMBEDDING:
+            self._embedded_batches += 1
+            if self._embedded_batches == 2:  # the first batch is written, the second about to be
+                self.halfway.set()
+                self.resume.wait(10)
+
+
 def test_searches_during_an_ingest_see_each_verified_batch_and_each_file_at_one_version(tmp_path, git_repo):
     embedder = HashEmbedder()
     repo = git_repo("ops")
     old = repo.commit(OLD)
     app = App(Settings(index_dir=tmp_path / "index"), Models.loaded(embedder, None))
-    searcher = app.searcher()
-    ingest(searcher.index, embedder, repo.path, "ops")
-    assert commits_seen(app) == {(old, "old")}
-    new = repo.commit(NEW)
-    halfway, resume = threading.Event(), threading.Event()
-
-    def pause_after_first_batch(done: int, total: int) -> None:
-        if done < total:
-            halfway.set()
-            resume.wait(10)
-
-    options = IngestOptions(batch_files=2)
-    writer = threading.Thread(
-        target=ingest,
-        args=(searcher.index, embedder, repo.path, "ops", None, options, pause_after_first_batch),
-    )
-    writer.start()
-    assert halfway.wait(10)
     try:
-        midway = versions_seen(app)
-        assert commits_seen(app) == {(old, "old"), (new, "new")}, "the first batch shows at once"
-        assert all(len(pairs) == 1 for pairs in midway.values()), "no file at two versions"
+        searcher = app.searcher()
+        ingest(searcher.index, embedder, repo.path, "ops")
+        assert commits_seen(app) == {(old, "old")}
+        new = repo.commit(NEW)
+        pause = PauseAfterFirstBatch()
+        options = IngestOptions(batch_files=2)
+        writer = threading.Thread(
+            target=ingest, args=(searcher.index, embedder, repo.path, "ops", None, options, pause)
+        )
+        writer.start()
+        assert pause.halfway.wait(10)
+        try:
+            midway = versions_seen(app)
+            assert commits_seen(app) == {(old, "old"), (new, "new")}, "the first batch shows at once"
+            assert all(len(pairs) == 1 for pairs in midway.values()), "no file at two versions"
+        finally:
+            pause.resume.set()
+            writer.join(10)
+        assert commits_seen(app) == {(new, "new")}
     finally:
-        resume.set()
-        writer.join(10)
-    assert commits_seen(app) == {(new, "new")}
-    app.close()
+        app.close()

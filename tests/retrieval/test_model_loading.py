@@ -1,0 +1,47 @@
+"""A model that cannot be loaded is reported at once, in one line, with the setting that fixes it."""
+
+from __future__ import annotations
+
+import logging
+import time
+
+import pytest
+from huggingface_hub import constants
+
+from devrag.retrieval.errors import ModelLoadError
+from devrag.retrieval.models import SentenceTransformerEmbedder
+from devrag.retrieval.rerank import CrossEncoderReranker
+
+pytestmark = pytest.mark.model
+
+
+@pytest.fixture
+def hub_down(monkeypatch):
+    """Online mode (HF_HUB_OFFLINE unset) with a hub that refuses connections: a laptop on a plane."""
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
+    monkeypatch.setattr(constants, "ENDPOINT", "http://127.0.0.1:9")
+
+
+@pytest.mark.parametrize(
+    ("load", "setting"),
+    [
+        (lambda: CrossEncoderReranker("devrag-tests/no-such-reranker", device="cpu"), "DEVRAG_RERANK_MODEL"),
+        (lambda: SentenceTransformerEmbedder("devrag-tests/no-such-embedder", "cpu"), "DEVRAG_EMBED_MODEL"),
+    ],
+)
+def test_a_hub_model_missing_from_the_cache_fails_fast_when_the_hub_is_down(hub_down, caplog, load, setting):
+    caplog.set_level(logging.WARNING)
+    started = time.monotonic()
+    with pytest.raises(ModelLoadError) as error:
+        load()
+    message = str(error.value)
+    assert time.monotonic() - started < 15, "huggingface_hub's retries take about a minute"
+    assert "not in the local Hugging Face cache and the hub cannot be reached" in message
+    assert setting in message and "in the config file" in message and "\n" not in message
+    assert not [r for r in caplog.records if "Retrying" in r.getMessage()]
+
+
+def test_a_missing_folder_is_named_without_asking_the_hub(hub_down, monkeypatch):
+    monkeypatch.setattr("devrag.retrieval.models._hub_unreachable", lambda: pytest.fail("asked the hub"))
+    with pytest.raises(ModelLoadError, match="Could not load the reranker '/nonexistent/reranker'"):
+        CrossEncoderReranker("/nonexistent/reranker", device="cpu")
