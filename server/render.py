@@ -9,6 +9,7 @@ from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
@@ -113,11 +114,11 @@ def config_report(path: str, exists: bool, settings: dict[str, Setting]) -> None
 
 def ingest_summary(s: IngestSummary) -> None:
     verdict = "[green]verified[/green]" if s.verified else "[red]NOT verified[/red]"
-    out.print(f"[bold]{s.repo}[/bold] at {s.commit[:12]} ({s.mode}, {s.seconds:.2f}s, {verdict})")
+    out.print(f"[bold]{escape(s.repo)}[/bold] at {s.commit[:12]} ({s.mode}, {s.seconds:.2f}s, {verdict})")
     out.print("files:  " + ", ".join(f"{k} {v}" for k, v in s.files.items()))
     out.print("chunks: " + ", ".join(f"{k} {v}" for k, v in s.chunks.items()))
     for skipped in s.skipped:
-        out.print(f"  skipped {skipped.path}: {skipped.reason}")
+        out.print(f"  skipped {skipped.path}: {skipped.reason}", markup=False)
 
 
 def index_status(status: IndexStatus) -> None:
@@ -140,7 +141,9 @@ def index_status(status: IndexStatus) -> None:
         column.no_wrap = True
     for r in status.repos:
         behind = {None: "?", True: "yes", False: "no"}[r.behind]
-        table.add_row(r.name, _short(r.indexed_commit), _short(r.head), behind, str(r.files), str(r.chunks))
+        table.add_row(
+            escape(r.name), _short(r.indexed_commit), _short(r.head), behind, str(r.files), str(r.chunks)
+        )
     out.print(table)
     for r in status.repos:
         for line in _whereabouts(r):
@@ -177,15 +180,15 @@ def drift_report(drifts: list[Drift], check: bool) -> None:
         out.print("No repositories indexed yet.")
     for d in drifts:
         if d.error:
-            out.print(f"[red]{d.repo}[/red]: {d.error}")
+            out.print(f"[red]{escape(d.repo)}[/red]: {escape(d.error)}")
             continue
         state = "drifted" if d.drifted else "in sync"
         found = {"missing": d.missing, "stale": d.stale, "orphaned": d.orphaned}
         counts = _counts({label: len(paths) for label, paths in found.items()}, "no files out of step")
-        out.print(f"[bold]{d.repo}[/bold] at HEAD {_short(d.head)}: {state} ({counts}).")
+        out.print(f"[bold]{escape(d.repo)}[/bold] at HEAD {_short(d.head)}: {state} ({counts}).")
         for label, paths in found.items():
             for path in paths:
-                out.print(f"  {label}: {path}")
+                out.print(f"  {label}: {path}", markup=False)
         if d.repaired:
             files = _counts(d.repaired.files, "none")
             chunks = _counts(d.repaired.chunks, "none")
@@ -215,8 +218,8 @@ def search_results(response: SearchResponse) -> None:
         out.print("No results.")
     for n, r in enumerate(response.results, start=1):
         crumb = " > ".join([r.title, *[h for h in r.headings if h != r.title]])
-        out.print(f"[bold]{n}. {crumb}[/bold]  (score {r.score:.3f})")
-        out.print(f"   {r.repo}:{r.path}#L{r.start_line}-L{r.end_line} @ {r.commit[:12]}")
+        out.print(f"[bold]{n}. {escape(crumb)}[/bold]  (score {r.score:.3f})")
+        out.print(f"   {r.repo}:{r.path}#L{r.start_line}-L{r.end_line} @ {r.commit[:12]}", markup=False)
         snippet = " ".join(r.text.split())[:240]
         out.print(f"   {snippet}", markup=False)
     note = "reranked" if response.reranked else "not reranked"
@@ -245,4 +248,6 @@ def eval_report(name: str, report: EvalReport) -> None:
     out.print(table)
     for mode, ids in report.misses.items():
         if ids:
-            out.print(f"[dim]{mode} misses: {', '.join(ids[:20])}{' ...' if len(ids) > 20 else ''}[/dim]")
+            out.print(
+                f"[dim]{mode} misses: {escape(', '.join(ids[:20]))}{' ...' if len(ids) > 20 else ''}[/dim]"
+            )

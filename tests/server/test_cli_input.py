@@ -55,3 +55,17 @@ def test_a_pasted_alert_longer_than_the_model_reads_is_answered_and_says_so(run,
     code, out = run("search", f"NodeFilesystemAlmostOutOfSpace db1 {log}", "--no-rerank")
     assert code == 0 and "runbooks/disk.md" in out
     assert "every stage read its first 64 word pieces" in out
+
+
+def test_brackets_in_headings_and_paths_are_printed_as_text(run, git_repo):
+    repo = git_repo("ops")
+    page = "# Hosts [/etc/hosts]\n\n## Edit [bold]carefully[/bold]\n\nAdd the entry to /etc/hosts on db1.\n"
+    repo.commit({"runbooks/[red]hosts.md": page, "logo [/x].md": b"\0\1\2"})
+    code, out = run("ingest", str(repo.path))
+    assert code == 0 and "skipped logo [/x].md" in out
+    code, out = run("search", "etc hosts entry", "--no-rerank")
+    assert code == 0 and "Hosts [/etc/hosts] > Edit [bold]carefully[/bold]" in out
+    assert "runbooks/[red]hosts.md" in out
+    repo.commit({"runbooks/[red]hosts.md": None})
+    code, out = run("reconcile")
+    assert code == 0 and "orphaned: runbooks/[red]hosts.md" in out
