@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 from devrag.server.outputs import DocumentPage, Freshness, Hit, SourcesOutput
 
 
@@ -18,9 +20,10 @@ def citation(hit: Hit) -> str:
 
 
 def _get_document_call(repo: str, path: str, section: str | None = None, offset: int | None = None) -> str:
-    args = [f'repo="{repo}"', f'path="{path}"']
+    """The call that reads more; strings are JSON-quoted so a quote in a heading keeps it valid."""
+    args = [f"repo={json.dumps(repo)}", f"path={json.dumps(path)}"]
     if section:
-        args.append(f'section="{section}"')
+        args.append(f"section={json.dumps(section)}")
     if offset:
         args.append(f"offset={offset}")
     return f"get_document({', '.join(args)})"
