@@ -16,6 +16,7 @@ from devrag.retrieval.schema import DocType
 
 MAX_K = 20
 MAX_QUERY_TOKENS = 8000
+MAX_QUERY_CHARS = 64_000
 MIN_BUDGET, MAX_BUDGET = 200, 32000
 DOC_TYPES: tuple[str, ...] = get_args(DocType)
 
@@ -77,11 +78,16 @@ def check_document(raw: Mapping[str, object]) -> None:
 
 
 def check_query_length(query: str, count_tokens: Callable[[str], int]) -> int:
-    """The query's length in word pieces; over MAX_QUERY_TOKENS it is refused.
+    """The query's length in word pieces; over MAX_QUERY_TOKENS (or MAX_QUERY_CHARS) it is refused.
 
     Raises:
         InputError: the query is longer than any alert or log excerpt an agent should paste.
     """
+    if len(query) > MAX_QUERY_CHARS:  # one huge "word" counts as a single unknown word piece
+        raise InputError(
+            f"The query is {len(query):,} characters; the limit is {MAX_QUERY_CHARS:,}. Paste the alert "
+            "and the lines of the log that matter, not the whole log."
+        )
     tokens = count_tokens(query)
     if tokens > MAX_QUERY_TOKENS:
         raise InputError(

@@ -160,6 +160,7 @@ async def test_list_sources_reports_commits_sizes_types_and_models(client, ops):
         ("search", {"query": "disk", "path": "runbooks/[ab.md"}, "do not pair up"),
         ("search", {"query": "disk", "path": "*.{md,yaml}"}, "brace alternatives"),
         ("search", {"query": "disk " * 8001}, "The query is 8001 tokens; the limit is 8000"),
+        ("search", {"query": "x" * 1_000_000}, "The query is 1,000,000 characters; the limit is 64,000"),
         ("search", {"query": "   "}, "The query is empty"),
         ("search", {}, "query is missing"),
         (
