@@ -1,5 +1,9 @@
 """Streamable HTTP at /mcp, with a bearer token wherever the server is reachable beyond loopback.
 
+On every address, /mcp answers only requests whose Host (and Origin, when a browser sends one) names
+this server: a web page the user opens could otherwise point its own DNS name at 127.0.0.1 or the
+LAN address (DNS rebinding) and drive the tools from the browser.
+
 Beside it, `/hooks/*` takes push webhooks when they are on. Forges cannot send the bearer token;
 they sign each delivery with the webhook secret instead, so `/hooks/*` sits outside the gate.
 """
@@ -10,6 +14,7 @@ import hmac
 from typing import TYPE_CHECKING, Any
 
 from mcp.server.mcpserver import MCPServer
+from mcp.server.transport_security import TransportSecuritySettings
 from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Receive, Scope, Send
 
@@ -70,13 +75,44 @@ class HooksBesideGate:
             await off(scope, receive, send)
 
 
+def transport_security(host: str, port: int, extra: list[str]) -> TransportSecuritySettings:
+    """The Host/Origin allow-list for a server bound to `host:port`, plus `extra` (`host[:port]`).
+
+    The SDK checks Host and Origin only for exactly 127.0.0.1, ::1 and localhost, and then with any
+    port; every other bind (0.0.0.0 included) would be left open, so devrag always passes a list:
+    the bound address, `localhost` and `127.0.0.1` on this port, and whatever names clients use to
+    reach it (DEVRAG_ALLOWED_HOSTS). An entry without a port allows any port, and none, as a
+    reverse proxy on 443 sends; origins follow from the names, over http and https.
+    """
+    on_port = "*" if port == 0 else str(port)  # port 0: the kernel picks one, unknown until bound
+    bound = f"[{host}]" if ":" in host else host
+    names = [f"{name}:{on_port}" for name in dict.fromkeys([bound, "localhost", "127.0.0.1"])] + extra
+    hosts: list[str] = []
+    for name in names:
+        hosts += [name] if name.rpartition(":")[2].isdigit() or name.endswith(":*") else [name, f"{name}:*"]
+    hosts = list(dict.fromkeys(hosts))
+    origins = [f"{scheme}://{name}" for name in hosts for scheme in ("http", "https")]
+    return TransportSecuritySettings(allowed_hosts=hosts, allowed_origins=origins)
+
+
 async def serve_http(
-    server: MCPServer[Any], host: str, port: int, token: str | None, webhooks: Webhooks | None = None
+    server: MCPServer[Any],
+    host: str,
+    port: int,
+    token: str | None,
+    webhooks: Webhooks | None = None,
+    security: TransportSecuritySettings | None = None,
 ) -> None:
-    """Serve until interrupted; uvicorn's logs go through logging, so to stderr."""
+    """Serve until interrupted; uvicorn's logs go through logging, so to stderr.
+
+    `security` defaults to `transport_security(host, port, [])`: Host/Origin checks on every bind.
+    """
     import uvicorn
 
-    app: ASGIApp = server.streamable_http_app(streamable_http_path=MCP_PATH, host=host)
+    security = security or transport_security(host, port, [])
+    app: ASGIApp = server.streamable_http_app(
+        streamable_http_path=MCP_PATH, host=host, transport_security=security
+    )
     if token:
         app = BearerTokenGate(app, token)
     app = HooksBesideGate(app, webhooks.asgi() if webhooks else None)

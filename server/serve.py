@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import ipaddress
 import os
 from typing import TYPE_CHECKING, Literal, Self
 
@@ -17,6 +16,12 @@ if TYPE_CHECKING:
 
 # Forges suggest a long random string; anything shorter can be guessed offline from one signed delivery.
 MIN_WEBHOOK_SECRET = 20
+# The bearer token is checked online, but a server beyond loopback is open to the whole network for as long
+# as it runs: 32 characters is what `openssl rand -hex 16` gives, and what no one types by hand.
+MIN_HTTP_TOKEN = 32
+# Only these names go without a token: 127.0.0.2 and the rest of 127/8 are loopback to the kernel, but are
+# easily forwarded, NAT-ed or shared with containers by mistake, and the SDK leaves their Host checks off.
+LOOPBACK_HOSTS = frozenset({"127.0.0.1", "::1", "localhost"})
 
 
 class ServeSettings(BaseSettings):
@@ -29,16 +34,38 @@ class ServeSettings(BaseSettings):
     port: int = Field(default=8765, ge=0, le=65535)
     http_token: SecretStr | None = None
     webhook_secret: SecretStr | None = None
+    allowed_hosts: str = ""
+    """Comma-separated `host[:port]` names clients may use in Host (and Origin) beside the bound address."""
     watch: bool = False
 
     @model_validator(mode="after")
     def _token_beyond_loopback(self) -> Self:
-        if self.transport == "http" and not is_loopback(self.host) and not self.http_token:
+        if self.transport != "http" or is_loopback(self.host):
+            return self
+        token = None if self.http_token is None else self.http_token.get_secret_value()
+        if not token:
             raise ValueError(
                 f"--host {self.host} would expose the index beyond this machine without a password. "
-                "Set DEVRAG_HTTP_TOKEN to a long random secret (clients send it as "
+                "Set DEVRAG_HTTP_TOKEN to a long random secret (`openssl rand -hex 32`; clients send it as "
                 "`Authorization: Bearer <token>`), or bind 127.0.0.1."
             )
+        if len(token.strip()) < MIN_HTTP_TOKEN:
+            raise ValueError(
+                f"DEVRAG_HTTP_TOKEN is {'blank' if not token.strip() else 'too short'} for --host "
+                f"{self.host}: anyone on the network could guess it. Use at least {MIN_HTTP_TOKEN} random "
+                "characters (`openssl rand -hex 32`), or bind 127.0.0.1."
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _valid_allowed_hosts(self) -> Self:
+        for entry in self.allowed_host_list():
+            name, port = split_host_port(entry)
+            if not name or any(c in name for c in "/@ ") or not (port is None or port.isdigit()):
+                raise ValueError(
+                    f"DEVRAG_ALLOWED_HOSTS entry {entry!r} is not `host` or `host:port` "
+                    "(e.g. `ops-box:8765,ops-box.example.com`; no scheme, no path)."
+                )
         return self
 
     @model_validator(mode="after")
@@ -52,15 +79,29 @@ class ServeSettings(BaseSettings):
             )
         return self
 
+    def allowed_host_list(self) -> list[str]:
+        """The DEVRAG_ALLOWED_HOSTS entries, blanks dropped (a trailing comma is harmless)."""
+        return [entry.strip() for entry in self.allowed_hosts.split(",") if entry.strip()]
+
 
 def is_loopback(host: str) -> bool:
-    """Whether binding `host` keeps the server reachable from this machine only."""
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False
+    """Whether `host` is one of the loopback names that may go without a token.
+
+    Only the exact names: other loopback addresses (127.0.0.2, ::ffff:127.0.0.1) reach the same
+    kernel interface but are easy to route or proxy to by mistake, so they count as exposed.
+    """
+    return host in LOOPBACK_HOSTS
+
+
+def split_host_port(entry: str) -> tuple[str, str | None]:
+    """`ops-box:8765` -> (`ops-box`, `8765`); `[::1]:8765` -> (`[::1]`, `8765`); no port -> None."""
+    if entry.startswith("["):
+        name, _, rest = entry.partition("]")
+        return name + "]", rest.removeprefix(":") if rest else None
+    if entry.count(":") == 1:
+        name, _, port = entry.partition(":")
+        return name, port
+    return entry, None
 
 
 @click.command("serve")
@@ -75,7 +116,7 @@ def is_loopback(host: str) -> bool:
     "--host",
     default="127.0.0.1",
     show_default=True,
-    help="HTTP address to bind; anything but loopback needs DEVRAG_HTTP_TOKEN.",
+    help="HTTP address to bind; anything but 127.0.0.1, ::1 or localhost needs DEVRAG_HTTP_TOKEN.",
 )
 @click.option("--port", type=int, default=8765, show_default=True, help="HTTP port.")
 @click.option("--watch", is_flag=True, help="Re-index repositories in the background on new commits.")
@@ -103,7 +144,7 @@ def serve_cmd(obj: Context, transport: str, host: str, port: int, watch: bool) -
         click.echo(f"devrag: MCP over stdio, index {settings.store_location}{watching}", err=True)
         anyio.run(create_server(settings, watch=serve.watch).run_stdio_async)
         return
-    from devrag.server.http import HOOKS_PREFIX, MCP_PATH, serve_http
+    from devrag.server.http import HOOKS_PREFIX, MCP_PATH, serve_http, transport_security
     from devrag.server.webhooks import Webhooks
 
     webhooks = Webhooks(serve.webhook_secret.get_secret_value()) if serve.webhook_secret else None
@@ -115,7 +156,9 @@ def serve_cmd(obj: Context, transport: str, host: str, port: int, watch: bool) -
     if webhooks:
         hooks = f"{base}{HOOKS_PREFIX}github and {base}{HOOKS_PREFIX}gitlab"
         click.echo(f"devrag: push webhooks at {hooks} (signed with DEVRAG_WEBHOOK_SECRET)", err=True)
-    anyio.run(serve_http, server, serve.host, serve.port, token, webhooks)
+    security = transport_security(serve.host, serve.port, serve.allowed_host_list())
+    click.echo(f"devrag: clients may send Host {', '.join(security.allowed_hosts)}", err=True)
+    anyio.run(serve_http, server, serve.host, serve.port, token, webhooks, security)
 
 
 def _first_error(exc: ValidationError) -> str:
