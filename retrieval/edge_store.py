@@ -46,6 +46,7 @@ class EdgeStore:
         self._shard: qe.EdgeShard | None = None
         if (self._shard_dir / "edge_config.json").exists():
             self._shard = self._open(lambda: qe.EdgeShard.load(str(self._shard_dir)))
+            _index_payload(self._shard)
 
     def _open(self, opener: Any) -> qe.EdgeShard:
         try:
@@ -67,8 +68,7 @@ class EdgeStore:
         self.index_dir.mkdir(parents=True, exist_ok=True)
         config = qe.EdgeConfig(vectors=qe.EdgeVectorParams(size=dim, distance=qe.Distance.Cosine))
         self._shard = self._open(lambda: qe.EdgeShard.create(str(self._shard_dir), config))
-        for name in INDEXED_FIELDS:
-            self._shard.update(qe.UpdateOperation.create_field_index(name, qe.PayloadSchemaType.Keyword))
+        _index_payload(self._shard)
 
     def upsert(self, points: Sequence[StoredPoint]) -> None:
         if points:
@@ -174,6 +174,18 @@ class EdgeStore:
             self._shard.flush()
             self._shard.close()
             self._shard = None
+
+
+def _index_payload(shard: qe.EdgeShard) -> None:
+    """Create every payload index the shard lacks, on each open.
+
+    A run killed between creating the shard and its indexes would otherwise leave every filter
+    a full scan for good, with nothing to notice it.
+    """
+    present = set(shard.info().payload_schema)
+    for name in INDEXED_FIELDS:
+        if name not in present:
+            shard.update(qe.UpdateOperation.create_field_index(name, qe.PayloadSchemaType.Keyword))
 
 
 def _stored(point_id: Any, payload: Any, vector: Any) -> StoredPoint:

@@ -53,7 +53,10 @@ class QdrantStore:
                 self.collection,
                 vectors_config=models.VectorParams(size=dim, distance=models.Distance.COSINE),
             )
-            for name in INDEXED_FIELDS:
+        # Every time, not only at creation: a run killed in between would leave them missing.
+        present = set(self.client.get_collection(self.collection).payload_schema or {})
+        for name in INDEXED_FIELDS:
+            if name not in present:
                 self.client.create_payload_index(
                     self.collection, name, field_schema=models.PayloadSchemaType.KEYWORD
                 )

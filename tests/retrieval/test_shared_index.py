@@ -11,15 +11,17 @@ import time
 from pathlib import Path
 
 import pytest
+import qdrant_edge as qe
 
 from devrag.ingest.pipeline import ingest
+from devrag.retrieval.edge_store import EdgeStore
 from devrag.retrieval.factory import open_store
 from devrag.retrieval.index import Index
 from devrag.retrieval.owned_store import OwnedStore
 from devrag.retrieval.owner import OwnerPaths
 from devrag.retrieval.qdrant_store import QdrantStore
 from devrag.retrieval.search import HybridIndex
-from devrag.retrieval.store import StoredPoint
+from devrag.retrieval.store import INDEXED_FIELDS, StoredPoint
 from tests.support import REPO_ROOT, HashEmbedder
 
 DISK = "# Disk full\n\n## Fix\n\nrun logrotate on the database volume\n"
@@ -173,3 +175,12 @@ def test_an_idle_owner_leaves_and_the_next_client_starts_another(tmp_path, monke
     again = OwnedStore(paths.index_dir)
     assert again._call("ping") != first
     again.close()
+
+
+def test_an_index_opened_without_its_payload_indexes_gets_them_back(tmp_path):
+    config = qe.EdgeConfig(vectors=qe.EdgeVectorParams(size=4, distance=qe.Distance.Cosine))
+    bare = qe.EdgeShard.create(str(tmp_path / "index" / "shard"), config)  # killed before its indexes
+    bare.close()
+    store = EdgeStore(tmp_path / "index")
+    assert set(INDEXED_FIELDS) <= set(store.shard.info().payload_schema)
+    store.close()
