@@ -227,11 +227,11 @@ def search_cmd(
     mode = mode or ("hybrid" if no_rerank else "hybrid+rerank")
     settings = obj.settings()
     with opened_index(settings) as index:
+        # Checked before the models load: a wrong --repo or an empty index answers at once.
         check_repo(args.repo, [state.name for state in index.repos()], settings.store_location)
-    embedder = _load_embedder(settings)
-    _load(lambda: check_query_length(args.query, embedder.count_tokens))
-    reranker = _load(lambda: reranker_for(settings)) if mode == "hybrid+rerank" else None
-    with opened_index(settings, embedder) as index:
+        embedder = _bind(index, _load_embedder(settings))
+        check_query_length(args.query, embedder.count_tokens)
+        reranker = _load(lambda: reranker_for(settings)) if mode == "hybrid+rerank" else None
         index.check_compatible()
         filters = Filters(repo=args.repo, path=args.path, doc_type=args.doc_type)
         response = HybridIndex(index, embedder, reranker).search(args.query, args.k, mode, filters)  # type: ignore[arg-type]

@@ -26,7 +26,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from devrag.ingest.git_source import normalize_remote
+from devrag.ingest.git_source import GitSource, SourceError, normalize_remote
 from devrag.retrieval.errors import DevragError
 from devrag.retrieval.index import RepoState
 from devrag.server.push_events import GITHUB, GITLAB, Forge, Headers, Push
@@ -236,11 +236,20 @@ def _check_branch(push: Push) -> None:
 
 
 def _origin(state: RepoState) -> str | None:
-    """The clone's `origin`, normalized; None when the clone or its remote is not here."""
-    done = _git(state.path, "remote", "get-url", "origin", timeout=10)
-    if done.returncode != 0:
+    """The clone's normalized `origin`, as every ingest records it; None when none is known.
+
+    An index written before origins were recorded gets it from the clone itself.
+    """
+    if state.origin:
+        return state.origin
+    try:
+        source = GitSource(Path(state.path))
+    except SourceError:
         return None
-    return normalize_remote(done.stdout.strip(), base=Path(state.path))
+    try:
+        return source.origin()
+    finally:
+        source.repo.close()
 
 
 def _fetch(state: RepoState) -> None:
