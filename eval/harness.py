@@ -19,8 +19,6 @@ from devrag.retrieval.search import Filters, HybridIndex
 
 VANILLA = "vanilla"
 DEFAULT_MODES = (VANILLA, "dense", "bm25", "hybrid", "hybrid+rerank")
-# Chunks fetched per query: metrics count distinct documents, and one document may fill several slots.
-_CHUNKS_PER_DOC_SLOT = 3
 
 Progress = Callable[[int, int], None]
 
@@ -51,12 +49,9 @@ def git_snapshot(folder: Path, dest: Path) -> Path:
 def rank_paths(
     searcher: HybridIndex, queries: Sequence[GoldenQuery], mode: str, k: int, repo: str | None
 ) -> list[list[str]]:
-    """Ranked result paths per query for one devrag mode."""
+    """The documents a caller receives per query for one devrag mode, in the order received."""
     filters = Filters(repo=repo)
-    return [
-        [r.path for r in searcher.search(q.query, k * _CHUNKS_PER_DOC_SLOT, mode, filters).results]  # type: ignore[arg-type]
-        for q in queries
-    ]
+    return [[r.path for r in searcher.search(q.query, k, mode, filters).results] for q in queries]  # type: ignore[arg-type]
 
 
 def evaluate(

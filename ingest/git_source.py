@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
@@ -123,23 +123,43 @@ class GitSource:
         return bytes(data)
 
     def last_commits(self, commit: str, paths: Iterable[str]) -> dict[str, str]:
-        """The last commit at or before `commit` that touched each path, in one history walk."""
+        """The last commit at or before `commit` that touched each path, in one history walk.
+
+        Paths are literal pathspecs, so names such as `:x.md` or `*.md` mean only that file, and
+        the output is read NUL-separated, so a name may hold any character but NUL, newlines too.
+        """
         wanted = set(paths)
         if not wanted:
             return {}
         args = ["--format=%x01%H", "--name-only", "--no-renames", "-z", commit]
         if len(wanted) <= 200:
-            args += ["--", *sorted(wanted)]
+            args += ["--", *(f":(literal){p}" for p in sorted(wanted))]
         found: dict[str, str] = {}
-        current = ""
-        for token in self.repo.git.log(*args).replace("\n", "\0").split("\0"):
-            if token.startswith("\x01"):
-                current = token[1:]
-            elif token in wanted and token not in found:
-                found[token] = current
+        for sha, name in _logged_names(self.repo.git.log(*args)):
+            if name in wanted and name not in found:
+                found[name] = sha
                 if len(found) == len(wanted):
                     break
         return found
+
+
+def _logged_names(out: str) -> Iterator[tuple[str, str]]:
+    r"""(commit, path) pairs of `git log --format=%x01%H --name-only -z`, newest first.
+
+    Each commit is `\x01SHA\0`, then, when it lists names, `\n` and the names, each ending in
+    `\0`: only the first name after a header carries that newline, and only it loses one.
+    """
+    current = ""
+    after_header = False
+    for token in out.split("\0"):
+        if token.startswith("\x01"):
+            current, after_header = token[1:], True
+            continue
+        if after_header:
+            token = token.removeprefix("\n")
+            after_header = False
+        if token:
+            yield current, token
 
 
 def locate(path: Path) -> tuple[Path, str]:

@@ -236,8 +236,9 @@ class _Splitter:
         while lines and not lines[0].strip():
             lines.pop(0)
             first += 1  # the lead's first line is where its text starts
-        text = "\n".join(lines).strip()
-        return text, first + 1
+        # Joined as they are, blank lines before the piece included, so that the chunk's text is
+        # its lines as the file has them (only a long line's tail starts mid-line).
+        return "\n".join(lines), first + 1
 
     def _windows(self, headings: tuple[str, ...], start: int, end: int, budget: int) -> list[ChunkDraft]:
         windows = split_lines(self.lines[start:end], start + 1, budget, self.count, self.overlap)

@@ -8,6 +8,7 @@ from pydantic import BaseModel
 
 from devrag.ingest.git_source import GitSource, SourceError
 from devrag.retrieval.index import INDEX_META_KEY, Index, RepoState
+from devrag.retrieval.store import INDEXED_FIELDS
 
 
 class RepoStatus(BaseModel):
@@ -31,6 +32,11 @@ class IndexStatus(BaseModel):
     embed_model: str | None
     chunker: str | None
     repos: list[RepoStatus]
+    # The keyword indexes every filter relies on (INDEXED_FIELDS), present and missing; without
+    # one, filters on that field scan every chunk. None: the engine keeps no payload indexes
+    # (qdrant-client's local mode).
+    payload_indexes: list[str] | None = None
+    missing_payload_indexes: list[str] = []
 
 
 def head_of(path: str) -> str | None:
@@ -61,9 +67,12 @@ def repo_status(index: Index, state: RepoState) -> RepoStatus:
 
 def index_status(index: Index) -> IndexStatus:
     meta = index.store.get_meta(INDEX_META_KEY) or {}
+    present = index.payload_indexes()
     return IndexStatus(
         store=index.store.location,
         embed_model=meta.get("model"),
         chunker=meta.get("chunker"),
         repos=[repo_status(index, s) for s in index.repos()],
+        payload_indexes=None if present is None else [f for f in INDEXED_FIELDS if f in present],
+        missing_payload_indexes=[] if present is None else [f for f in INDEXED_FIELDS if f not in present],
     )

@@ -70,6 +70,9 @@ class EdgeStore:
         self._shard = self._open(lambda: qe.EdgeShard.create(str(self._shard_dir), config))
         _index_payload(self._shard)
 
+    def payload_indexes(self) -> set[str] | None:
+        return set() if self._shard is None else set(self._shard.info().payload_schema)
+
     def upsert(self, points: Sequence[StoredPoint]) -> None:
         if points:
             edge_points = [qe.Point(p.id, list(p.vector or []), p.payload) for p in points]

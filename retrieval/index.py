@@ -271,6 +271,14 @@ class Index:
                     found.setdefault(p.payload["content_hash"], p.vector)
         return found
 
+    def payload_indexes(self) -> set[str] | None:
+        """The payload fields the store holds an index on; None when its engine keeps none.
+
+        Every open of a store creates the ones of INDEXED_FIELDS it lacks, so a missing one means
+        that could not be done here (e.g. a read-only key on a Qdrant server).
+        """
+        return self.store.payload_indexes()
+
     def count(self, repo: str | None = None) -> int:
         return self.store.count(PointFilter(repo=repo) if repo else None)
 

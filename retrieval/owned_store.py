@@ -46,6 +46,10 @@ class OwnedStore:
     def ensure_collection(self, dim: int) -> None:
         self._call("ensure_collection", dim)
 
+    def payload_indexes(self) -> set[str] | None:
+        found = self._call("payload_indexes")
+        return None if found is None else set(found)
+
     def upsert(self, points: Sequence[StoredPoint]) -> None:
         if points:
             self._call("upsert", list(points))

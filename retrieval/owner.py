@@ -41,6 +41,7 @@ DEFAULT_IDLE_S = 300.0
 STORE_CALLS = frozenset(
     {
         "ensure_collection",
+        "payload_indexes",
         "upsert",
         "delete",
         "retrieve",

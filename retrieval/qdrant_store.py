@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import logging
 import uuid
 from collections.abc import Iterator, Sequence
 from contextlib import AbstractContextManager, nullcontext
 from typing import Any
 
 from qdrant_client import QdrantClient, models
+from qdrant_client.http.exceptions import ApiException
 
 from devrag.retrieval.store import INDEXED_FIELDS, PointFilter, ScoredId, StoredPoint
+
+log = logging.getLogger(__name__)
 
 _SCROLL_PAGE = 1024
 _META_VECTOR = [1.0]
@@ -31,18 +35,30 @@ def _client_filter(flt: PointFilter | None) -> models.Filter | None:
 class QdrantStore:
     """A VectorStore on a Qdrant collection; metadata lives in a small companion collection."""
 
-    def __init__(self, client: QdrantClient, collection: str, location: str) -> None:
+    def __init__(self, client: QdrantClient, collection: str, location: str, local: bool = False) -> None:
         self.client = client
         self.collection = collection
         self.meta_collection = f"{collection}_meta"
         self.location = location
+        self.local = local  # qdrant-client's local mode: payload indexes do not exist there
 
     @classmethod
     def connect(cls, url: str, collection: str, api_key: str | None = None) -> QdrantStore:
-        """A store on a server (`http://...`) or, for tests, qdrant-client's local mode (`:memory:`)."""
+        """A store on a server (`http://...`) or, for tests, qdrant-client's local mode (`:memory:`).
+
+        On a server, payload indexes the collection lacks are created now, on every open: a
+        run killed between creating the collection and its indexes would otherwise leave
+        filters scanning every point until the next ingest.
+        """
         if url == ":memory:":
-            return cls(QdrantClient(location=":memory:"), collection, url)
-        return cls(QdrantClient(url=url, api_key=api_key), collection, url)
+            return cls(QdrantClient(location=":memory:"), collection, url, local=True)
+        store = cls(QdrantClient(url=url, api_key=api_key), collection, url)
+        try:
+            if store._exists():
+                store._index_payload()
+        except ApiException as exc:  # down, or a read-only key: reads still work, `status` shows it
+            log.warning("could not check the payload indexes of %s at %s: %s", collection, url, exc)
+        return store
 
     def _exists(self) -> bool:
         return bool(self.client.collection_exists(self.collection))
@@ -54,17 +70,27 @@ class QdrantStore:
                 vectors_config=models.VectorParams(size=dim, distance=models.Distance.COSINE),
             )
         # Every time, not only at creation: a run killed in between would leave them missing.
-        present = set(self.client.get_collection(self.collection).payload_schema or {})
-        for name in INDEXED_FIELDS:
-            if name not in present:
-                self.client.create_payload_index(
-                    self.collection, name, field_schema=models.PayloadSchemaType.KEYWORD
-                )
+        self._index_payload()
         if not self.client.collection_exists(self.meta_collection):
             self.client.create_collection(
                 self.meta_collection,
                 vectors_config=models.VectorParams(size=1, distance=models.Distance.DOT),
             )
+
+    def _index_payload(self) -> None:
+        present = self.payload_indexes()
+        missing = [] if present is None else [n for n in INDEXED_FIELDS if n not in present]
+        for name in missing:
+            self.client.create_payload_index(
+                self.collection, name, field_schema=models.PayloadSchemaType.KEYWORD
+            )
+
+    def payload_indexes(self) -> set[str] | None:
+        if self.local:
+            return None
+        if not self._exists():
+            return set()
+        return set(self.client.get_collection(self.collection).payload_schema or {})
 
     def upsert(self, points: Sequence[StoredPoint]) -> None:
         if points:

@@ -19,7 +19,7 @@ from devrag.retrieval.models import Embedder, head
 from devrag.retrieval.rerank import Reranker
 from devrag.retrieval.schema import embed_text_for
 from devrag.retrieval.store import PointFilter
-from devrag.retrieval.view import Chunk, Filters, Scope, View
+from devrag.retrieval.view import Chunk, Filters, Scope, View, title_only
 
 Mode = Literal["dense", "bm25", "hybrid", "hybrid+rerank"]
 MODES: tuple[str, ...] = ("dense", "bm25", "hybrid", "hybrid+rerank")
@@ -28,8 +28,14 @@ MODES: tuple[str, ...] = ("dense", "bm25", "hybrid", "hybrid+rerank")
 class SearchConfig(BaseModel):
     """Candidate counts and fusion constants; the defaults are what the evaluation measured best."""
 
-    overfetch: int = Field(default=3, ge=1)  # each first stage returns overfetch * k
+    # k counts documents, and one document may match in several sections: each first stage
+    # returns overfetch * candidates_per_document * k chunks (at least min_candidates).
+    overfetch: int = Field(default=3, ge=1)
+    candidates_per_document: int = Field(default=3, ge=1)
     min_candidates: int = Field(default=30, ge=1)
+    # A result shows at most this many of its document's matching sections, best first; the rest
+    # of the document is one get_document call away.
+    sections_per_document: int = Field(default=3, ge=1)
     rrf_k: int = Field(default=60, ge=0)
     rerank_candidates: int = Field(default=20, ge=1)
     # The reranked mode ranks documents by RRF over three votes (see `_rank_documents`). Each vote
@@ -55,19 +61,34 @@ class StageScores(BaseModel):
     rerank_score: float | None = None
 
 
-class SearchResult(BaseModel):
+class Section(BaseModel):
+    """One matching section of a result's document, as indexed."""
+
     id: str
-    repo: str
-    path: str
-    title: str
     headings: list[str]
-    doc_type: str
-    commit: str
     start_line: int
     end_line: int
     text: str
+    # The section's own score in the last stage that ranked it: the cross-encoder's logit when the
+    # reranker read it, else the stage's (RRF, cosine or BM25) score.
     score: float
     scores: StageScores
+    # True when the document matched by its title alone (see `view.title_only`): this is its first
+    # section, shown under the title's score and evidence.
+    via_title: bool = False
+
+
+class SearchResult(BaseModel):
+    """One document: `k` counts these, so one long runbook cannot fill every slot."""
+
+    repo: str
+    path: str
+    title: str
+    doc_type: str
+    commit: str
+    # Compares documents with each other: the final ranking's document score.
+    score: float
+    sections: list[Section]  # best first
 
 
 class SearchResponse(BaseModel):
@@ -138,18 +159,23 @@ class HybridIndex:
         started = time.perf_counter()
         view = self.view()
         scope = view.scope(filters)
-        n = max(self.config.overfetch * k, self.config.min_candidates)
+        config = self.config
+        n = max(config.overfetch * config.candidates_per_document * k, config.min_candidates)
         read, trimmed = self._part_read(query)
         dense, bm25 = self._first_stage(read, n, mode, filters, view, scope, timings)
         t = time.perf_counter()
-        fused = rrf([[i for i, _ in dense], [i for i, _ in bm25]], self.config.rrf_k)
+        fused = rrf([[i for i, _ in dense], [i for i, _ in bm25]], config.rrf_k)
         timings["fusion"] = _ms(t)
         evidence = _evidence(dense, bm25, fused)
-        ranked = {"dense": dense, "bm25": bm25}.get(mode, fused)
         if mode == "hybrid+rerank":
             rerank = self._rerank(read, fused, view, evidence, timings)
-            ranked = _combine(fused, dense, bm25, rerank, view.chunks, self.config)
-        results = [_result(view.chunks[i], i, s, evidence[i]) for i, s in ranked[:k]]
+            ranked = _reranked_documents(fused, dense, bm25, rerank, view.chunks, config)
+        else:
+            ranked = _by_document({"dense": dense, "bm25": bm25}.get(mode, fused), view.chunks)
+        results = [
+            _result(_shown(sections, view, config.sections_per_document), score, view.chunks, evidence)
+            for score, sections in ranked[:k]
+        ]
         timings["total"] = _ms(started)
         return SearchResponse(
             query=query,
@@ -238,28 +264,45 @@ class HybridIndex:
         self._pool.shutdown(wait=False)
 
 
-def _combine(
+# A ranked document: its score and its matching chunks with their own scores, best first.
+RankedDocument = tuple[float, list[tuple[str, float]]]
+
+
+def _by_document(ranked: list[tuple[str, float]], chunks: dict[str, Chunk]) -> list[RankedDocument]:
+    """A chunk ranking as documents in order of their best chunk, each scored by it."""
+    return [(sections[0][1], sections) for sections in _members(ranked, chunks).values()]
+
+
+def _members(
+    ranked: list[tuple[str, float]], chunks: dict[str, Chunk]
+) -> dict[tuple[str, str], list[tuple[str, float]]]:
+    """Each document's chunks of a ranking, in ranking order; documents in order of their best."""
+    members: dict[tuple[str, str], list[tuple[str, float]]] = {}
+    for cid, score in ranked:
+        members.setdefault(_document(chunks[cid]), []).append((cid, score))
+    return members
+
+
+def _reranked_documents(
     fused: list[tuple[str, float]],
     dense: list[tuple[str, float]],
     bm25: list[tuple[str, float]],
     rerank: dict[str, float],
     chunks: dict[str, Chunk],
     config: SearchConfig,
-) -> list[tuple[str, float]]:
+) -> list[RankedDocument]:
     """Documents in `_rank_documents` order, each with the chunks the reranker read, best first.
 
-    A document's sections that the reranker did not read are left out rather than let a long
-    page fill every slot (a client can fetch the whole document); a document the reranker did not
+    A document's sections that the reranker did not read are left out rather than shown unjudged
+    beside ones it did (the client can fetch the whole document); a document the reranker did not
     read at all keeps its fused chunks.
     """
-    members: dict[tuple[str, str], list[str]] = {}
-    for cid, _ in fused:
-        members.setdefault(_document(chunks[cid]), []).append(cid)
-    ranked: list[tuple[str, float]] = []
+    members = _members(fused, chunks)
+    ranked: list[RankedDocument] = []
     for doc, score in _rank_documents(dense, bm25, rerank, chunks, config):
-        ids = members[doc]  # every ranked document has a fused chunk
-        read = sorted((cid for cid in ids if cid in rerank), key=lambda cid: -rerank[cid])
-        ranked.extend((cid, score) for cid in read or ids)
+        fused_sections = members[doc]  # every ranked document has a fused chunk
+        read = sorted(((cid, rerank[cid]) for cid, _ in fused_sections if cid in rerank), key=lambda p: -p[1])
+        ranked.append((score, read or fused_sections))
     return ranked
 
 
@@ -322,20 +365,48 @@ def _evidence(
     return out
 
 
-def _result(chunk: Chunk, cid: str, score: float, scores: StageScores) -> SearchResult:
+def _shown(sections: list[tuple[str, float]], view: View, limit: int) -> list[tuple[str, float, str]]:
+    """The sections a result shows, best first, as (chunk, score, chunk whose evidence it is).
+
+    Those that say more than the document's title; a document matched by its title alone shows
+    its first section that does, under the title's score (its title is the result's title).
+    """
+    said = [(cid, score, cid) for cid, score in sections if not title_only(view.chunks[cid])]
+    if said:
+        return said[:limit]
+    cid, score = sections[0]
+    lead = view.lead(*_document(view.chunks[cid]))
+    return [(lead or cid, score, cid)]
+
+
+def _result(
+    sections: list[tuple[str, float, str]],
+    score: float,
+    chunks: dict[str, Chunk],
+    evidence: dict[str, StageScores],
+) -> SearchResult:
+    first = chunks[sections[0][0]]
     return SearchResult(
+        repo=first["repo"],
+        path=first["path"],
+        title=first["title"],
+        doc_type=first["doc_type"],
+        commit=first["commit"],
+        score=score,
+        sections=[_section(cid, s, chunks[cid], evidence[by], by != cid) for cid, s, by in sections],
+    )
+
+
+def _section(cid: str, score: float, chunk: Chunk, scores: StageScores, via_title: bool) -> Section:
+    return Section(
         id=cid,
-        repo=chunk["repo"],
-        path=chunk["path"],
-        title=chunk["title"],
         headings=list(chunk["headings"]),
-        doc_type=chunk["doc_type"],
-        commit=chunk["commit"],
         start_line=chunk["start_line"],
         end_line=chunk["end_line"],
         text=chunk["text"],
         score=score,
         scores=scores,
+        via_title=via_title,
     )
 
 

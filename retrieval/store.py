@@ -63,6 +63,13 @@ class VectorStore(Protocol):
     def ensure_collection(self, dim: int) -> None:
         """Create the collection and its payload indexes if they do not exist yet."""
 
+    def payload_indexes(self) -> set[str] | None:
+        """The payload fields indexed now (see INDEXED_FIELDS); none before the collection exists.
+
+        None when the engine keeps no payload indexes at all: qdrant-client's local mode, where
+        every filter scans.
+        """
+
     def upsert(self, points: Sequence[StoredPoint]) -> None: ...
 
     def delete(self, ids: Sequence[str]) -> None: ...

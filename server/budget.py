@@ -1,7 +1,7 @@
 """Fit answers into a token budget, counted with the embedding model's own tokenizer.
 
-Lower-ranked passages are shortened first; a result whose passage is cut away entirely is left
-out, and the answer says how many were. Every cut is marked by the renderer.
+Lower-ranked passages are shortened first; a passage cut away entirely is left out, and the answer
+says how many were. Every cut is marked by the renderer.
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from devrag.server.outputs import Hit
+from devrag.server.outputs import Passage
 
 TokenCounter = Callable[[str], int]
 # A passage cut below this many tokens says too little to be worth its tokens: cite it instead.
@@ -35,36 +35,34 @@ def cut_to_tokens(text: str, limit: int, count: TokenCounter) -> str:
 
 @dataclass(frozen=True)
 class Fitted:
-    hits: list[Hit]
-    left_out: int
+    passages: list[Passage]  # the first len(passages) of those given, some cut
     text: str
     tokens: int
 
 
-def fit_hits(
-    hits: Sequence[Hit],
-    render: Callable[[list[Hit], int], str],
+def fit_passages(
+    passages: Sequence[Passage],
+    render: Callable[[list[Passage]], str],
     count: TokenCounter,
     max_tokens: int,
 ) -> Fitted:
-    """Cut the lowest-ranked passage until it fits; once it is gone, drop that result and go on up.
+    """Cut the last passage until it fits; once it is gone, drop it and go on up the list.
 
-    `render(hits, left_out)` is the text the caller reads; it must mark truncated hits. The best
-    result is never dropped: its passage is cut instead, down to its citation alone.
+    `passages` come in the order they should survive a small budget; `render(shown)` is the text
+    the caller reads for the first `len(shown)` of them, and must mark cut ones. The first passage
+    is never dropped: it is cut instead, down to its citation alone.
     """
-    kept = list(hits)
-    full = [count(h.text) for h in kept]
+    kept = list(passages)
+    full = [count(p.text) for p in kept]
     allow = list(full)
-    left_out = 0
     while True:
-        shown = [_shorten(h, a, f, count) for h, a, f in zip(kept, allow, full, strict=True)]
-        text = render(shown, left_out)
+        shown = [_shorten(p, a, f, count) for p, a, f in zip(kept, allow, full, strict=True)]
+        text = render(shown)
         tokens = count(text)
         if tokens <= max_tokens or not kept or (len(kept) == 1 and allow[0] == 0):
-            return Fitted(shown, left_out, text, tokens)
+            return Fitted(shown, text, tokens)
         if allow[-1] == 0 and len(kept) > 1:
             kept.pop(), full.pop(), allow.pop()
-            left_out += 1
             continue
         over = tokens - max_tokens
         allow[-1] -= over + (0 if allow[-1] < full[-1] else MIN_SNIPPET_TOKENS // 2)
@@ -72,11 +70,11 @@ def fit_hits(
             allow[-1] = 0
 
 
-def _shorten(hit: Hit, allow: int, full: int, count: TokenCounter) -> Hit:
+def _shorten(passage: Passage, allow: int, full: int, count: TokenCounter) -> Passage:
     if allow >= full:
-        return hit
-    text = cut_to_tokens(hit.text, allow, count) if allow > 0 else ""
-    return hit.model_copy(update={"text": text, "truncated": True, "tokens_cut": full - count(text)})
+        return passage
+    text = cut_to_tokens(passage.text, allow, count) if allow > 0 else ""
+    return passage.model_copy(update={"text": text, "truncated": True, "tokens_cut": full - count(text)})
 
 
 @dataclass(frozen=True)

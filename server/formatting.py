@@ -4,19 +4,23 @@ from __future__ import annotations
 
 import json
 
-from devrag.server.outputs import DocumentPage, Freshness, Hit, SourcesOutput
+from devrag.server.outputs import DocumentPage, Freshness, Passage, Result, SourcesOutput
 
 
 def short(sha: str | None) -> str:
     return sha[:12] if sha else "unknown"
 
 
-def citation(hit: Hit) -> str:
-    crumb = " > ".join(hit.headings) or hit.path
-    return (
-        f"[{hit.rank}] {hit.repo}:{hit.path}#L{hit.start_line}-L{hit.end_line} @ {short(hit.commit)}"
-        f" | {crumb} | {hit.doc_type} | score {hit.score:.3f}"
-    )
+def result_line(r: Result) -> str:
+    title = f" | {r.title}" if r.title != r.path else ""
+    return f"[{r.rank}] {r.repo}:{r.path} @ {short(r.commit)}{title} | {r.doc_type} | score {r.score:.3f}"
+
+
+def citation(r: Result, n: int, p: Passage) -> str:
+    """`[1.2] #L10-L25 | Heading > Sub | score 3.210`: the lines in the document of result 1."""
+    crumb = f" | {' > '.join(p.headings)}" if p.headings else ""
+    score = "matched by title" if p.via_title else f"score {p.score:.3f}"
+    return f"[{r.rank}.{n}] #L{p.start_line}-L{p.end_line}{crumb} | {score}"
 
 
 def _get_document_call(repo: str, path: str, section: str | None = None, offset: int | None = None) -> str:
@@ -29,16 +33,21 @@ def _get_document_call(repo: str, path: str, section: str | None = None, offset:
     return f"get_document({', '.join(args)})"
 
 
-def hit_block(hit: Hit) -> str:
-    lines = [citation(hit)]
-    if hit.text:
-        lines.append(hit.text)
-    if hit.truncated:
-        section = hit.headings[-1] if len(hit.headings) > 1 else None
-        what = "cut" if hit.text else "passage left out"
+def result_block(r: Result) -> str:
+    lines = [result_line(r)]
+    for n, p in enumerate(r.passages, start=1):
+        lines.append(citation(r, n, p))
+        if p.text:
+            lines.append(p.text)
+        if p.truncated:
+            call = _get_document_call(r.repo, r.path, p.headings[-1] if p.headings else None)
+            what = "cut" if p.text else "not shown"
+            lines.append(f"[{what} to fit max_tokens ({p.tokens_cut} tokens); {call} returns it whole]")
+    if r.passages_left_out:
+        more = r.passages_left_out
         lines.append(
-            f"[{what} to fit max_tokens ({hit.tokens_cut} tokens not shown); "
-            f"{_get_document_call(hit.repo, hit.path, section)} returns it whole]"
+            f"[{more} more matching section{'s' if more != 1 else ''} not shown; "
+            f"{_get_document_call(r.repo, r.path)} reads the document]"
         )
     return "\n".join(lines)
 
@@ -55,16 +64,16 @@ def freshness_line(f: Freshness) -> str:
 
 
 def search_text(
-    hits: list[Hit], left_out: int, freshness: list[Freshness], notes: list[str], max_tokens: int
+    results: list[Result], left_out: int, freshness: list[Freshness], notes: list[str], max_tokens: int
 ) -> str:
-    parts = [hit_block(h) for h in hits]
-    if not hits and not left_out:
+    parts = [result_block(r) for r in results]
+    if not results and not left_out:
         parts.append("No results.")
     tail = [freshness_line(f) for f in freshness]
     if left_out:
         tail.append(
-            f"{left_out} more result{'s' if left_out != 1 else ''} left out to fit max_tokens={max_tokens}: "
-            "raise max_tokens to see them."
+            f"{left_out} more document{'s' if left_out != 1 else ''} left out to fit "
+            f"max_tokens={max_tokens}: raise max_tokens to see them."
         )
     tail.extend(notes)
     if tail:
@@ -92,8 +101,9 @@ def page_text(page: DocumentPage, lines: list[str], cut: bool) -> str:
 
 
 def sources_text(out: SourcesOutput) -> str:
+    where = f" {out.store}" if out.store else ""
     lines = [
-        f"Index {out.store}: embedding model {out.embed_model}, reranker {out.rerank_model} "
+        f"Index{where}: embedding model {out.embed_model}, reranker {out.rerank_model} "
         f"(models {out.models}){'; re-indexing on new commits' if out.watching else ''}."
     ]
     if not out.repos:
@@ -105,6 +115,6 @@ def sources_text(out: SourcesOutput) -> str:
         types = ", ".join(f"{t} {n}" for t, n in sorted(r.doc_types.items()))
         lines.append(
             f"- {r.name}: indexed at {short(r.indexed_commit)} ({state}); {r.files} files, "
-            f"{r.chunks} chunks ({types}); {r.path}"
+            f"{r.chunks} chunks ({types}){f'; {r.path}' if r.path else ''}"
         )
     return "\n".join(lines)

@@ -6,11 +6,15 @@ LAN address (DNS rebinding) and drive the tools from the browser.
 
 Beside it, `/hooks/*` takes push webhooks when they are on. Forges cannot send the bearer token;
 they sign each delivery with the webhook secret instead, so `/hooks/*` sits outside the gate.
+
+Every connection, authorised or not, lives under `http_limits`: a deadline for sending each
+request, an idle timeout, a cap on open connections and a body limit.
 """
 
 from __future__ import annotations
 
 import hmac
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from mcp.server.mcpserver import MCPServer
@@ -18,11 +22,15 @@ from mcp.server.transport_security import TransportSecuritySettings
 from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from devrag.server.http_limits import BodyLimit, HttpLimits, fit_descriptor_limit, protocol_for
+
 if TYPE_CHECKING:
     from devrag.server.webhooks import Webhooks
 
 MCP_PATH = "/mcp"
 HOOKS_PREFIX = "/hooks/"
+# On SIGTERM, searches in flight get this long to answer before their tasks are cancelled.
+_SHUTDOWN_GRACE_S = 5
 
 
 class BearerTokenGate:
@@ -102,10 +110,14 @@ async def serve_http(
     token: str | None,
     webhooks: Webhooks | None = None,
     security: TransportSecuritySettings | None = None,
+    *,
+    limits: HttpLimits,
 ) -> None:
     """Serve until interrupted; uvicorn's logs go through logging, so to stderr.
 
     `security` defaults to `transport_security(host, port, [])`: Host/Origin checks on every bind.
+    The body limit of `limits` guards /mcp only: webhooks have their own, as large as a forge's
+    payloads.
     """
     import uvicorn
 
@@ -115,6 +127,17 @@ async def serve_http(
     )
     if token:
         app = BearerTokenGate(app, token)
-    app = HooksBesideGate(app, webhooks.asgi() if webhooks else None)
-    config = uvicorn.Config(app, host=host, port=port, log_config=None, log_level="warning", access_log=False)
+    app = HooksBesideGate(BodyLimit(app, limits.max_body_bytes), webhooks.asgi() if webhooks else None)
+    fitted = replace(limits, max_connections=fit_descriptor_limit(limits.max_connections))
+    config = uvicorn.Config(
+        app,
+        host=host,
+        port=port,
+        http=protocol_for(fitted),
+        timeout_keep_alive=limits.idle_timeout,
+        timeout_graceful_shutdown=_SHUTDOWN_GRACE_S,
+        log_config=None,
+        log_level="warning",
+        access_log=False,
+    )
     await uvicorn.Server(config).serve()

@@ -66,12 +66,17 @@ def create_server(
     models: Models | None = None,
     watch: bool = False,
     companions: Sequence[Companion] = (),
+    local: bool = True,
 ) -> MCPServer[App]:
-    """The devrag MCP server; models load in the background once it starts, so it answers at once."""
+    """The devrag MCP server; models load in the background once it starts, so it answers at once.
+
+    `local` (stdio: the client started the server as its own user) lets answers name the server's
+    folders; over HTTP they name repositories and commits only.
+    """
 
     @asynccontextmanager
     async def lifespan(_server: MCPServer[App]) -> AsyncIterator[App]:
-        app = App(settings, models or default_models(settings), watching=watch)
+        app = App(settings, models or default_models(settings), watching=watch, local=local)
         app.models.start_later(_MODELS_START_S)
         # Reaching the index may start its owner process: let the handshake answer meanwhile.
         threading.Thread(target=app.open, name="devrag-open", daemon=True).start()
@@ -159,7 +164,9 @@ def search(
         ),
     ],
     ctx: Context[App, Any],
-    k: Annotated[int, Field(ge=1, le=MAX_K, description="How many results to return.")] = 5,
+    k: Annotated[
+        int, Field(ge=1, le=MAX_K, description="How many documents to return (each with its best sections).")
+    ] = 5,
     repo: Annotated[
         str | None, Field(description="Only this indexed repository (names: list_sources).")
     ] = None,
@@ -179,12 +186,14 @@ def search(
     Use this first for any operational question: an alert that fired, an error you see, how to
     deploy, roll back or fix a service, what happened in a past incident. Good queries carry the
     exact strings you have, verbatim: the alert name, the error message, the service, metric or
-    command name (`KubePodCrashLooping payments-api`). Results come best first,
-    each with a citation (repo, path, heading path, line range at the indexed commit, score) and
-    the passage text. `freshness` says, per cited repository, the commit it was indexed at and
-    whether its HEAD has moved on since (then the passage may be out of date). The answer fits in
-    max_tokens: lower-ranked passages are cut first (marked, with `tokens_cut`), and `left_out`
-    counts results dropped entirely. Read a whole file or section with get_document.
+    command name (`KubePodCrashLooping payments-api`). Results are documents, best first, one
+    per slot (`k` counts documents); each cites repo, path and the indexed commit, and carries its
+    best matching passages, each with its heading path, line range and text. `freshness` says, per
+    cited repository, the commit it was indexed at and whether its HEAD has moved on since (then
+    the passage may be out of date). The answer fits in max_tokens: every document's best passage
+    is kept before any further passage, lower-ranked passages are cut first (marked, with
+    `tokens_cut`), and `left_out` counts documents dropped entirely. Read a whole file or section
+    with get_document.
     """
     return _answer(lambda: tools.search_tool(_app(ctx), query, k, repo, path, doc_type, max_tokens))
 

@@ -5,23 +5,40 @@ from __future__ import annotations
 from pydantic import BaseModel, Field
 
 
-class Hit(BaseModel):
-    """One search result: a passage and exactly where it comes from."""
+class Passage(BaseModel):
+    """One matching section of a result's document, and exactly where it is."""
 
-    rank: int = Field(description="1 is the best match.")
-    repo: str = Field(description="Indexed repository name (see list_sources).")
-    path: str = Field(description="File path inside the repository.")
-    headings: list[str] = Field(description="Heading path from the document title down to this passage.")
-    doc_type: str = Field(description="runbook, postmortem, guide, code or other.")
-    commit: str = Field(description="Commit the passage was indexed at; the lines refer to this commit.")
-    start_line: int = Field(description="First line of the passage in the file at `commit` (1-based).")
-    end_line: int = Field(description="Last line of the passage in the file at `commit` (inclusive).")
+    headings: list[str] = Field(description="Heading path of the section below the document's title.")
+    start_line: int = Field(
+        description="First line of the passage in the file at the result's commit (1-based)."
+    )
+    end_line: int = Field(
+        description="Last line of the passage in the file at the result's commit (inclusive)."
+    )
     score: float = Field(
-        description="Relevance from the final ranking (higher is better); a document's passages may share it."
+        description="This section's own score (the cross-encoder's when reranked); compares the "
+        "sections of one document, best first."
     )
     text: str = Field(description="The passage, possibly cut to fit max_tokens (see `truncated`).")
     truncated: bool = Field(description="True when `text` was cut to fit; get_document has the rest.")
     tokens_cut: int = Field(description="Tokens of the passage left out by the cut (0 when whole).")
+    via_title: bool = Field(
+        description="True when the document matched by its title alone: this is its first section."
+    )
+
+
+class Result(BaseModel):
+    """One document found, with its best matching sections."""
+
+    rank: int = Field(description="1 is the best match; `k` counts these documents.")
+    repo: str = Field(description="Indexed repository name (see list_sources).")
+    path: str = Field(description="File path inside the repository.")
+    title: str
+    doc_type: str = Field(description="runbook, postmortem, guide, code or other.")
+    commit: str = Field(description="Commit the document was indexed at; the lines refer to this commit.")
+    score: float = Field(description="The document's score in the final ranking (higher is better).")
+    passages: list[Passage] = Field(description="Its best matching sections, best first.")
+    passages_left_out: int = Field(description="Further matching sections left out to fit max_tokens.")
 
 
 class Freshness(BaseModel):
@@ -36,8 +53,8 @@ class Freshness(BaseModel):
 class SearchOutput(BaseModel):
     query: str
     mode: str = Field(description="Retrieval pipeline used, e.g. hybrid+rerank.")
-    results: list[Hit]
-    left_out: int = Field(description="Results found but left out entirely to fit max_tokens.")
+    results: list[Result]
+    left_out: int = Field(description="Documents found but left out entirely to fit max_tokens.")
     freshness: list[Freshness] = Field(description="One entry per repository cited in `results`.")
     notes: list[str] = Field(description="Anything the caller should know about this answer.")
     tokens: int = Field(description="Tokens in the text rendering of this answer.")
@@ -71,7 +88,9 @@ class Source(BaseModel):
     """One indexed repository."""
 
     name: str
-    path: str = Field(description="Where the repository was when it was indexed.")
+    path: str | None = Field(
+        description="Where the repository was when it was indexed; null for clients of a server over HTTP."
+    )
     indexed_commit: str | None
     head: str | None = Field(description="Current HEAD; null when the repository is not reachable.")
     behind: bool | None = Field(description="True when HEAD has moved on since indexing; null if unknown.")
@@ -82,7 +101,9 @@ class Source(BaseModel):
 
 
 class SourcesOutput(BaseModel):
-    store: str = Field(description="Index location: a folder, or a Qdrant server URL.")
+    store: str | None = Field(
+        description="Index location: a folder, or a Qdrant server URL; null for clients over HTTP."
+    )
     embed_model: str
     rerank_model: str
     models: str = Field(description="'ready', 'loading', or why the models failed to load.")

@@ -134,6 +134,7 @@ def index_status(status: IndexStatus) -> None:
     if not status.repos:
         out.print("No repositories indexed yet. Run `devrag ingest PATH`.")
         return
+    out.print(_payload_indexes(status), markup=False)
     # No borders: at 80 columns they would cost the repository name 17 characters.
     table = Table("repo", "indexed", "HEAD", "behind", "files", "chunks", box=None, pad_edge=False)
     table.columns[0].overflow = "fold"  # a name too long wraps; an ellipsis would hide which repo it is
@@ -148,6 +149,17 @@ def index_status(status: IndexStatus) -> None:
     for r in status.repos:
         for line in _whereabouts(r):
             out.print(line, markup=False)
+
+
+def _payload_indexes(status: IndexStatus) -> str:
+    """Which of the indexes that filters rely on the store has, and what a missing one costs."""
+    if status.payload_indexes is None:
+        return "payload indexes: none (qdrant-client's local mode keeps none; filters scan)"
+    line = f"payload indexes: {', '.join(status.payload_indexes) or 'none'}"
+    if not status.missing_payload_indexes:
+        return line + " (all present)"
+    missing = ", ".join(status.missing_payload_indexes)
+    return f"{line}; MISSING: {missing} (filters on them scan every chunk; `devrag ingest` creates them)"
 
 
 def _whereabouts(r: RepoStatus) -> list[str]:
@@ -217,11 +229,15 @@ def search_results(response: SearchResponse) -> None:
     if not response.results:
         out.print("No results.")
     for n, r in enumerate(response.results, start=1):
-        crumb = " > ".join([r.title, *[h for h in r.headings if h != r.title]])
-        out.print(f"[bold]{n}. {escape(crumb)}[/bold]  (score {r.score:.3f})")
-        out.print(f"   {r.repo}:{r.path}#L{r.start_line}-L{r.end_line} @ {r.commit[:12]}", markup=False)
-        snippet = " ".join(r.text.split())[:240]
-        out.print(f"   {snippet}", markup=False)
+        out.print(f"[bold]{n}. {escape(r.title)}[/bold]  (score {r.score:.3f})")
+        out.print(f"   {r.repo}:{r.path} @ {r.commit[:12]}", markup=False)
+        for section in r.sections:
+            crumb = " > ".join(h for h in section.headings if h != r.title) or "(top)"
+            where = f"L{section.start_line}-L{section.end_line}"
+            why = "matched by title" if section.via_title else f"score {section.score:.3f}"
+            out.print(f"   [dim]{where}[/dim] {escape(crumb)}  [dim]({why})[/dim]")
+            snippet = " ".join(section.text.split())[:240]
+            out.print(f"     {snippet}", markup=False)
     note = "reranked" if response.reranked else "not reranked"
     out.print(f"[dim]{response.mode}, {note}, {response.timings_ms.get('total', 0):.0f} ms[/dim]")
     if response.read_tokens is not None:

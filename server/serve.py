@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from functools import partial
 from typing import TYPE_CHECKING, Literal, Self
 
 import anyio
@@ -12,6 +13,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 if TYPE_CHECKING:
     from devrag.server.cli import Context
+    from devrag.server.http_limits import HttpLimits
 
 
 # Forges suggest a long random string; anything shorter can be guessed offline from one signed delivery.
@@ -37,6 +39,17 @@ class ServeSettings(BaseSettings):
     allowed_hosts: str = ""
     """Comma-separated `host[:port]` names clients may use in Host (and Origin) beside the bound address."""
     watch: bool = False
+    # Limits on every HTTP connection (devrag.server.http_limits says why each is needed). An MCP
+    # request is a few kilobytes sent at once (the longest search query, 8,000 tokens, is about
+    # 40 KB) and a client session holds about two connections (its POSTs and one event stream).
+    http_request_timeout: int = Field(default=10, ge=1)
+    """Seconds a client has to send a whole request, headers and body, before it is disconnected."""
+    http_idle_timeout: int = Field(default=30, ge=1)
+    """Seconds an idle keep-alive connection stays open: above the 5-15 s HTTP clients keep them."""
+    http_max_connections: int = Field(default=512, ge=1)
+    """Open connections past which a new one gets 503 and is closed: some 250 agent sessions."""
+    http_max_body_bytes: int = Field(default=1_048_576, ge=1024)
+    """Largest request body /mcp takes; a larger one gets 413 unread. 25 times the longest query."""
 
     @model_validator(mode="after")
     def _token_beyond_loopback(self) -> Self:
@@ -78,6 +91,16 @@ class ServeSettings(BaseSettings):
                 "and give the same secret to the GitHub or GitLab webhook, or unset it to turn webhooks off."
             )
         return self
+
+    def http_limits(self) -> HttpLimits:
+        from devrag.server.http_limits import HttpLimits  # uvicorn loads only when serving HTTP
+
+        return HttpLimits(
+            request_timeout=self.http_request_timeout,
+            idle_timeout=self.http_idle_timeout,
+            max_connections=self.http_max_connections,
+            max_body_bytes=self.http_max_body_bytes,
+        )
 
     def allowed_host_list(self) -> list[str]:
         """The DEVRAG_ALLOWED_HOSTS entries, blanks dropped (a trailing comma is harmless)."""
@@ -148,7 +171,9 @@ def serve_cmd(obj: Context, transport: str, host: str, port: int, watch: bool) -
     from devrag.server.webhooks import Webhooks
 
     webhooks = Webhooks(serve.webhook_secret.get_secret_value()) if serve.webhook_secret else None
-    server = create_server(settings, watch=serve.watch, companions=[webhooks] if webhooks else [])
+    server = create_server(
+        settings, watch=serve.watch, companions=[webhooks] if webhooks else [], local=False
+    )
     token = serve.http_token.get_secret_value() if serve.http_token else None
     base = f"http://{serve.host}:{serve.port}"
     auth = " (send DEVRAG_HTTP_TOKEN as a Bearer token)" if token else ""
@@ -158,7 +183,8 @@ def serve_cmd(obj: Context, transport: str, host: str, port: int, watch: bool) -
         click.echo(f"devrag: push webhooks at {hooks} (signed with DEVRAG_WEBHOOK_SECRET)", err=True)
     security = transport_security(serve.host, serve.port, serve.allowed_host_list())
     click.echo(f"devrag: clients may send Host {', '.join(security.allowed_hosts)}", err=True)
-    anyio.run(serve_http, server, serve.host, serve.port, token, webhooks, security)
+    limits = serve.http_limits()
+    anyio.run(partial(serve_http, limits=limits), server, serve.host, serve.port, token, webhooks, security)
 
 
 def _first_error(exc: ValidationError) -> str:

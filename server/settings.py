@@ -11,9 +11,9 @@ import json
 import os
 import tomllib
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, Self
 
-from pydantic import Field, TypeAdapter, ValidationError, ValidationInfo, field_validator
+from pydantic import Field, TypeAdapter, ValidationError, ValidationInfo, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
     EnvSettingsSource,
@@ -27,6 +27,7 @@ from devrag.retrieval.models import DEFAULT_EMBED_MODEL, Embedder, SentenceTrans
 from devrag.retrieval.rerank import DEFAULT_RERANK_MODEL, CrossEncoderReranker, Precision, Reranker
 
 CONFIG_ENV = "DEVRAG_CONFIG"
+MAX_SEARCHES_HELD = 30
 ENV_PREFIX = "DEVRAG_"
 
 
@@ -84,6 +85,11 @@ class Settings(BaseSettings):
     device: str = "auto"
     rerank_precision: Precision = "auto"  # bfloat16 where the CPU computes it natively
     max_file_bytes: int = Field(default=1_000_000, gt=0)
+    # Admission control of a server's searches (devrag.server.admission says why these numbers).
+    search_in_flight: int = Field(default=1, ge=1)  # the models already use every core
+    search_queue: int = Field(default=24, ge=0)
+    search_queue_seconds: float = Field(default=15.0, gt=0)
+    search_when_busy: Literal["refuse", "hybrid"] = "refuse"  # hybrid: answer without the rerank stage
 
     @classmethod
     def settings_customise_sources(
@@ -110,6 +116,17 @@ class Settings(BaseSettings):
     def _expand_home(cls, value: Path) -> Path:
         """`~/...` in the config file means the home folder, as it would in a shell."""
         return value.expanduser()
+
+    @model_validator(mode="after")
+    def _searches_fit_the_threads(self) -> Self:
+        """Each running or waiting search holds one of the server's 40 worker threads (anyio's pool),
+        which every tool call shares; the fallback lane of `search_when_busy = "hybrid"` holds 9 more."""
+        if self.search_in_flight + self.search_queue > MAX_SEARCHES_HELD:
+            raise ValueError(
+                f"search_in_flight + search_queue is {self.search_in_flight + self.search_queue}; at most "
+                f"{MAX_SEARCHES_HELD} searches can run or wait at once, so other tool calls keep threads."
+            )
+        return self
 
     @property
     def store_location(self) -> str:

@@ -14,6 +14,7 @@ from devrag.retrieval.models import Embedder
 from devrag.retrieval.rerank import Reranker
 from devrag.retrieval.search import Filters, HybridIndex, Mode, SearchResponse
 from devrag.retrieval.store import VectorStore
+from devrag.server.admission import Admission, ServerBusyError
 from devrag.server.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -114,17 +115,24 @@ class Models:
 class App:
     """The lifespan state of one server: opened once, shared by every client and tool call."""
 
-    def __init__(self, settings: Settings, models: Models, watching: bool = False) -> None:
+    def __init__(
+        self, settings: Settings, models: Models, watching: bool = False, local: bool = True
+    ) -> None:
         self.settings = settings
         self.models = models
         self.watching = watching
+        self.local = local  # whether answers may name the server's folders (see create_server)
         self._index: Index | None = None
         self._store: VectorStore | None = None
         self._searcher: HybridIndex | None = None
         self._lock = threading.Lock()
         # The models already use every core: concurrent searches would only contend, while
         # queued ones find the query vector and rerank scores of a repeated query cached.
-        self._one_search_at_a_time = threading.Lock()
+        queue, wait = settings.search_queue, settings.search_queue_seconds
+        self.admission = Admission(settings.search_in_flight, queue, wait)
+        # Searches turned away may still be answered without the rerank stage, about a tenth of
+        # the work, in their own lane: one at a time and 8 waiting, so that fallback is bounded too.
+        self._fallback = Admission(1, 8, wait) if settings.search_when_busy == "hybrid" else None
 
     def open(self) -> None:
         """Open the index now (starting its owner process), so a failure shows at startup; calls retry."""
@@ -163,10 +171,23 @@ class App:
             return self._searcher
 
     def search(self, query: str, k: int, mode: Mode, filters: Filters) -> SearchResponse:
-        """One search at a time, through the read API."""
+        """A search through the read API, once admitted (see devrag.server.admission).
+
+        When the server is busy and `search_when_busy` is `hybrid`, a reranked search is answered
+        without the rerank stage instead: the response's `mode` says `hybrid`.
+
+        Raises:
+            ServerBusyError: too many searches are running or waiting; retry in a few seconds.
+        """
         searcher = self.searcher()
-        with self._one_search_at_a_time:
-            return searcher.search(query, k, mode, filters)
+        try:
+            with self.admission.slot():  # only entering raises ServerBusyError
+                return searcher.search(query, k, mode, filters)
+        except ServerBusyError:
+            if self._fallback is None or mode != "hybrid+rerank":
+                raise
+        with self._fallback.slot():
+            return searcher.search(query, k, "hybrid", filters)
 
     def close(self) -> None:
         with self._lock:

@@ -10,12 +10,21 @@ from pydantic import BaseModel
 
 from devrag.ingest.status import head_of, index_status
 from devrag.retrieval.index import Index
-from devrag.retrieval.search import Filters, Mode, SearchResponse, SearchResult
+from devrag.retrieval.search import Filters, Mode, SearchResponse, SearchResult, Section
 from devrag.retrieval.search_input import InputError, check_query_length, check_repo, check_search
 from devrag.server import documents
-from devrag.server.budget import TokenCounter, fit_hits, fit_lines
+from devrag.server.admission import SKIPPED_RERANK_NOTE
+from devrag.server.budget import TokenCounter, fit_lines, fit_passages
 from devrag.server.formatting import page_text, search_text, sources_text
-from devrag.server.outputs import DocumentPage, Freshness, Hit, SearchOutput, Source, SourcesOutput
+from devrag.server.outputs import (
+    DocumentPage,
+    Freshness,
+    Passage,
+    Result,
+    SearchOutput,
+    Source,
+    SourcesOutput,
+)
 from devrag.server.state import App
 
 OutputT = TypeVar("OutputT", bound=BaseModel)
@@ -47,26 +56,56 @@ def search_tool(
     mode: Mode = "hybrid+rerank" if searcher.reranker is not None else "hybrid"
     filters = Filters(repo=args.repo, path=args.path, doc_type=args.doc_type)
     response = app.search(args.query, args.k, mode, filters) if searcher.matches(filters) else None
-    hits = [_hit(rank, r) for rank, r in enumerate(response.results if response else [], start=1)]
-    fresh = _freshness(searcher.index, hits)
-    notes = _search_notes(app, hits, path) + _trim_note(tokens, response)
+    results = [_result(rank, r) for rank, r in enumerate(response.results if response else [], start=1)]
+    fresh = _freshness(searcher.index, results)
+    notes = _search_notes(app, results, path) + _trim_note(tokens, response)
+    if response is not None and response.mode != mode:
+        notes.append(SKIPPED_RERANK_NOTE)
+    order = _reading_order(results)
 
-    def render(shown: list[Hit], left_out: int) -> str:
-        cited = [fresh[r] for r in dict.fromkeys(h.repo for h in shown)]
-        return search_text(shown, left_out, cited, notes, max_tokens)
+    def shown_results(shown: list[Passage]) -> list[Result]:
+        return _regroup(results, order[: len(shown)], shown)
 
-    fitted = fit_hits(hits, render, searcher.embedder.count_tokens, max_tokens)
+    def render(shown: list[Passage]) -> str:
+        kept = shown_results(shown)
+        cited = [fresh[r] for r in dict.fromkeys(x.repo for x in kept)]
+        return search_text(kept, len(results) - len(kept), cited, notes, max_tokens)
+
+    passages = [results[d].passages[i] for d, i in order]
+    fitted = fit_passages(passages, render, searcher.embedder.count_tokens, max_tokens)
+    kept = shown_results(fitted.passages)
     output = SearchOutput(
         query=query,
-        mode=mode,
-        results=fitted.hits,
-        left_out=fitted.left_out,
-        freshness=[fresh[r] for r in dict.fromkeys(h.repo for h in fitted.hits)],
+        mode=response.mode if response else mode,
+        results=kept,
+        left_out=len(results) - len(kept),
+        freshness=[fresh[r] for r in dict.fromkeys(x.repo for x in kept)],
         notes=notes,
         tokens=fitted.tokens,
         max_tokens=max_tokens,
     )
     return Answer(output, fitted.text)
+
+
+def _reading_order(results: list[Result]) -> list[tuple[int, int]]:
+    """(result, passage) pairs in the order a small budget keeps them: every document's best
+    passage in rank order, then every second-best, and so on, so more documents are shown
+    before more of one."""
+    depth = max((len(r.passages) for r in results), default=0)
+    return [(d, i) for i in range(depth) for d, r in enumerate(results) if i < len(r.passages)]
+
+
+def _regroup(results: list[Result], order: list[tuple[int, int]], shown: list[Passage]) -> list[Result]:
+    """The results as shown: each with the passages of it that `shown` kept, in their order."""
+    kept: dict[int, list[Passage]] = {}
+    for (d, _), passage in zip(order, shown, strict=True):
+        kept.setdefault(d, []).append(passage)
+    return [
+        results[d].model_copy(
+            update={"passages": passages, "passages_left_out": len(results[d].passages) - len(passages)}
+        )
+        for d, passages in sorted(kept.items())
+    ]
 
 
 def _trim_note(tokens: int, response: SearchResponse | None) -> list[str]:
@@ -81,47 +120,59 @@ def _trim_note(tokens: int, response: SearchResponse | None) -> list[str]:
 
 def _check_indexed(app: App, repo: str | None) -> None:
     s = app.settings
-    check_repo(repo, [state.name for state in app.index().repos()], s.qdrant_url or str(s.index_dir))
+    location = (s.qdrant_url or str(s.index_dir)) if app.local else "this server's index"
+    check_repo(repo, [state.name for state in app.index().repos()], location)
 
 
-def _hit(rank: int, r: SearchResult) -> Hit:
-    crumb = [r.title] if r.title != r.path else []
-    for heading in r.headings:
-        if not crumb or crumb[-1] != heading:
-            crumb.append(heading)
-    return Hit(
+def _result(rank: int, r: SearchResult) -> Result:
+    return Result(
         rank=rank,
         repo=r.repo,
         path=r.path,
-        headings=crumb,
+        title=r.title,
         doc_type=r.doc_type,
         commit=r.commit,
-        start_line=r.start_line,
-        end_line=r.end_line,
         score=round(r.score, 4),
-        text=r.text,
-        truncated=False,
-        tokens_cut=0,
+        passages=[_passage(s, r.title) for s in r.sections],
+        passages_left_out=0,
     )
 
 
-def _freshness(index: Index, hits: list[Hit]) -> dict[str, Freshness]:
+def _passage(s: Section, title: str) -> Passage:
+    """The section with its heading path below the title (the result names the title once)."""
+    crumb: list[str] = []
+    for heading in s.headings:
+        if heading != title and (not crumb or crumb[-1] != heading):
+            crumb.append(heading)
+    return Passage(
+        headings=crumb,
+        start_line=s.start_line,
+        end_line=s.end_line,
+        score=round(s.score, 4),
+        text=s.text,
+        truncated=False,
+        tokens_cut=0,
+        via_title=s.via_title,
+    )
+
+
+def _freshness(index: Index, results: list[Result]) -> dict[str, Freshness]:
     out: dict[str, Freshness] = {}
-    for hit in hits:
-        if hit.repo in out:
+    for r in results:
+        if r.repo in out:
             continue
-        state = index.repo_state(hit.repo)
+        state = index.repo_state(r.repo)
         head = head_of(state.path) if state else None
-        behind = None if head is None else head != hit.commit
-        out[hit.repo] = Freshness(repo=hit.repo, indexed_commit=hit.commit, head=head, behind=behind)
+        behind = None if head is None else head != r.commit
+        out[r.repo] = Freshness(repo=r.repo, indexed_commit=r.commit, head=head, behind=behind)
     return out
 
 
-def _search_notes(app: App, hits: list[Hit], path: str | None) -> list[str]:
+def _search_notes(app: App, results: list[Result], path: str | None) -> list[str]:
     notes = []
     if app.models.rerank_error:
         notes.append("Results are not reranked: the reranker failed to load (see list_sources).")
-    if not hits and path is not None:
+    if not results and path is not None:
         notes.append(f"No indexed path matches path={path!r}: check it against paths in earlier results.")
     return notes
 
@@ -210,7 +261,7 @@ def list_sources_tool(app: App) -> Answer[SourcesOutput]:
     repos = [
         Source(
             name=r.name,
-            path=r.path,
+            path=r.path if app.local else None,
             indexed_commit=r.indexed_commit,
             head=r.head,
             behind=r.behind,
@@ -222,7 +273,7 @@ def list_sources_tool(app: App) -> Answer[SourcesOutput]:
         for r in status.repos
     ]
     output = SourcesOutput(
-        store=status.store,
+        store=status.store if app.local else None,
         embed_model=status.embed_model or app.settings.embed_model,
         rerank_model=app.settings.rerank_model,
         models=app.models.status,

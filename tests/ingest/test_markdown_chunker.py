@@ -50,8 +50,8 @@ def split_lead(text: str, c: ChunkDraft, overlap: int) -> tuple[str, int] | None
             if c.text == body:
                 return "", own
             continue
-        if not c.text.endswith("\n" + body):
-            continue
+        if not lines[own - 1].strip() or not c.text.endswith("\n" + body):
+            continue  # own text starts on a line with text
         lead = c.text[: -len(body) - 1].split()
         before = " ".join(lines[c.start_line - 1 : own - 1]).split()
         after_start = " ".join(lines[c.start_line : own - 1]).split()
@@ -285,7 +285,7 @@ def test_overlap_takes_the_tail_words_of_a_long_line():
     text = "## S\n\n" + para("a", 18) + "\n\n" + para("b", 18) + "\n"
     doc = chunk(text, max_tokens=30, overlap=4, path="x.md")
     assert len(doc.chunks) == 2
-    assert doc.chunks[1].text == "a14 a15 a16 a17\n" + para("b", 18)
+    assert doc.chunks[1].text == "a14 a15 a16 a17\n\n" + para("b", 18), "the lines as the file has them"
     assert doc.chunks[1].start_line == 3
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from devrag.ingest.pipeline import ingest
-from devrag.retrieval.search import Filters, HybridIndex
+from devrag.retrieval.search import Filters, HybridIndex, SearchConfig
 
 RUNBOOKS = {
     "runbooks/crashloop.md": "# KubePodCrashLooping\n\n## Symptoms\n\nPods in `CrashLoopBackOff` restart "
@@ -51,16 +51,57 @@ def test_bm25_finds_operational_identifiers_whole_and_by_parts(searcher, query, 
 def test_every_result_carries_its_citation_and_per_stage_evidence(searcher):
     response = searcher.search("pods in CrashLoopBackOff", k=3, mode="hybrid")
     top = response.results[0]
-    assert (top.repo, top.path, top.headings) == (
+    assert (top.repo, top.path, top.title, len(top.commit)) == (
         "ops",
         "runbooks/crashloop.md",
-        ["KubePodCrashLooping", "Symptoms"],
+        "KubePodCrashLooping",
+        40,
     )
-    assert top.start_line == 3 and top.end_line == 5 and len(top.commit) == 40
-    assert (
-        top.scores.bm25_rank == 1 and top.scores.dense_rank is not None and top.scores.rrf_score == top.score
-    )
+    best = top.sections[0]
+    assert best.headings == ["KubePodCrashLooping", "Symptoms"]
+    assert best.start_line == 3 and best.end_line == 5
+    assert best.scores.bm25_rank == 1 and best.scores.dense_rank is not None
+    assert best.scores.rrf_score == best.score == top.score, "a document scores as its best section"
     assert not response.reranked and {"embed", "dense", "bm25", "fusion", "total"} <= set(response.timings_ms)
+
+
+def test_k_counts_documents_and_each_shows_its_best_sections(index, git_repo, embedder):
+    sections = "".join(f"\n\n## Step {n}\n\nRestart the `ledger` service, attempt {n}." for n in range(8))
+    repo = git_repo("ops")
+    repo.commit(RUNBOOKS | {"runbooks/ledger.md": f"# Ledger restarts{sections}\n"})
+    ingest(index, embedder, repo.path, "ops")
+    searcher = HybridIndex(index, embedder, reranker=None)
+    for mode in ("dense", "bm25", "hybrid"):
+        results = searcher.search("restart the ledger service", k=2, mode=mode).results
+        paths = [r.path for r in results]
+        assert len(paths) == 2 and len(set(paths)) == 2, f"{mode}: one document per slot"
+        ledger = next(r for r in results if r.path == "runbooks/ledger.md")
+        assert len(ledger.sections) == searcher.config.sections_per_document
+        scores = [s.score for s in ledger.sections]
+        assert scores == sorted(scores, reverse=True) and ledger.score >= scores[0], "title may score best"
+        assert len({s.id for s in ledger.sections}) == len(ledger.sections)
+    searcher.close()
+
+
+def test_a_title_alone_is_never_shown_as_a_section(index, git_repo, embedder):
+    repo = git_repo("ops")
+    repo.commit(RUNBOOKS)
+    ingest(index, embedder, repo.path, "ops")
+    one_chunk = SearchConfig(overfetch=1, candidates_per_document=1, min_candidates=1)
+    searcher = HybridIndex(index, embedder, reranker=None, config=one_chunk)
+    response = searcher.search("KubePodCrashLooping", k=1, mode="bm25")
+    searcher.close()
+    (top,) = response.results
+    assert top.path == "runbooks/crashloop.md"
+    (shown,) = top.sections
+    assert shown.via_title, "the title chunk alone matched (shortest, so first in BM25)"
+    assert shown.headings == ["KubePodCrashLooping", "Symptoms"] and "CrashLoopBackOff" in shown.text
+    assert shown.scores.bm25_rank == 1 and shown.score == top.score
+    wide = HybridIndex(index, embedder, reranker=None)
+    for mode in ("dense", "bm25", "hybrid"):
+        for r in wide.search("KubePodCrashLooping crash loop", k=5, mode=mode).results:
+            assert all(s.text.strip() != f"# {r.title}" for s in r.sections), "no title-only passage"
+    wide.close()
 
 
 def test_filters_apply_to_both_retrievers(searcher):
@@ -112,11 +153,15 @@ def test_reranking_ranks_documents_then_their_chunks_and_keeps_the_evidence(inde
     searcher.close()
     assert response.reranked and response.results[0].path == "guides/deploy.md"
     paths = [r.path for r in response.results]
-    assert all(paths.index(p) == i or paths[i - 1] == p for i, p in enumerate(paths)), (
-        "a document's chunks stay together"
-    )
-    assert all(r.scores.rerank_score is not None for r in response.results)
+    assert len(paths) == len(set(paths)), "one result per document"
     assert [r.score for r in response.results] == sorted((r.score for r in response.results), reverse=True)
+    read = [s for r in response.results for s in r.sections if s.scores.rerank_score is not None]
+    assert read and all(s.score == s.scores.rerank_score for s in read), (
+        "a read section shows its rerank score"
+    )
+    for r in response.results:
+        scores = [s.score for s in r.sections]
+        assert scores == sorted(scores, reverse=True), "a document's sections come best first"
 
 
 class PathReranker:
@@ -132,7 +177,7 @@ class PathReranker:
 
 
 def _hybrid_documents(searcher: HybridIndex, query: str) -> list[str]:
-    return list(dict.fromkeys(r.path for r in searcher.search(query, k=10, mode="hybrid").results))
+    return [r.path for r in searcher.search(query, k=10, mode="hybrid").results]
 
 
 @pytest.mark.parametrize(

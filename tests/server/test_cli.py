@@ -100,24 +100,16 @@ def test_search_json_returns_cited_reranked_results(cli, ops_repo):
     results = json.loads(cli("search", "how do I roll back a bad release", "-k", "2", "--json"))
     assert len(results) == 2
     top = results[0]
-    expected = {
-        "repo",
-        "path",
-        "title",
-        "headings",
-        "commit",
-        "start_line",
-        "end_line",
-        "text",
-        "score",
-        "scores",
-    }
-    assert expected <= set(top)
-    assert top["path"] == "guides/rollback.md" and top["headings"] == ["Rolling back", "Rollback"]
-    assert top["scores"]["rerank_score"] is not None and top["scores"]["rrf_score"] is not None
+    assert {"repo", "path", "title", "doc_type", "commit", "score", "sections"} <= set(top)
+    assert results[0]["path"] != results[1]["path"], "k counts documents"
+    best = top["sections"][0]
+    assert {"headings", "start_line", "end_line", "text", "score", "scores"} <= set(best)
+    assert top["path"] == "guides/rollback.md" and best["headings"] == ["Rolling back", "Rollback"]
+    assert best["scores"]["rerank_score"] is not None and best["scores"]["rrf_score"] is not None
     assert results[0]["score"] >= results[1]["score"]
     source = (ops_repo.path / top["path"]).read_text().splitlines()
-    assert "\n".join(source[top["start_line"] - 1 : top["end_line"]]) == top["text"]
+    for section in top["sections"]:
+        assert "\n".join(source[section["start_line"] - 1 : section["end_line"]]) == section["text"]
 
 
 def test_search_without_rerank_says_so(cli, ops_repo):
@@ -247,7 +239,7 @@ def test_search_finds_the_reranker_recorded_in_the_config_file(cli, ops_repo, mo
     assert (tmp_path / "config.toml").read_text() == f'# kept\ndevice = "cpu"\nrerank_model = "{RERANKER}"\n'
     cli("ingest", str(ops_repo.path))
     top = json.loads(cli("search", "how do I roll back a bad release", "-k", "1", "--json"))[0]
-    assert top["scores"]["rerank_score"] is not None
+    assert top["sections"][0]["scores"]["rerank_score"] is not None
 
 
 def test_ingest_at_v_logs_each_stage_before_it_starts_and_when_it_ends(cli, ops_repo, caplog):

@@ -94,9 +94,12 @@ async def test_each_tool_answers_over_http_with_real_citations(served):
     for hit in hits:
         lines = file_lines(ops.repo, hit["commit"], hit["path"])
         assert hit["commit"] == ops.commit
-        assert "\n".join(lines[hit["start_line"] - 1 : hit["end_line"]]) == hit["text"]
+        for passage in hit["passages"]:
+            assert "\n".join(lines[passage["start_line"] - 1 : passage["end_line"]]) == passage["text"]
     repos = {r["name"]: r for r in sources.structured_content["repos"]}
     assert repos["ops"]["indexed_commit"] == ops.commit and sources.structured_content["watching"]
+    assert repos["ops"]["path"] is None and sources.structured_content["store"] is None
+    assert str(ops.repo.path) not in sources.content[0].text, "a remote client learns no server folders"
     assert page.structured_content["text"].split("\n") == file_lines(
         ops.repo, ops.commit, "guides/rollback.md"
     )
@@ -135,7 +138,7 @@ async def test_watch_serves_a_new_commit_within_seconds(served):
             await anyio.sleep(0.2)
     print(f"new commit served {time.perf_counter() - committed:.2f} s after it was made")
     top = answer["results"][0]
-    assert top["path"] == "runbooks/zookeeper.md" and top["text"].startswith("## Fix")
+    assert top["path"] == "runbooks/zookeeper.md" and top["passages"][0]["text"].startswith("## Fix")
     assert answer["freshness"] == [{"repo": "live", "indexed_commit": head, "head": head, "behind": False}]
 
 

@@ -49,7 +49,8 @@ async def test_stdio_answers_every_tool_and_writes_only_jsonrpc_to_stdout(tmp_pa
     top = answer["results"][0]
     lines = file_lines(ops.repo, top["commit"], top["path"])
     assert top["path"] == "runbooks/disk.md" and top["commit"] == ops.commit
-    assert "\n".join(lines[top["start_line"] - 1 : top["end_line"]]) == top["text"]
+    best = top["passages"][0]
+    assert "\n".join(lines[best["start_line"] - 1 : best["end_line"]]) == best["text"]
     assert not page.is_error and sources.structured_content["models"].startswith("ready")
     messages = [json.loads(line) for line in stdout_copy.read_text().splitlines()]
     assert all(m["jsonrpc"] == "2.0" and ("result" in m or "method" in m) for m in messages)

@@ -65,17 +65,32 @@ async def test_search_cites_real_lines_at_the_indexed_commit(client, ops):
     answer = await call(client, "search", query="NodeFilesystemAlmostOutOfSpace", k=3)
     top = answer["results"][0]
     assert (top["repo"], top["path"], top["commit"]) == ("ops", "runbooks/disk.md", ops.commit)
-    assert top["headings"] == ["Disk full on db1", "Symptoms"]
-    for hit in answer["results"]:
-        lines = file_lines(ops.repo, hit["commit"], hit["path"])
-        assert "\n".join(lines[hit["start_line"] - 1 : hit["end_line"]]) == hit["text"]
+    best = top["passages"][0]
+    assert top["title"] == "Disk full on db1" and best["headings"] == ["Symptoms"]
+    assert len({r["path"] for r in answer["results"]}) == len(answer["results"]), "one result per document"
+    for result in answer["results"]:
+        lines = file_lines(ops.repo, result["commit"], result["path"])
+        for passage in result["passages"]:
+            assert_cites(lines[passage["start_line"] - 1 : passage["end_line"]], passage)
     assert answer["freshness"] == [
         {"repo": "ops", "indexed_commit": ops.commit, "head": ops.commit, "behind": False}
     ]
     assert (
-        f"ops:runbooks/disk.md#L{top['start_line']}-L{top['end_line']} @ {ops.commit[:12]}" in answer["_text"]
+        f"[1] ops:runbooks/disk.md @ {ops.commit[:12]} | Disk full on db1" in answer["_text"]
+        and f"[1.1] #L{best['start_line']}-L{best['end_line']} | Symptoms" in answer["_text"]
     )
     assert "which is its HEAD (up to date)" in answer["_text"]
+
+
+def assert_cites(cited: list[str], passage: dict[str, Any]) -> None:
+    """The passage is the cited lines as the file has them; an overlap may start mid-line, a cut
+    may end mid-line."""
+    text = passage["text"].split("\n")
+    assert cited[0].endswith(text[0])
+    if passage["truncated"]:
+        assert text[1:-1] == cited[1 : len(text) - 1] and cited[len(text) - 1].startswith(text[-1])
+    else:
+        assert text[1:] == cited[1:]
 
 
 async def test_search_filters_by_repo_path_and_doc_type(client):
@@ -86,23 +101,28 @@ async def test_search_filters_by_repo_path_and_doc_type(client):
 
 
 async def test_every_search_answer_fits_max_tokens_and_says_what_it_cut(client, real_embedder):
-    whole = await call(client, "search", query="deployctl verify errors", k=10, max_tokens=32000)
-    assert whole["left_out"] == 0 and not any(h["truncated"] for h in whole["results"])
+    query = "deployctl verify errors"
+    whole = await call(client, "search", query=query, k=10, max_tokens=32000)
+    assert whole["left_out"] == 0 and all(r["passages_left_out"] == 0 for r in whole["results"])
+    assert not any(p["truncated"] for r in whole["results"] for p in r["passages"])
+    found = [len(r["passages"]) for r in whole["results"]]
+    assert max(found) > 1, "the fixture has documents matching in several sections"
     for budget in (200, 230, 260, 300, 350, 400, 500, 650, 800, 1000, 1300, 1600, 2000, 3000):
-        answer = await call(client, "search", query="deployctl verify errors", k=10, max_tokens=budget)
-        text = answer["_text"]
+        answer = await call(client, "search", query=query, k=10, max_tokens=budget)
+        text, results = answer["_text"], answer["results"]
         assert real_embedder.count_tokens(text) == answer["tokens"] <= budget
-        assert len(answer["results"]) + answer["left_out"] == len(whole["results"]), (
-            "nothing dropped silently"
-        )
-        assert [h["rank"] for h in answer["results"]] == list(range(1, len(answer["results"]) + 1))
-        cut = [h for h in answer["results"] if h["truncated"]]
-        assert text.count("to fit max_tokens (") == len(cut)
-        assert all(h["tokens_cut"] > 0 for h in cut)
+        assert len(results) + answer["left_out"] == len(found), "no document dropped silently"
+        assert [r["rank"] for r in results] == list(range(1, len(results) + 1))
+        for r in results:
+            assert len(r["passages"]) + r["passages_left_out"] == found[r["rank"] - 1], "no section dropped"
+        cut = [p for r in results for p in r["passages"] if p["truncated"]]
+        assert len(cut) <= 1 and text.count("to fit max_tokens (") == len(cut)
+        assert all(p["tokens_cut"] > 0 for p in cut)
         if answer["left_out"]:
-            assert f"{answer['left_out']} more result" in text
-        if cut:  # lower ranks are cut first: only the last shown result may be cut
-            assert cut == answer["results"][-1:]
+            assert f"{answer['left_out']} more document" in text
+            assert all(len(r["passages"]) == 1 for r in results), "documents go only after extra sections"
+        if any(r["passages_left_out"] for r in results):
+            assert "more matching section" in text
 
 
 async def test_get_document_pages_read_the_whole_file_at_its_commit(client, ops, real_embedder):
@@ -150,6 +170,9 @@ async def test_list_sources_reports_commits_sizes_types_and_models(client, ops):
     assert set(repo["doc_types"]) == {"runbook", "postmortem", "guide"}
     assert sources["embed_model"] == "sentence-transformers/all-MiniLM-L6-v2"
     assert sources["models"] in ("ready", "loading") and not sources["watching"]
+    assert repo["path"] == str(ops.repo.path) and sources["store"] == str(ops.index_dir), (
+        "local: folders shown"
+    )
 
 
 @pytest.mark.parametrize(

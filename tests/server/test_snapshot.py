@@ -22,9 +22,10 @@ def versions_seen(app: App) -> dict[str, set[tuple[str, str]]]:
     versions = {"old procedure": "old", "new runbook steps": "new"}
     seen: dict[str, set[tuple[str, str]]] = {}
     for r in results:
-        for phrase, version in versions.items():
-            if phrase in r.text:
-                seen.setdefault(r.path, set()).add((r.commit, version))
+        for section in r.sections:
+            for phrase, version in versions.items():
+                if phrase in section.text:
+                    seen.setdefault(r.path, set()).add((r.commit, version))
     return seen
 
 
