@@ -20,7 +20,14 @@ from pathlib import Path
 from typing import Any
 
 from devrag.retrieval.errors import OwnerUnavailableError
-from devrag.retrieval.owner import ACQUIRE_WRITER, RELEASE_WRITER, OwnerPaths, recv_message, send_message
+from devrag.retrieval.owner import (
+    ACQUIRE_WRITER,
+    RELEASE_WRITER,
+    OwnerPaths,
+    code_version,
+    recv_message,
+    send_message,
+)
 from devrag.retrieval.store import PointFilter, ScoredId, StoredPoint, scroll_pages
 
 log = logging.getLogger(__name__)
@@ -152,17 +159,38 @@ class OwnedStore:
         while time.monotonic() < deadline:
             sock = _try_connect(self._paths.socket)
             if sock is not None:
-                return sock
+                return self._same_code(sock)
             _start_owner(self._paths)
             retry_at = time.monotonic() + _RESTART_EVERY_S
             while time.monotonic() < min(retry_at, deadline):
                 sock = _try_connect(self._paths.socket)
                 if sock is not None:
-                    return sock
+                    return self._same_code(sock)
                 time.sleep(0.02)
         raise OwnerUnavailableError(
             f"The owner process of the index at {self.index_dir} did not start within "
             f"{_START_TIMEOUT_S:.0f} s. {_log_tail(self._paths)}"
+        )
+
+    def _same_code(self, sock: socket.socket) -> socket.socket:
+        """The connection, once its owner is known to run this devrag version.
+
+        An owner started before an upgrade keeps serving while any client (a long-lived `devrag
+        serve`) stays connected; its store calls may differ from this process's, so say so at
+        once rather than fail on the first call it does not know.
+        """
+        try:
+            theirs = _request(sock, "version")
+        except ValueError:  # owners before the version call refuse it as unknown
+            theirs = "an older version"
+        if theirs == code_version():
+            return sock
+        pid = _request(sock, "ping")
+        sock.close()
+        raise OwnerUnavailableError(
+            f"The owner process of the index at {self.index_dir} (pid {pid}) runs devrag {theirs}; this "
+            f"is devrag {code_version()}. Restart the devrag servers using this index, or stop the "
+            f"owner (`kill {pid}`); the next command starts a current one."
         )
 
 

@@ -15,6 +15,7 @@ is checked, which is what makes unpickling requests safe.
 from __future__ import annotations
 
 import argparse
+import importlib.metadata
 import logging
 import os
 import pickle
@@ -54,11 +55,17 @@ STORE_CALLS = frozenset(
         "delete_meta",
         "meta_keys",
         "ping",
+        "version",
     }
 )
 ACQUIRE_WRITER, RELEASE_WRITER = "acquire_writer", "release_writer"
 _HEADER = struct.Struct("!Q")
 _SUN_PATH_MAX = 100  # sockaddr_un holds 108 bytes on Linux, 104 on macOS
+
+
+def code_version() -> str:
+    """The installed devrag's version: a client and its owner must run the same store code."""
+    return importlib.metadata.version("devrag")
 
 
 @dataclass(frozen=True)
@@ -127,6 +134,8 @@ class _Owner:
             raise ValueError(f"unknown store call {method!r}")
         if method == "ping":
             return os.getpid()
+        if method == "version":
+            return code_version()
         from devrag.retrieval.edge_store import EdgeStore  # the engine loads only in the owner
 
         with self._engine:

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 from pathlib import Path
 
@@ -15,10 +17,11 @@ import qdrant_edge as qe
 
 from devrag.ingest.pipeline import ingest
 from devrag.retrieval.edge_store import EdgeStore
+from devrag.retrieval.errors import OwnerUnavailableError
 from devrag.retrieval.factory import open_store
 from devrag.retrieval.index import Index
 from devrag.retrieval.owned_store import OwnedStore
-from devrag.retrieval.owner import OwnerPaths
+from devrag.retrieval.owner import OwnerPaths, recv_message, send_message
 from devrag.retrieval.qdrant_store import QdrantStore
 from devrag.retrieval.search import HybridIndex
 from devrag.retrieval.store import INDEXED_FIELDS, StoredPoint
@@ -184,3 +187,31 @@ def test_an_index_opened_without_its_payload_indexes_gets_them_back(tmp_path):
     store = EdgeStore(tmp_path / "index")
     assert set(INDEXED_FIELDS) <= set(store.shard.info().payload_schema)
     store.close()
+
+
+@pytest.mark.parametrize("version", ["0.0.1", None], ids=["another-version", "before-version-calls"])
+def test_an_owner_running_other_code_is_named_not_used(tmp_path, version):
+    """An owner left from before an upgrade: the client says which process and how to replace it."""
+    paths = OwnerPaths(tmp_path)
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    listener.bind(paths.socket)
+    listener.listen(1)
+
+    def old_owner() -> None:
+        conn, _ = listener.accept()
+        with conn:
+            for _ in range(2):
+                method, _args = recv_message(conn)
+                if method == "ping":
+                    send_message(conn, ("ok", 4242))
+                elif version is None:
+                    send_message(conn, ("error", ValueError(f"unknown store call {method!r}")))
+                else:
+                    send_message(conn, ("ok", version))
+
+    thread = threading.Thread(target=old_owner, daemon=True)
+    thread.start()
+    with pytest.raises(OwnerUnavailableError, match=r"\(pid 4242\) runs devrag .*`kill 4242`"):
+        OwnedStore(tmp_path).count()
+    thread.join(5)
+    listener.close()
