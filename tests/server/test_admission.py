@@ -51,15 +51,22 @@ def threads(target: Callable[[int], None], count: int, ready: Callable[[int], bo
             thread.join(30)
 
 
-def test_calls_beyond_the_slots_and_queue_are_turned_away_at_once_and_the_queue_is_served_in_order():
-    admission = Admission(limit=2, queue=3, wait_s=30)
-    release = threading.Event()
-    order: list[int] = []
+def holder(admission: Admission, release: threading.Event, order: list[int]) -> Callable[[int], None]:
+    """A search that notes its ticket once admitted and holds its slot until `release`."""
 
     def search(ticket: int) -> None:
         with admission.slot():
             order.append(ticket)
             release.wait(30)
+
+    return search
+
+
+def test_calls_beyond_the_slots_and_queue_are_turned_away_at_once_and_the_queue_is_served_in_order():
+    admission = Admission(limit=2, queue=3, wait_s=30)
+    release = threading.Event()
+    order: list[int] = []
+    search = holder(admission, release, order)
 
     with threads(search, 2, lambda n: len(order) == n + 1):
         with threads(lambda n: search(2 + n), 3, lambda n: admission.waiting == n + 1):
@@ -78,12 +85,7 @@ def test_a_freed_slot_goes_to_the_longest_waiter():
     release = threading.Event()
     order: list[int] = []
 
-    def search(ticket: int) -> None:
-        with admission.slot():
-            order.append(ticket)
-            release.wait(30)
-
-    with threads(search, 6, lambda n: len(order) == 1 and admission.waiting == n):
+    with threads(holder(admission, release, order), 6, lambda n: len(order) == 1 and admission.waiting == n):
         release.set()
     assert order == [0, 1, 2, 3, 4, 5]
 
