@@ -179,7 +179,7 @@ class HybridIndex:
         if mode == "hybrid+rerank" and self.reranker is None:
             raise ValueError("Reranking is off (--no-rerank); choose mode 'hybrid', 'dense' or 'bm25'.")
         filters = filters or Filters()
-        attributes = {"devrag.mode": mode, "devrag.k": k, **_filter_attributes(filters)}
+        attributes = {"devrag.mode": mode, "devrag.k": k, **filter_attributes(filters)}
         with _tracer.start_as_current_span("retrieval.search", attributes=attributes) as span:
             response = self._search(query, k, mode, filters)
             span.set_attributes({f"devrag.candidates.{s}": n for s, n in response.candidates.items()})
@@ -444,7 +444,7 @@ def _section(cid: str, score: float, chunk: Chunk, scores: StageScores, via_titl
     )
 
 
-def _filter_attributes(filters: Filters) -> dict[str, str]:
+def filter_attributes(filters: Filters) -> dict[str, str]:
     """The filters as span attributes an operator selects on (`devrag.repo`), the unset ones left out."""
     return {f"devrag.{name}": str(value) for name, value in filters.model_dump(exclude_none=True).items()}
 
