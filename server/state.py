@@ -17,7 +17,7 @@ from devrag.retrieval.store import VectorStore
 from devrag.server.admission import Admission, ServerBusyError
 from devrag.server.metrics import ServerMetrics
 from devrag.server.settings import Settings
-from devrag.server.tracing import search_span
+from devrag.server.tracing import observed_search
 
 log = logging.getLogger(__name__)
 
@@ -189,16 +189,13 @@ class App:
         Raises:
             ServerBusyError: too many searches are running or waiting; retry in a few seconds.
         """
-        with search_span(query, k, mode, filters, self.settings.trace_queries) as span:
+
+        def run() -> SearchResponse | None:
             searcher = self.searcher()
-            response = (
-                self._admitted(searcher, query, k, mode, filters) if searcher.matches(filters) else None
-            )
-            self.metrics.observe_search(mode, response)
-            span.set_attribute("devrag.results", len(response.results) if response else 0)
-            if response is not None and response.mode != mode:
-                span.set_attribute("devrag.answered_mode", response.mode)
-        return response
+            return self._admitted(searcher, query, k, mode, filters) if searcher.matches(filters) else None
+
+        request = (query, k, mode, filters)
+        return observed_search(run, self.metrics, request, self.settings.trace_queries)
 
     def _admitted(
         self, searcher: HybridIndex, query: str, k: int, mode: Mode, filters: Filters

@@ -10,12 +10,13 @@ the service name.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 from opentelemetry import trace
 
-from devrag.retrieval.search import Filters, filter_attributes
+from devrag.retrieval.search import Filters, SearchResponse, filter_attributes
+from devrag.server.metrics import ServerMetrics
 
 _ENDPOINTS = ("OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
 _tracer = trace.get_tracer("devrag.server")
@@ -37,8 +38,29 @@ def configure_tracing() -> bool:
     return True
 
 
+def observed_search(
+    run: Callable[[], SearchResponse | None],
+    metrics: ServerMetrics,
+    request: tuple[str, int, str, Filters],
+    with_query: bool,
+) -> SearchResponse | None:
+    """Run one search (`request`: query, k, mode, filters) under its span, and count it in `metrics`.
+
+    Every server search goes through here; `devrag bench --overhead` times exactly this against
+    the bare search.
+    """
+    query, k, mode, filters = request
+    with _search_span(query, k, mode, filters, with_query) as span:
+        response = run()
+        metrics.observe_search(mode, response)
+        span.set_attribute("devrag.results", len(response.results) if response else 0)
+        if response is not None and response.mode != mode:
+            span.set_attribute("devrag.answered_mode", response.mode)
+    return response
+
+
 @contextmanager
-def search_span(query: str, k: int, mode: str, filters: Filters, with_query: bool) -> Iterator[trace.Span]:
+def _search_span(query: str, k: int, mode: str, filters: Filters, with_query: bool) -> Iterator[trace.Span]:
     """The span of one search tool call: admission and retrieval under it, the query text only if asked.
 
     Queries may carry customer names, hostnames or pasted log lines, so they stay out of traces
