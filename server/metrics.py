@@ -38,9 +38,12 @@ OUTCOMES = ("indexed", "unchanged", "failed")
 
 @dataclass
 class IngestRun:
-    """One server ingest in progress; the caller says how it ended unless it raises."""
+    """One server ingest in progress; the caller says how it ended unless it raises.
 
-    outcome: str = "indexed"
+    None: there was nothing to do and no run to count (`--watch` compares HEADs every few seconds).
+    """
+
+    outcome: str | None = "indexed"
 
 
 class ServerMetrics:
@@ -167,9 +170,10 @@ class ServerMetrics:
                 self.verification_failures.inc()
             raise
         finally:
-            self.ingests.labels(trigger, run.outcome).inc()
-            self.ingest_seconds.labels(trigger).observe(time.perf_counter() - started)
-            self.ingest_finished.set()
+            if run.outcome is not None:
+                self.ingests.labels(trigger, run.outcome).inc()
+                self.ingest_seconds.labels(trigger).observe(time.perf_counter() - started)
+                self.ingest_finished.set()
 
     def set_lag(self, lags: Iterable[RepoLag]) -> None:
         """Replace the lag gauges: repositories no longer indexed drop out."""

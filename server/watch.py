@@ -79,7 +79,7 @@ class RefWatcher:
         try:
             with self.app.metrics.ingest_run("watch") as run:
                 if reindex(self.app, state) is None:
-                    run.outcome = "unchanged"
+                    run.outcome = None  # HEAD was already indexed: a routine recheck, not a run
         except DevragError as exc:
             log.error("re-indexing %s failed: %s", state.name, exc)
 
