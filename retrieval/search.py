@@ -104,8 +104,9 @@ class SearchResponse(BaseModel):
     reranked: bool
     results: list[SearchResult]
     timings_ms: dict[str, float]
-    # Chunks each stage produced: `dense` and `bm25` (the first stages; one with none while the
-    # other has some is a degraded leg), `fused`, and `rerank` (those the cross-encoder read).
+    # Chunks each stage that ran produced: `dense` and `bm25` (the first stages; in the hybrid modes
+    # one with none while the other has some is a degraded leg), `fused`, and `rerank` (those the
+    # cross-encoder read).
     candidates: dict[str, int] = Field(default_factory=dict)
     # Set when the query was longer than the embedding model reads: every stage read only its head
     # of this many word pieces.
@@ -197,14 +198,18 @@ class HybridIndex:
         dense, bm25 = self._first_stage(read, n, mode, filters, view, scope, timings)
         with _stage("fusion", timings):
             fused = rrf([[i for i, _ in dense], [i for i, _ in bm25]], config.rrf_k)
-        candidates = {"dense": len(dense), "bm25": len(bm25), "fused": len(fused)}
+        legs = {"dense": dense, "bm25": bm25}
+        candidates = {
+            leg: len(hits) for leg, hits in legs.items() if mode in (leg, "hybrid", "hybrid+rerank")
+        }
+        candidates["fused"] = len(fused)
         evidence = _evidence(dense, bm25, fused)
         if mode == "hybrid+rerank":
             rerank = self._rerank(read, fused, view, evidence, timings)
             candidates["rerank"] = len(rerank)
             ranked = _reranked_documents(fused, dense, bm25, rerank, view.chunks, config)
         else:
-            ranked = _by_document({"dense": dense, "bm25": bm25}.get(mode, fused), view.chunks)
+            ranked = _by_document(legs.get(mode, fused), view.chunks)
         results = [
             _result(_shown(sections, view, config.sections_per_document), score, view.chunks, evidence)
             for score, sections in ranked[:k]

@@ -28,6 +28,14 @@ def test_each_stage_reports_its_candidates(searcher):
     assert counts["fused"] == indexed and "rerank" not in counts
 
 
+def test_a_single_leg_mode_reports_only_the_leg_that_ran(searcher):
+    assert set(searcher.search("pods in CrashLoopBackOff", k=3, mode="dense").candidates) == {
+        "dense",
+        "fused",
+    }
+    assert set(searcher.search("pods in CrashLoopBackOff", k=3, mode="bm25").candidates) == {"bm25", "fused"}
+
+
 def test_a_query_of_unindexed_words_leaves_the_keyword_leg_empty(searcher):
     counts = searcher.search("zzyzx qwvx", k=3, mode="hybrid").candidates
     assert counts["bm25"] == 0 and counts["dense"] > 0

@@ -8,7 +8,7 @@ from prometheus_client import generate_latest
 from starlette.testclient import TestClient
 
 from devrag.retrieval.errors import IndexWriteError, ModelLoadError
-from devrag.retrieval.search import Filters
+from devrag.retrieval.search import Filters, SearchResponse
 from devrag.server.metrics import ServerMetrics
 from devrag.server.operations import Operations, readiness
 from devrag.server.settings import Settings
@@ -95,3 +95,24 @@ def test_an_ingest_whose_writes_did_not_read_back_counts_a_verification_failure(
     assert value(scraped, "devrag_ingest_runs_total", trigger="webhook", outcome="failed") == 1
     assert value(scraped, "devrag_ingest_runs_total", trigger="webhook", outcome="unchanged") == 1
     assert value(scraped, "devrag_ingest_seconds_count", trigger="watch") == 0, "no run to count"
+
+
+@pytest.mark.parametrize(
+    ("mode", "candidates", "degraded"),
+    [
+        ("hybrid", {"dense": 30, "bm25": 0, "fused": 30}, {"bm25": 1, "dense": 0}),
+        ("hybrid+rerank", {"dense": 0, "bm25": 4, "fused": 4, "rerank": 4}, {"bm25": 0, "dense": 1}),
+        ("hybrid", {"dense": 0, "bm25": 0, "fused": 0}, {"bm25": 0, "dense": 0}),
+        ("dense", {"dense": 30, "fused": 30}, {"bm25": 0, "dense": 0}),
+    ],
+)
+def test_a_leg_is_degraded_only_when_it_ran_empty_beside_one_with_results(mode, candidates, degraded):
+    metrics = ServerMetrics()
+    response = SearchResponse(
+        query="q", mode=mode, reranked=False, results=[], timings_ms={}, candidates=candidates
+    )
+    metrics.observe_search(mode, response)
+    scraped = samples(generate_latest(metrics.registry).decode())
+    for leg, count in degraded.items():
+        assert value(scraped, "devrag_search_degraded_leg_total", leg=leg) == count
+    assert value(scraped, "devrag_search_empty_total", mode=mode) == 1
