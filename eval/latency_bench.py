@@ -135,7 +135,7 @@ class _PairRecorder:
         return (time.perf_counter() - started) * 1000
 
 
-def _forget(searcher: HybridIndex) -> None:
+def forget_caches(searcher: HybridIndex) -> None:
     """Make the next search a fresh query: no cached query vector, no cached rerank score."""
     searcher._query_vectors.clear()
     cache = getattr(searcher.reranker, "_cache", None)
@@ -149,7 +149,7 @@ class _Bench:
         self.known: dict[tuple[str, int], list[list[tuple[str, str]]]] = {}
 
     def search(self, query: str, mode: str) -> dict[str, float]:
-        _forget(self.searcher)
+        forget_caches(self.searcher)
         return self.searcher.search(query, self.k, mode, self.filters).timings_ms  # type: ignore[arg-type]
 
     def reranked(self, query: str, candidates: int, raw_first: bool) -> tuple[dict[str, float], RerankSample]:

@@ -78,6 +78,14 @@ class GitSource:
             return False
         return True
 
+    def commits_between(self, older: str | None, newer: str) -> int:
+        """Commits in `newer`'s history that are not in `older`'s (all of them when `older` is None)."""
+        return int(self.repo.git.rev_list("--count", newer if older is None else f"{older}..{newer}"))
+
+    def commit_time(self, sha: str) -> int:
+        """The commit's committer time, in seconds since the epoch."""
+        return int(self.repo.commit(sha).committed_date)
+
     def tree(self, commit: str) -> dict[str, TreeEntry]:
         """Every entry of the commit's tree, by path."""
         out = self.repo.git.ls_tree("-r", "-l", "-z", "--full-tree", commit)

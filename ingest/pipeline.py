@@ -8,6 +8,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path, PurePosixPath
 from typing import Any, Protocol
 
+from opentelemetry import trace
 from pydantic import BaseModel, Field
 
 from devrag.ingest.documents import MAX_FILE_CHUNKS, Parsed, decode, parse_file, skip_reason
@@ -37,6 +38,8 @@ class _Silent:
 
 
 READING, EMBEDDING = "reading files", "embedding chunks"
+# A no-op until an OpenTelemetry SDK is configured (devrag.server.tracing, on request).
+_tracer = trace.get_tracer("devrag.ingest")
 
 
 class IngestOptions(BaseModel):
@@ -111,20 +114,26 @@ def ingest(
     name = name or PurePosixPath(scope.subtree).name or source.root.name
     options = options or IngestOptions()
     clone = Clone.of(source, target)
-    with index.lock:
+    attributes = {"devrag.repo": name, "devrag.commit": target}
+    with _tracer.start_as_current_span("ingest", attributes=attributes) as span, index.lock:
         index.prepare()
         state = checked_state(index, name, source, clone)
-        plan = make_plan(source, index, state, target, options.max_file_bytes, full, scope)
+        with _tracer.start_as_current_span("ingest.plan") as plan_span:
+            plan = make_plan(source, index, state, target, options.max_file_bytes, full, scope)
+            plan_span.set_attributes({"devrag.files": len(plan.upsert), "devrag.removed": len(plan.remove)})
+        span.set_attribute("devrag.ingest_mode", plan.mode)
         run = _Run(index, embedder, source, name, plan, options, progress)
         base = replace(state or RepoState(name, clone.path, None), scope=scope)
         if plan.mode != "noop":
             index.set_repo_state(clone.stamp(replace(base, in_progress=target)))
             run.apply()
-            index.stamp_commit(name, target)
+            with _tracer.start_as_current_span("ingest.stamp"):
+                index.stamp_commit(name, target)
         # Also after a no-op: the state records where the repository was last ingested from.
         final = clone.stamp(replace(base, commit=target, in_progress=None))
         if final != state:
             index.set_repo_state(final)
+        span.set_attributes({f"devrag.chunks.{k}": v for k, v in run.chunks.items()})
     return run.summary(_commit(state), time.perf_counter() - started)
 
 
@@ -173,14 +182,23 @@ class _Run:
 
     def apply(self) -> None:
         """Read every file first, so the work to embed is known; then embed and write batch by batch."""
-        batches = [self._compare(paths, chunks) for paths, chunks in self._read()]
-        vectors = self.index.vectors_by_hash(sorted({c.content_hash for b in batches for c in b.changed}))
-        todo = {c.content_hash for b in batches for c in b.changed} - set(vectors)
-        self.progress.stage(EMBEDDING, len(todo))
-        for batch in batches:
-            self._sync(batch, vectors)
-        gone = self.index.chunks_of(self.repo, self.plan.remove)
-        self.index.delete(list(gone))
+        with _tracer.start_as_current_span("ingest.read") as span:
+            read = self._read()
+            span.set_attribute("devrag.files", sum(len(paths) for paths, _ in read))
+        with _tracer.start_as_current_span("ingest.compare") as span:
+            batches = [self._compare(paths, chunks) for paths, chunks in read]
+            changed = sorted({c.content_hash for b in batches for c in b.changed})
+            vectors = self.index.vectors_by_hash(changed)
+            span.set_attributes({"devrag.chunks.changed": len(changed), "devrag.chunks.reused": len(vectors)})
+        self.progress.stage(EMBEDDING, len(changed) - len(vectors))
+        with _tracer.start_as_current_span("ingest.write") as span:  # embedding, then verified writes
+            for batch in batches:
+                self._sync(batch, vectors)
+            span.set_attribute("devrag.chunks.written", self.chunks["written"])
+        with _tracer.start_as_current_span("ingest.delete") as span:
+            gone = self.index.chunks_of(self.repo, self.plan.remove)
+            self.index.delete(list(gone))
+            span.set_attribute("devrag.chunks.deleted", len(gone))
         self.chunks["deleted"] += len(gone)
         self.files["deleted"] = self.plan.deleted
         self._save_skipped()

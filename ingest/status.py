@@ -47,6 +47,41 @@ def head_of(path: str) -> str | None:
         return None
 
 
+class RepoLag(BaseModel):
+    """How far a repository's HEAD is ahead of its indexed commit; None where it cannot be told."""
+
+    repo: str
+    head: str | None
+    commits: int | None  # commits on HEAD the index does not hold
+    seconds: float | None  # HEAD's commit time minus the indexed commit's, never below 0
+
+
+def repo_lag(state: RepoState) -> RepoLag:
+    """The lag of one repository, read from its clone; unknown when the clone or a commit is gone.
+
+    A repository not yet indexed whole (its first ingest still running) lags by every commit on HEAD.
+    """
+    unknown = RepoLag(repo=state.name, head=None, commits=None, seconds=None)
+    try:
+        source = GitSource(Path(state.path))
+    except SourceError:
+        return unknown
+    try:
+        head = source.resolve(None)
+        if state.commit is not None and not source.has_commit(state.commit):
+            return unknown.model_copy(update={"head": head})
+        seconds = None
+        if state.commit is not None:
+            seconds = float(max(0, source.commit_time(head) - source.commit_time(state.commit)))
+        return RepoLag(
+            repo=state.name, head=head, commits=source.commits_between(state.commit, head), seconds=seconds
+        )
+    except SourceError:
+        return unknown
+    finally:
+        source.repo.close()
+
+
 def repo_status(index: Index, state: RepoState) -> RepoStatus:
     head = head_of(state.path)
     return RepoStatus(

@@ -6,15 +6,18 @@ import math
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Collection, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, Literal
+from contextlib import contextmanager
+from typing import Literal
 
+from opentelemetry import context as otel_context
+from opentelemetry import trace
 from pydantic import BaseModel, Field
 
 from devrag.retrieval.fusion import rrf
 from devrag.retrieval.index import Index
-from devrag.retrieval.lexical import Bm25Index
+from devrag.retrieval.lexical import Bm25Index, LexicalIndex
 from devrag.retrieval.models import Embedder, head
 from devrag.retrieval.rerank import Reranker
 from devrag.retrieval.schema import embed_text_for
@@ -23,6 +26,10 @@ from devrag.retrieval.view import Chunk, Filters, Scope, View, title_only
 
 Mode = Literal["dense", "bm25", "hybrid", "hybrid+rerank"]
 MODES: tuple[str, ...] = ("dense", "bm25", "hybrid", "hybrid+rerank")
+FIRST_STAGES: tuple[str, ...] = ("dense", "bm25")
+# Without an OpenTelemetry SDK configured (devrag.server.tracing does so on request) every span is a
+# no-op; the query text is never an attribute here (the server adds it when the operator opts in).
+_tracer = trace.get_tracer("devrag.retrieval")
 
 
 class SearchConfig(BaseModel):
@@ -97,6 +104,10 @@ class SearchResponse(BaseModel):
     reranked: bool
     results: list[SearchResult]
     timings_ms: dict[str, float]
+    # Chunks each stage that ran produced: `dense` and `bm25` (the first stages; in the hybrid modes
+    # one with none while the other has some is a degraded leg), `fused`, and `rerank` (those the
+    # cross-encoder read).
+    candidates: dict[str, int] = Field(default_factory=dict)
     # Set when the query was longer than the embedding model reads: every stage read only its head
     # of this many word pieces.
     read_tokens: int | None = None
@@ -149,12 +160,34 @@ class HybridIndex:
         """Every indexed path of a repository."""
         return self.view().paths(repo)
 
+    def probe(self) -> dict[str, int]:
+        """Candidates each first stage returns for words the index holds: a health check's question.
+
+        The query is one indexed chunk's title and path, which both legs read, so a leg that
+        returns nothing is broken (an empty BM25 view, a store that lost its vectors), however
+        well the process answers otherwise. An empty index probes nothing and returns {}.
+        """
+        chunks = self.view().chunks
+        if not chunks:
+            return {}
+        chunk = chunks[min(chunks)]
+        candidates = self.search(f"{chunk['title']} {chunk['path']}", 1, "hybrid").candidates
+        return {stage: candidates[stage] for stage in FIRST_STAGES}
+
     def search(
         self, query: str, k: int = 5, mode: Mode = "hybrid+rerank", filters: Filters | None = None
     ) -> SearchResponse:
         if mode == "hybrid+rerank" and self.reranker is None:
             raise ValueError("Reranking is off (--no-rerank); choose mode 'hybrid', 'dense' or 'bm25'.")
         filters = filters or Filters()
+        attributes = {"devrag.mode": mode, "devrag.k": k, **filter_attributes(filters)}
+        with _tracer.start_as_current_span("retrieval.search", attributes=attributes) as span:
+            response = self._search(query, k, mode, filters)
+            span.set_attributes({f"devrag.candidates.{s}": n for s, n in response.candidates.items()})
+            span.set_attribute("devrag.results", len(response.results))
+        return response
+
+    def _search(self, query: str, k: int, mode: Mode, filters: Filters) -> SearchResponse:
         timings: dict[str, float] = {}
         started = time.perf_counter()
         view = self.view()
@@ -163,15 +196,20 @@ class HybridIndex:
         n = max(config.overfetch * config.candidates_per_document * k, config.min_candidates)
         read, trimmed = self._part_read(query)
         dense, bm25 = self._first_stage(read, n, mode, filters, view, scope, timings)
-        t = time.perf_counter()
-        fused = rrf([[i for i, _ in dense], [i for i, _ in bm25]], config.rrf_k)
-        timings["fusion"] = _ms(t)
+        with _stage("fusion", timings):
+            fused = rrf([[i for i, _ in dense], [i for i, _ in bm25]], config.rrf_k)
+        legs = {"dense": dense, "bm25": bm25}
+        candidates = {
+            leg: len(hits) for leg, hits in legs.items() if mode in (leg, "hybrid", "hybrid+rerank")
+        }
+        candidates["fused"] = len(fused)
         evidence = _evidence(dense, bm25, fused)
         if mode == "hybrid+rerank":
             rerank = self._rerank(read, fused, view, evidence, timings)
+            candidates["rerank"] = len(rerank)
             ranked = _reranked_documents(fused, dense, bm25, rerank, view.chunks, config)
         else:
-            ranked = _by_document({"dense": dense, "bm25": bm25}.get(mode, fused), view.chunks)
+            ranked = _by_document(legs.get(mode, fused), view.chunks)
         results = [
             _result(_shown(sections, view, config.sections_per_document), score, view.chunks, evidence)
             for score, sections in ranked[:k]
@@ -183,6 +221,7 @@ class HybridIndex:
             reranked=mode == "hybrid+rerank",
             results=results,
             timings_ms=timings,
+            candidates=candidates,
             read_tokens=self.config.pasted_query_tokens if trimmed else None,
         )
 
@@ -211,17 +250,17 @@ class HybridIndex:
         bm25_job = None
         if mode != "dense":
             allowed = None if scope is None else scope.ids
-            bm25_job = self._pool.submit(_timed, view.lexical.search, query, n, allowed)
+            here = otel_context.get_current()  # the worker's span belongs under this search's
+            bm25_job = self._pool.submit(_bm25_leg, here, view.lexical, query, n, allowed)
         dense: list[tuple[str, float]] = []
         if mode != "bm25":
-            t = time.perf_counter()
-            vector = self._embed_query(query)
-            timings["embed"] = _ms(t)
-            t = time.perf_counter()
-            flt = _dense_filter(filters, scope)
-            hits = [] if flt is False else self.index.store.search(vector, n, flt or None)
-            dense = [(h.id, h.score) for h in hits if h.id in view.chunks]
-            timings["dense"] = _ms(t)
+            with _stage("embed", timings):
+                vector = self._embed_query(query)
+            with _stage("dense", timings) as span:
+                flt = _dense_filter(filters, scope)
+                hits = [] if flt is False else self.index.store.search(vector, n, flt or None)
+                dense = [(h.id, h.score) for h in hits if h.id in view.chunks]
+                span.set_attribute("devrag.candidates", len(dense))
         bm25: list[tuple[str, float]] = []
         if bm25_job is not None:
             bm25, timings["bm25"] = bm25_job.result()
@@ -246,18 +285,18 @@ class HybridIndex:
     ) -> dict[str, float]:
         """Cross-encoder scores of the head of the fused list, by chunk id."""
         assert self.reranker is not None
-        t = time.perf_counter()
         head = fused[: self.config.rerank_candidates]
         if not head:
             return {}
-        chunks = view.chunks
-        passages = [
-            embed_text_for(chunks[i]["title"], chunks[i]["headings"], chunks[i]["text"]) for i, _ in head
-        ]
-        scores = self.reranker.score(query, passages)
-        for (i, _), s in zip(head, scores, strict=True):
-            evidence[i].rerank_score = s
-        timings["rerank"] = _ms(t)
+        with _stage("rerank", timings) as span:
+            span.set_attribute("devrag.candidates", len(head))
+            chunks = view.chunks
+            passages = [
+                embed_text_for(chunks[i]["title"], chunks[i]["headings"], chunks[i]["text"]) for i, _ in head
+            ]
+            scores = self.reranker.score(query, passages)
+            for (i, _), s in zip(head, scores, strict=True):
+                evidence[i].rerank_score = s
         return dict(zip([i for i, _ in head], scores, strict=True))
 
     def close(self) -> None:
@@ -410,9 +449,33 @@ def _section(cid: str, score: float, chunk: Chunk, scores: StageScores, via_titl
     )
 
 
-def _timed(fn: Any, *args: Any) -> tuple[Any, float]:
-    t = time.perf_counter()
-    return fn(*args), _ms(t)
+def filter_attributes(filters: Filters) -> dict[str, str]:
+    """The filters as span attributes an operator selects on (`devrag.repo`), the unset ones left out."""
+    return {f"devrag.{name}": str(value) for name, value in filters.model_dump(exclude_none=True).items()}
+
+
+@contextmanager
+def _stage(name: str, timings: dict[str, float]) -> Iterator[trace.Span]:
+    """One search stage: its span, and its wall time in `timings` (what the response reports)."""
+    started = time.perf_counter()
+    with _tracer.start_as_current_span(f"search.{name}") as span:
+        yield span
+    timings[name] = _ms(started)
+
+
+def _bm25_leg(
+    parent: otel_context.Context, lexical: LexicalIndex, query: str, n: int, allowed: Collection[str] | None
+) -> tuple[list[tuple[str, float]], float]:
+    """The BM25 stage on the worker thread, its span under the search that submitted it."""
+    token = otel_context.attach(parent)
+    try:
+        timings: dict[str, float] = {}
+        with _stage("bm25", timings) as span:
+            hits = lexical.search(query, n, allowed)
+            span.set_attribute("devrag.candidates", len(hits))
+        return hits, timings["bm25"]
+    finally:
+        otel_context.detach(token)
 
 
 def _ms(since: float) -> float:

@@ -7,7 +7,7 @@ import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import click
 
@@ -19,7 +19,7 @@ from devrag.eval.latency_bench import (
     parse_list,
 )
 from devrag.eval.latency_report import render
-from devrag.retrieval.search import MODES, Filters
+from devrag.retrieval.search import MODES, Filters, HybridIndex, Mode
 
 if TYPE_CHECKING:
     from devrag.retrieval.index import Index
@@ -96,6 +96,11 @@ def _counts(ctx: click.Context, param: click.Parameter, value: str) -> list[int]
 @click.option("--repo", help="Time searches filtered to this indexed repository.")
 @click.option("--path", "path_glob", help="Time searches filtered to paths matching this glob.")
 @click.option("--type", "doc_type", help="Time searches filtered to this document type.")
+@click.option(
+    "--overhead",
+    is_flag=True,
+    help="Instead: search p50 with the server's metrics and tracing on vs off, interleaved.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the report as one JSON object.")
 @click.pass_obj
 def bench_cmd(
@@ -113,6 +118,7 @@ def bench_cmd(
     repo: str | None,
     path_glob: str | None,
     doc_type: str | None,
+    overhead: bool,
     as_json: bool,
 ) -> None:
     """Time searches on the configured index: p50/p95 per stage and mode, rerank vs raw model."""
@@ -128,9 +134,12 @@ def bench_cmd(
         raise click.ClickException(str(exc)) from exc
     settings = obj.settings()
     embedder = _load_embedder(settings)
-    needs_reranker = "hybrid+rerank" in modes or bool(candidates)
+    needs_reranker = "hybrid+rerank" in modes or (bool(candidates) and not overhead)
     reranker = _load(lambda: reranker_for(settings)) if needs_reranker else None
     with _bench_index(settings, embedder, corpus, scale, workdir) as (index, title, built):
+        if overhead:
+            _overhead(HybridIndex(index, embedder, reranker), queries, modes, repeats, k, as_json)
+            return
         with progress("Timing queries", as_json) as bar:
             report = run_bench(
                 index,
@@ -178,3 +187,37 @@ def _bench_index(
             yield index, f"{corpus} x{scale}", built.model_dump()
         finally:
             index.close()
+
+
+def _overhead(
+    searcher: HybridIndex, queries: list[str], modes: list[str], repeats: int, k: int, as_json: bool
+) -> None:
+    """`--overhead`: each search bare, and through the server's telemetry (span, metrics)."""
+    from devrag.eval.telemetry_overhead import run_overhead
+    from devrag.server.metrics import ServerMetrics
+    from devrag.server.tracing import observed_search
+
+    metrics = ServerMetrics()
+    try:
+        report = run_overhead(
+            searcher,
+            lambda run, request: observed_search(run, metrics, request, with_query=False),
+            queries,
+            [cast(Mode, m) for m in modes],
+            repeats,
+            k,
+        )
+    except RuntimeError as exc:
+        raise click.ClickException(str(exc)) from exc
+    finally:
+        searcher.close()
+    if as_json:
+        click.echo(json.dumps(report.model_dump(mode="json"), indent=2))
+        return
+    click.echo(f"{report.queries} queries x {report.repeats} passes, {report.spans_recorded} spans recorded")
+    click.echo("| mode | searches | p50 off ms | p50 on ms | delta ms | delta % | p95 off ms | p95 on ms |")
+    click.echo("|---|---|---|---|---|---|---|---|")
+    for r in report.rows:
+        cells = [r.mode, r.searches, r.p50_off_ms, r.p50_on_ms, r.p50_delta_ms, r.p50_delta_pct]
+        cells += [r.p95_off_ms, r.p95_on_ms]
+        click.echo("| " + " | ".join(map(str, cells)) + " |")

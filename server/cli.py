@@ -30,8 +30,10 @@ from devrag.server import global_options, render
 from devrag.server import settings as config
 from devrag.server.bench_cmd import bench_cmd
 from devrag.server.config_cmd import config_cmd
+from devrag.server.doctor import doctor_cmd
 from devrag.server.serve import serve_cmd
 from devrag.server.settings import Settings
+from devrag.server.tracing import configure_tracing
 
 T = TypeVar("T")
 
@@ -92,6 +94,7 @@ def main(ctx: click.Context) -> None:
     then flags; `devrag config` shows them and where each came from.
     """
     ctx.obj = Context(global_options.given_flags(ctx))
+    configure_tracing()
 
 
 @main.command("ingest")
@@ -282,6 +285,7 @@ def eval_cmd(
 main.add_command(bench_cmd)
 main.add_command(serve_cmd)
 main.add_command(config_cmd)
+main.add_command(doctor_cmd)
 global_options.accept_after_subcommands(main)
 
 if __name__ == "__main__":

@@ -6,6 +6,7 @@ LAN address (DNS rebinding) and drive the tools from the browser.
 
 Beside it, `/hooks/*` takes push webhooks when they are on. Forges cannot send the bearer token;
 they sign each delivery with the webhook secret instead, so `/hooks/*` sits outside the gate.
+`/metrics` sits inside it; `/healthz` and `/readyz` outside (devrag.server.operations says why).
 
 Every connection, authorised or not, lives under `http_limits`: a deadline for sending each
 request, an idle timeout, a cap on open connections and a body limit.
@@ -14,6 +15,7 @@ request, an idle timeout, a cap on open connections and a body limit.
 from __future__ import annotations
 
 import hmac
+from collections.abc import Mapping
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
@@ -25,6 +27,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from devrag.server.http_limits import BodyLimit, HttpLimits, fit_descriptor_limit, protocol_for
 
 if TYPE_CHECKING:
+    from devrag.server.operations import Operations
     from devrag.server.webhooks import Webhooks
 
 MCP_PATH = "/mcp"
@@ -58,29 +61,30 @@ class BearerTokenGate:
         return scheme.lower() == b"bearer" and hmac.compare_digest(token.strip(), self._expected)
 
 
-class HooksBesideGate:
-    """ASGI router: `/hooks/*` to the webhook endpoints (or 404 when they are off), the rest to MCP.
+class PathRouter:
+    """ASGI router: a path listed in `routes` (or under a listed `prefix/`) to its app; the rest to `default`.
 
-    Lifespan events go to the MCP app, whose lifespan opens the index the webhooks use too.
+    Lifespan events go to `default`, the MCP app, whose lifespan opens the index every route uses.
     """
 
-    def __init__(self, mcp: ASGIApp, hooks: ASGIApp | None) -> None:
-        self.mcp, self.hooks = mcp, hooks
+    def __init__(self, default: ASGIApp, routes: Mapping[str, ASGIApp]) -> None:
+        self.default, self.routes = default, routes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or not str(scope["path"]).startswith(HOOKS_PREFIX):
-            await self.mcp(scope, receive, send)
-        elif self.hooks is not None:
-            await self.hooks(scope, receive, send)
-        else:
-            off = JSONResponse(
-                {
-                    "error": "not found",
-                    "detail": "Webhooks are off: set DEVRAG_WEBHOOK_SECRET to receive pushes.",
-                },
-                status_code=404,
-            )
-            await off(scope, receive, send)
+        app = self._route(str(scope["path"])) if scope["type"] == "http" else None
+        await (app or self.default)(scope, receive, send)
+
+    def _route(self, path: str) -> ASGIApp | None:
+        for key, app in self.routes.items():
+            if path == key or (key.endswith("/") and path.startswith(key)):
+                return app
+        return None
+
+
+WEBHOOKS_OFF = JSONResponse(
+    {"error": "not found", "detail": "Webhooks are off: set DEVRAG_WEBHOOK_SECRET to receive pushes."},
+    status_code=404,
+)
 
 
 def transport_security(host: str, port: int, extra: list[str]) -> TransportSecuritySettings:
@@ -112,6 +116,7 @@ async def serve_http(
     security: TransportSecuritySettings | None = None,
     *,
     limits: HttpLimits,
+    operations: Operations | None = None,
 ) -> None:
     """Serve until interrupted; uvicorn's logs go through logging, so to stderr.
 
@@ -125,9 +130,16 @@ async def serve_http(
     app: ASGIApp = server.streamable_http_app(
         streamable_http_path=MCP_PATH, host=host, transport_security=security
     )
+    outside: dict[str, ASGIApp] = {HOOKS_PREFIX: webhooks.asgi() if webhooks else WEBHOOKS_OFF}
+    if operations is not None:
+        from devrag.server.operations import HEALTH_PATH, METRICS_PATH, READY_PATH
+
+        app = PathRouter(app, {METRICS_PATH: operations.metrics_app()})
+        health = operations.health_app()
+        outside |= {HEALTH_PATH: health, READY_PATH: health}
     if token:
         app = BearerTokenGate(app, token)
-    app = HooksBesideGate(BodyLimit(app, limits.max_body_bytes), webhooks.asgi() if webhooks else None)
+    app = PathRouter(BodyLimit(app, limits.max_body_bytes), outside)
     fitted = replace(limits, max_connections=fit_descriptor_limit(limits.max_connections))
     config = uvicorn.Config(
         app,

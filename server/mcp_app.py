@@ -26,6 +26,7 @@ from devrag.retrieval.search_input import (
     check_search,
 )
 from devrag.server import tools
+from devrag.server.metrics import ServerMetrics
 from devrag.server.outputs import DocumentPage, SearchOutput, SourcesOutput
 from devrag.server.settings import Settings, embedder_for, reranker_for
 from devrag.server.state import App, Models
@@ -67,16 +68,18 @@ def create_server(
     watch: bool = False,
     companions: Sequence[Companion] = (),
     local: bool = True,
+    metrics: ServerMetrics | None = None,
 ) -> MCPServer[App]:
     """The devrag MCP server; models load in the background once it starts, so it answers at once.
 
     `local` (stdio: the client started the server as its own user) lets answers name the server's
-    folders; over HTTP they name repositories and commits only.
+    folders; over HTTP they name repositories and commits only. `metrics` receives what its
+    searches and ingests do (the HTTP server exports them at /metrics).
     """
 
     @asynccontextmanager
     async def lifespan(_server: MCPServer[App]) -> AsyncIterator[App]:
-        app = App(settings, models or default_models(settings), watching=watch, local=local)
+        app = App(settings, models or default_models(settings), watching=watch, local=local, metrics=metrics)
         app.models.start_later(_MODELS_START_S)
         # Reaching the index may start its owner process: let the handshake answer meanwhile.
         threading.Thread(target=app.open, name="devrag-open", daemon=True).start()

@@ -50,6 +50,8 @@ class ServeSettings(BaseSettings):
     """Open connections past which a new one gets 503 and is closed: some 250 agent sessions."""
     http_max_body_bytes: int = Field(default=1_048_576, ge=1024)
     """Largest request body /mcp takes; a larger one gets 413 unread. 25 times the longest query."""
+    lag_refresh_seconds: float = Field(default=30.0, gt=0, le=60)
+    """How often /metrics' index lag is recomputed from each clone's HEAD (also after each ingest)."""
 
     @model_validator(mode="after")
     def _token_beyond_loopback(self) -> Self:
@@ -168,12 +170,16 @@ def serve_cmd(obj: Context, transport: str, host: str, port: int, watch: bool) -
         anyio.run(create_server(settings, watch=serve.watch).run_stdio_async)
         return
     from devrag.server.http import HOOKS_PREFIX, MCP_PATH, serve_http, transport_security
+    from devrag.server.metrics import ServerMetrics
+    from devrag.server.operations import Operations
     from devrag.server.webhooks import Webhooks
 
     webhooks = Webhooks(serve.webhook_secret.get_secret_value()) if serve.webhook_secret else None
-    server = create_server(
-        settings, watch=serve.watch, companions=[webhooks] if webhooks else [], local=False
-    )
+    security = transport_security(serve.host, serve.port, serve.allowed_host_list())
+    metrics = ServerMetrics()
+    operations = Operations(metrics, security, serve.lag_refresh_seconds)
+    companions = [operations, webhooks] if webhooks else [operations]
+    server = create_server(settings, watch=serve.watch, companions=companions, local=False, metrics=metrics)
     token = serve.http_token.get_secret_value() if serve.http_token else None
     base = f"http://{serve.host}:{serve.port}"
     auth = " (send DEVRAG_HTTP_TOKEN as a Bearer token)" if token else ""
@@ -181,10 +187,11 @@ def serve_cmd(obj: Context, transport: str, host: str, port: int, watch: bool) -
     if webhooks:
         hooks = f"{base}{HOOKS_PREFIX}github and {base}{HOOKS_PREFIX}gitlab"
         click.echo(f"devrag: push webhooks at {hooks} (signed with DEVRAG_WEBHOOK_SECRET)", err=True)
-    security = transport_security(serve.host, serve.port, serve.allowed_host_list())
+    click.echo(f"devrag: metrics at {base}/metrics, health at {base}/healthz and {base}/readyz", err=True)
     click.echo(f"devrag: clients may send Host {', '.join(security.allowed_hosts)}", err=True)
     limits = serve.http_limits()
-    anyio.run(partial(serve_http, limits=limits), server, serve.host, serve.port, token, webhooks, security)
+    run = partial(serve_http, limits=limits, operations=operations)
+    anyio.run(run, server, serve.host, serve.port, token, webhooks, security)
 
 
 def _first_error(exc: ValidationError) -> str:

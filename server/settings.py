@@ -90,6 +90,8 @@ class Settings(BaseSettings):
     search_queue: int = Field(default=24, ge=0)
     search_queue_seconds: float = Field(default=15.0, gt=0)
     search_when_busy: Literal["refuse", "hybrid"] = "refuse"  # hybrid: answer without the rerank stage
+    # Search spans carry the query text only when the operator asks (queries may hold secrets or names).
+    trace_queries: bool = False
 
     @classmethod
     def settings_customise_sources(

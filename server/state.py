@@ -15,7 +15,9 @@ from devrag.retrieval.rerank import Reranker
 from devrag.retrieval.search import Filters, HybridIndex, Mode, SearchResponse
 from devrag.retrieval.store import VectorStore
 from devrag.server.admission import Admission, ServerBusyError
+from devrag.server.metrics import ServerMetrics
 from devrag.server.settings import Settings
+from devrag.server.tracing import observed_search
 
 log = logging.getLogger(__name__)
 
@@ -116,10 +118,17 @@ class App:
     """The lifespan state of one server: opened once, shared by every client and tool call."""
 
     def __init__(
-        self, settings: Settings, models: Models, watching: bool = False, local: bool = True
+        self,
+        settings: Settings,
+        models: Models,
+        watching: bool = False,
+        local: bool = True,
+        metrics: ServerMetrics | None = None,
     ) -> None:
         self.settings = settings
         self.models = models
+        self.metrics = metrics or ServerMetrics()
+        self.metrics.track_models(models)
         self.watching = watching
         self.local = local  # whether answers may name the server's folders (see create_server)
         self._index: Index | None = None
@@ -170,16 +179,27 @@ class App:
                 self._searcher = HybridIndex(index, embedder, reranker)
             return self._searcher
 
-    def search(self, query: str, k: int, mode: Mode, filters: Filters) -> SearchResponse:
-        """A search through the read API, once admitted (see devrag.server.admission).
+    def search(self, query: str, k: int, mode: Mode, filters: Filters) -> SearchResponse | None:
+        """A search through the read API, once admitted (see devrag.server.admission), traced and counted.
 
-        When the server is busy and `search_when_busy` is `hybrid`, a reranked search is answered
-        without the rerank stage instead: the response's `mode` says `hybrid`.
+        None when the filters match no indexed chunk: there is nothing to rank. When the server is
+        busy and `search_when_busy` is `hybrid`, a reranked search is answered without the rerank
+        stage instead: the response's `mode` says `hybrid`.
 
         Raises:
             ServerBusyError: too many searches are running or waiting; retry in a few seconds.
         """
-        searcher = self.searcher()
+
+        def run() -> SearchResponse | None:
+            searcher = self.searcher()
+            return self._admitted(searcher, query, k, mode, filters) if searcher.matches(filters) else None
+
+        request = (query, k, mode, filters)
+        return observed_search(run, self.metrics, request, self.settings.trace_queries)
+
+    def _admitted(
+        self, searcher: HybridIndex, query: str, k: int, mode: Mode, filters: Filters
+    ) -> SearchResponse:
         try:
             with self.admission.slot():  # only entering raises ServerBusyError
                 return searcher.search(query, k, mode, filters)

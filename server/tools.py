@@ -55,7 +55,7 @@ def search_tool(
     tokens = check_query_length(args.query, searcher.embedder.count_tokens)
     mode: Mode = "hybrid+rerank" if searcher.reranker is not None else "hybrid"
     filters = Filters(repo=args.repo, path=args.path, doc_type=args.doc_type)
-    response = app.search(args.query, args.k, mode, filters) if searcher.matches(filters) else None
+    response = app.search(args.query, args.k, mode, filters)
     results = [_result(rank, r) for rank, r in enumerate(response.results if response else [], start=1)]
     fresh = _freshness(searcher.index, results)
     notes = _search_notes(app, results, path) + _trim_note(tokens, response)

@@ -77,7 +77,9 @@ class RefWatcher:
 
     def _update(self, state: RepoState) -> None:
         try:
-            reindex(self.app, state)
+            with self.app.metrics.ingest_run("watch") as run:
+                if reindex(self.app, state) is None:
+                    run.outcome = None  # HEAD was already indexed: a routine recheck, not a run
         except DevragError as exc:
             log.error("re-indexing %s failed: %s", state.name, exc)
 

@@ -198,9 +198,12 @@ class Webhooks:
         app = self._app
         if app is None:
             return
-        _fetch(job.state)
-        _fast_forward(job)
-        summary = reindex(app, job.state, rev=job.commit)
+        with app.metrics.ingest_run("webhook") as run:
+            _fetch(job.state)
+            _fast_forward(job)
+            summary = reindex(app, job.state, rev=job.commit)
+            if summary is None:
+                run.outcome = "unchanged"
         outcome = "already indexed" if summary is None else f"indexed, chunks {summary.chunks}"
         log.info("webhook: %s at %s %s", job.state.name, job.commit[:12], outcome)
 

@@ -8,6 +8,10 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from opentelemetry import trace
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from devrag.retrieval.edge_store import EdgeStore
 from devrag.retrieval.index import Index
@@ -75,3 +79,21 @@ def index(store: VectorStore, embedder: HashEmbedder) -> Index:
 @pytest.fixture
 def edge_index(edge_store: EdgeStore, embedder: HashEmbedder) -> Index:
     return Index(edge_store, embedder.name, embedder.dim)
+
+
+_SPANS = InMemorySpanExporter()
+
+
+@pytest.fixture
+def spans() -> Iterator[InMemorySpanExporter]:
+    """Every span finished during the test, from the OpenTelemetry SDK's in-memory exporter.
+
+    The global tracer provider can be set once per process, so the first use sets it for all.
+    """
+    if not isinstance(trace.get_tracer_provider(), TracerProvider):
+        provider = TracerProvider()
+        provider.add_span_processor(SimpleSpanProcessor(_SPANS))
+        trace.set_tracer_provider(provider)
+    _SPANS.clear()
+    yield _SPANS
+    _SPANS.clear()

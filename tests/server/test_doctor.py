@@ -1,0 +1,77 @@
+"""`devrag doctor`: one line per check, JSON on request, exit 1 on any failure."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from click.testing import CliRunner
+
+from devrag.server.cli import main
+from tests.support import RERANKER, RUNBOOK
+
+pytestmark = [
+    pytest.mark.model,
+    pytest.mark.skipif(not RERANKER.exists(), reason=f"reranker weights not found at {RERANKER}"),
+]
+
+
+@pytest.fixture
+def cli(tmp_path, monkeypatch):
+    monkeypatch.setenv("DEVRAG_CONFIG", str(tmp_path / "config.toml"))
+    monkeypatch.setenv("DEVRAG_INDEX_DIR", str(tmp_path / "index"))
+    monkeypatch.setenv("DEVRAG_RERANK_MODEL", str(RERANKER))
+    runner = CliRunner()
+
+    def run(*args: str, code: int = 0) -> str:
+        result = runner.invoke(main, list(args), catch_exceptions=False)
+        assert result.exit_code == code, result.output
+        return result.output
+
+    return run
+
+
+@pytest.fixture
+def ops_repo(git_repo):
+    repo = git_repo("ops")
+    repo.commit(
+        {
+            "runbooks/disk.md": RUNBOOK.format(host="db1"),
+            "guides/rollback.md": "# Rolling back\n\n## Rollback\n\nRun `helm rollback checkout-api 41`.\n",
+            "guides/deploy.md": "# Deploying\n\n## Steps\n\nRun the pipeline, then watch the canary.\n",
+        }
+    )
+    return repo
+
+
+def test_a_healthy_index_passes_every_check_one_line_each(cli, ops_repo):
+    cli("ingest", str(ops_repo.path), "--json")
+    lines = cli("doctor").splitlines()
+    names = [line.split()[1].rstrip(":") for line in lines]
+    assert names == [
+        "index",
+        "embedding",
+        "reranker",
+        "compatibility",
+        "leg.dense",
+        "leg.bm25",
+        "reconcile.ops",
+    ]
+    assert all(line.startswith("ok ") for line in lines), lines
+
+
+def test_drift_and_a_missing_reranker_fail_and_exit_1(cli, ops_repo, monkeypatch, tmp_path):
+    cli("ingest", str(ops_repo.path), "--json")
+    ops_repo.commit({"guides/deploy.md": "# Deploying\n\n## Steps\n\nRun the new pipeline.\n"})
+    monkeypatch.setenv("DEVRAG_RERANK_MODEL", str(tmp_path / "no-such-model"))
+    report = json.loads(cli("doctor", "--json", code=1))
+    failing = {c["name"]: c["detail"] for c in report["checks"] if not c["ok"]}
+    assert not report["ok"] and set(failing) == {"reranker", "reconcile.ops"}
+    assert failing["reconcile.ops"].startswith("0 missing, 1 stale, 0 orphaned")
+    assert "devrag reconcile" in failing["reconcile.ops"] and "DEVRAG_RERANK_MODEL" in failing["reranker"]
+
+
+def test_an_empty_index_fails_and_skips_the_probes(cli):
+    output = cli("doctor", code=1)
+    assert output.splitlines()[0] == "FAIL  index: empty: run `devrag ingest <repo>`"
+    assert "leg." not in output
