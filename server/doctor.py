@@ -1,6 +1,7 @@
 """`devrag doctor`: the server's readiness checks from the command line, and what only a full look finds.
 
-Beside `/readyz`'s checks (models, index, each first-stage leg) it checks that the index was built
+Beside `/readyz`'s checks (models, index, each first-stage leg) it checks the payload indexes
+filters use, that the index was built
 with the configured model and chunker, that the reranker loads, and that every repository's
 chunks match its HEAD (`reconcile --check`). Each check prints one line; any failure exits 1, so
 cron or CI can run it as is.
@@ -22,6 +23,7 @@ from devrag.retrieval.index import Index
 from devrag.retrieval.models import Embedder
 from devrag.retrieval.rerank import Reranker
 from devrag.retrieval.search import HybridIndex
+from devrag.retrieval.store import INDEXED_FIELDS
 from devrag.server.health import Check, failed, index_check, leg_checks
 
 if TYPE_CHECKING:
@@ -56,7 +58,7 @@ def run_checks(settings: Settings, index: Index) -> list[Check]:
     """Every check, in order; one whose prerequisite failed is left out rather than run blind."""
     from devrag.server.settings import embedder_for, reranker_for
 
-    checks = [index_check(index)]
+    checks = [index_check(index), payload_check(index)]
     embedder, loaded = _load("embedding model", lambda: embedder_for(settings))
     reranker, reranker_loaded = _load("reranker", lambda: reranker_for(settings))
     checks += [loaded, reranker_loaded]
@@ -92,6 +94,22 @@ def _compatibility(index: Index) -> Check:
     except DevragError as exc:
         return Check(name="compatibility", ok=False, detail=str(exc))
     return Check(name="compatibility", ok=True, detail=f"the index matches {index.model} and this chunker")
+
+
+def payload_check(index: Index) -> Check:
+    """The keyword indexes every filter uses; without one, that filter scans every chunk."""
+    present = index.payload_indexes()
+    if present is None:
+        return Check(name="payload_indexes", ok=True, detail="this engine keeps none (filters scan)")
+    missing = [f for f in INDEXED_FIELDS if f not in present]
+    if missing:
+        return Check(
+            name="payload_indexes",
+            ok=False,
+            detail=f"missing {', '.join(missing)}: filters on them scan every chunk; "
+            "`devrag ingest` (or the next start of the index's owner) creates them",
+        )
+    return Check(name="payload_indexes", ok=True, detail=", ".join(INDEXED_FIELDS))
 
 
 def _drift_check(drift: Drift) -> Check:

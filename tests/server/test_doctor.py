@@ -5,9 +5,13 @@ from __future__ import annotations
 import json
 
 import pytest
+import qdrant_edge as qe
 from click.testing import CliRunner
 
+from devrag.retrieval.edge_store import EdgeStore
+from devrag.retrieval.index import Index
 from devrag.server.cli import main
+from devrag.server.doctor import payload_check
 from tests.support import RERANKER, RUNBOOK
 
 pytestmark = [
@@ -50,6 +54,7 @@ def test_a_healthy_index_passes_every_check_one_line_each(cli, ops_repo):
     names = [line.split()[1].rstrip(":") for line in lines]
     assert names == [
         "index",
+        "payload_indexes",
         "embedding",
         "reranker",
         "compatibility",
@@ -75,3 +80,14 @@ def test_an_empty_index_fails_and_skips_the_probes(cli):
     output = cli("doctor", code=1)
     assert output.splitlines()[0] == "FAIL  index: empty: run `devrag ingest <repo>`"
     assert "leg." not in output
+
+
+def test_a_missing_payload_index_fails_the_check(tmp_path):
+    store = EdgeStore(tmp_path / "index")
+    store.ensure_collection(8)
+    index = Index(store, "test", 8)
+    assert payload_check(index).ok
+    store._shard.update(qe.UpdateOperation.delete_field_index("doc_type"))  # what a killed setup leaves
+    check = payload_check(index)
+    assert not check.ok and check.detail.startswith("missing doc_type: filters on them scan")
+    store.close()
