@@ -2,14 +2,33 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from click.testing import CliRunner
 
 from devrag.retrieval.models import SentenceTransformerEmbedder
 from devrag.retrieval.rerank import CrossEncoderReranker
+from devrag.server.cli import main
 from devrag.server.state import Models
 from tests.server.mcp_support import RERANKER, Ingested, make_ops
+
+
+@pytest.fixture
+def cli(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Callable[..., str]:
+    """`devrag ARGS` in process, with its own config file and index; `code` is the expected exit code."""
+    monkeypatch.setenv("DEVRAG_CONFIG", str(tmp_path / "config.toml"))
+    monkeypatch.setenv("DEVRAG_INDEX_DIR", str(tmp_path / "index"))
+    monkeypatch.setenv("DEVRAG_RERANK_MODEL", str(RERANKER))
+    runner = CliRunner()
+
+    def run(*args: str, code: int = 0) -> str:
+        result = runner.invoke(main, list(args), catch_exceptions=False)
+        assert result.exit_code == code, result.output
+        return result.output
+
+    return run
 
 
 @pytest.fixture(scope="module")

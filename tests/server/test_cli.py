@@ -9,31 +9,14 @@ import logging
 import subprocess
 
 import pytest
-from click.testing import CliRunner
 from rich.console import Console
 
 from devrag.retrieval.factory import open_store
 from devrag.retrieval.store import PointFilter
 from devrag.server import render
-from devrag.server.cli import main
 from tests.support import RERANKER, RUNBOOK
 
 needs_reranker = pytest.mark.skipif(not RERANKER.exists(), reason=f"reranker weights not found at {RERANKER}")
-
-
-@pytest.fixture
-def cli(tmp_path, monkeypatch):
-    monkeypatch.setenv("DEVRAG_CONFIG", str(tmp_path / "config.toml"))
-    monkeypatch.setenv("DEVRAG_INDEX_DIR", str(tmp_path / "index"))
-    monkeypatch.setenv("DEVRAG_RERANK_MODEL", str(RERANKER))
-    runner = CliRunner()
-
-    def run(*args: str, code: int = 0) -> str:
-        result = runner.invoke(main, list(args), catch_exceptions=False)
-        assert result.exit_code == code, result.output
-        return result.output
-
-    return run
 
 
 @pytest.fixture

@@ -6,11 +6,9 @@ import json
 
 import pytest
 import qdrant_edge as qe
-from click.testing import CliRunner
 
 from devrag.retrieval.edge_store import EdgeStore
 from devrag.retrieval.index import Index
-from devrag.server.cli import main
 from devrag.server.doctor import payload_check
 from tests.support import RERANKER, RUNBOOK
 
@@ -18,21 +16,6 @@ pytestmark = [
     pytest.mark.model,
     pytest.mark.skipif(not RERANKER.exists(), reason=f"reranker weights not found at {RERANKER}"),
 ]
-
-
-@pytest.fixture
-def cli(tmp_path, monkeypatch):
-    monkeypatch.setenv("DEVRAG_CONFIG", str(tmp_path / "config.toml"))
-    monkeypatch.setenv("DEVRAG_INDEX_DIR", str(tmp_path / "index"))
-    monkeypatch.setenv("DEVRAG_RERANK_MODEL", str(RERANKER))
-    runner = CliRunner()
-
-    def run(*args: str, code: int = 0) -> str:
-        result = runner.invoke(main, list(args), catch_exceptions=False)
-        assert result.exit_code == code, result.output
-        return result.output
-
-    return run
 
 
 @pytest.fixture
