@@ -1,4 +1,4 @@
-"""Issue 15, admission control: bounded searches in flight, a bounded queue with a deadline, "busy".
+"""Admission control: bounded searches in flight, a bounded queue with a deadline, "busy".
 
 The slow search is a reranker that holds its caller until the test lets it go, so every count
 below is exact: which calls run, which wait, which are turned away and how fast.

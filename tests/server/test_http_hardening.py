@@ -1,4 +1,4 @@
-"""Issue 15, hardened HTTP: what counts as loopback, token strength, and Host/Origin allow-lists.
+"""Hardened HTTP: what counts as loopback, token strength, and Host/Origin allow-lists.
 
 Servers run as real `devrag serve --transport http` processes on loopback addresses; requests come
 over real sockets, some with a forged Host or Origin as a DNS-rebinding page would send them.

@@ -1,4 +1,4 @@
-"""Issue 15, HTTP limits: half-open connections time out, a connection cap, and a body limit.
+"""HTTP limits: half-open connections time out, a connection cap, and a body limit.
 
 A real `devrag serve --transport http` on loopback, with limits small enough to reach in a test,
 is driven over raw sockets: a client that connects and says nothing, one that stops halfway

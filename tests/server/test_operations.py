@@ -1,4 +1,4 @@
-"""Issue 14 in process: readiness with a dead leg, search spans, and what the metrics count."""
+"""Operations in process: readiness with a dead leg, search spans, and what the metrics count."""
 
 from __future__ import annotations
 

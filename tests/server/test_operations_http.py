@@ -1,4 +1,4 @@
-"""Issue 14 over real HTTP: /metrics after real searches and ingests, /healthz, /readyz, the token rule."""
+"""Operations over real HTTP: /metrics after real searches and ingests, /healthz, /readyz, the token rule."""
 
 from __future__ import annotations
 
