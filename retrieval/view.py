@@ -67,6 +67,11 @@ class View:
         self.files: dict[tuple[str, str, str], list[str]] = {}
         for cid, c in self.chunks.items():
             self.files.setdefault((c["repo"], c["path"], c["doc_type"]), []).append(cid)
+        # Documents by (repo, path), in line order: read per result and per get_document call.
+        lines = {cid: (c["start_line"], c["end_line"]) for cid, c in self.chunks.items()}
+        self._documents = {
+            (repo, path): sorted(ids, key=lines.__getitem__) for (repo, path, _t), ids in self.files.items()
+        }
 
     def scope(self, filters: Filters) -> Scope | None:
         """The chunks and paths the filters allow; None when nothing is filtered."""
@@ -90,8 +95,7 @@ class View:
         return next((i for i in self._in_order(repo, path) if not title_only(self.chunks[i])), None)
 
     def _in_order(self, repo: str, path: str) -> list[str]:
-        ids = next((ids for (r, p, _t), ids in self.files.items() if r == repo and p == path), [])
-        return sorted(ids, key=lambda i: (self.chunks[i]["start_line"], self.chunks[i]["end_line"]))
+        return self._documents.get((repo, path), [])
 
     def paths(self, repo: str) -> list[str]:
         return sorted({p for r, p, _t in self.files if r == repo})
