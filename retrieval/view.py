@@ -15,8 +15,8 @@ from pydantic import BaseModel
 
 from devrag.retrieval.index import Index
 from devrag.retrieval.lexical import LexicalIndex
+from devrag.retrieval.lexical_field import lexical_text
 from devrag.retrieval.paths import path_matches
-from devrag.retrieval.schema import embed_text_for
 
 Chunk = dict[str, Any]
 _VIEW_FIELDS = (
@@ -110,8 +110,3 @@ def title_only(chunk: Chunk) -> bool:
     title does not, so results show other sections instead.
     """
     return bool(_TITLE_ONLY.match(chunk["text"].strip()))
-
-
-def lexical_text(chunk: Chunk) -> str:
-    """BM25 reads the path and breadcrumb too: alert names often live only in the file name."""
-    return f"{chunk['path']}\n{embed_text_for(chunk['title'], chunk['headings'], chunk['text'])}"
