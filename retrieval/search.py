@@ -14,11 +14,11 @@ from pydantic import BaseModel, Field
 
 from devrag.retrieval.fusion import rrf
 from devrag.retrieval.index import Index
-from devrag.retrieval.lexical import Bm25Index
+from devrag.retrieval.lexical_field import query_text
 from devrag.retrieval.models import Embedder, head
 from devrag.retrieval.rerank import Reranker
 from devrag.retrieval.schema import embed_text_for
-from devrag.retrieval.store import PointFilter
+from devrag.retrieval.store import PointFilter, ScoredId
 from devrag.retrieval.view import Chunk, Filters, Scope, View, title_only
 
 Mode = Literal["dense", "bm25", "hybrid", "hybrid+rerank"]
@@ -133,7 +133,7 @@ class HybridIndex:
         generation = self.index.generation()
         with self._view_lock:
             if self._view is None or self._view.generation != generation:
-                self._view = View(self.index, Bm25Index())
+                self._view = View(self.index)
             return self._view
 
     def matches(self, filters: Filters) -> bool:
@@ -207,24 +207,30 @@ class HybridIndex:
         scope: Scope | None,
         timings: dict[str, float],
     ) -> tuple[list[tuple[str, float]], list[tuple[str, float]]]:
-        """Dense and BM25 candidates; BM25 runs on a worker thread while the query is embedded."""
+        """Dense and BM25 candidates, both ranked by the engine under the same filter.
+
+        BM25 is the engine's text query over each chunk's BM25 field (`lexical_field`); it runs on
+        a worker thread while the query is embedded. Like dense hits, BM25 hits written after the
+        view was built are dropped, so every candidate has its payload in the view.
+        """
+        flt = _store_filter(filters, scope)
         bm25_job = None
-        if mode != "dense":
-            allowed = None if scope is None else scope.ids
-            bm25_job = self._pool.submit(_timed, view.lexical.search, query, n, allowed)
+        if mode != "dense" and flt is not False:
+            lexical = self.index.store.lexical_search
+            bm25_job = self._pool.submit(_timed, lexical, query_text(query), n, flt)
         dense: list[tuple[str, float]] = []
         if mode != "bm25":
             t = time.perf_counter()
             vector = self._embed_query(query)
             timings["embed"] = _ms(t)
             t = time.perf_counter()
-            flt = _dense_filter(filters, scope)
-            hits = [] if flt is False else self.index.store.search(vector, n, flt or None)
-            dense = [(h.id, h.score) for h in hits if h.id in view.chunks]
+            hits = [] if flt is False else self.index.store.search(vector, n, flt)
+            dense = _in_view(hits, view)
             timings["dense"] = _ms(t)
         bm25: list[tuple[str, float]] = []
         if bm25_job is not None:
-            bm25, timings["bm25"] = bm25_job.result()
+            hits, timings["bm25"] = bm25_job.result()
+            bm25 = _in_view(hits, view)
         return dense, bm25
 
     def _embed_query(self, query: str) -> list[float]:
@@ -343,8 +349,12 @@ def _document(chunk: Chunk) -> tuple[str, str]:
     return chunk["repo"], chunk["path"]
 
 
-def _dense_filter(filters: Filters, scope: Scope | None) -> PointFilter | bool:
-    """The store-side filter; False when the filters match nothing at all."""
+def _in_view(hits: list[ScoredId], view: View) -> list[tuple[str, float]]:
+    return [(h.id, h.score) for h in hits if h.id in view.chunks]
+
+
+def _store_filter(filters: Filters, scope: Scope | None) -> PointFilter | bool:
+    """The engine-side filter of both first stages; False when the filters match nothing at all."""
     if scope is None:
         return PointFilter()
     if not scope.ids:

@@ -14,9 +14,10 @@ from devrag.retrieval.index import INDEX_META_KEY, Index, RepoState
 from devrag.retrieval.lexical import Bm25Index
 from devrag.retrieval.lexical_field import LEXICAL_VERSION, field_text, lexical_text, query_text
 from devrag.retrieval.schema import CHUNKER_VERSION, Chunk, chunk_id, content_hash, embed_text_for
+from devrag.retrieval.search import Filters, HybridIndex
 from devrag.retrieval.store import PointFilter, VectorStore
 from tests.conftest import open_test_store
-from tests.support import SHARED, HashEmbedder
+from tests.support import SAMPLE, SHARED, HashEmbedder
 
 CORPUS = SHARED / "data" / "runbooks-corpus" / "prometheus-operator"
 GOLDEN = SHARED / "data" / "golden" / "alerts-to-runbooks.jsonl"
@@ -125,6 +126,31 @@ def test_filtered_engine_bm25_keeps_the_whole_corpus_statistics(
     allowed = {c.id for c in chunks if c.path in paths}
     for query in golden_queries()[:40]:
         assert_same_top(backend, oracle, query, PointFilter(paths=paths), allowed)
+
+
+@pytest.mark.parametrize("filters", [Filters(), Filters(path="runbooks/*"), Filters(doc_type="postmortem")])
+def test_the_bm25_mode_ranks_by_the_engine_as_the_reference_does(
+    index: Index, embedder: HashEmbedder, filters: Filters
+) -> None:
+    chunks = corpus_chunks(SAMPLE, embedder)
+    index.prepare()
+    index.write(chunks, embedder.embed([c.embed_text for c in chunks]))
+    oracle = reference(chunks)
+    searcher = HybridIndex(index, embedder, reranker=None)
+    found = 0
+    for query in ["pods stuck in CrashLoopBackOff after a deploy", "disk full", "TLS certificate expired"]:
+        got = searcher.search(query, k=3, mode="bm25", filters=filters).results
+        allowed = {c.id for c in chunks if filters.doc_type in (None, c.doc_type)}
+        allowed &= {c.id for c in chunks if filters.path is None or c.path.startswith("runbooks/")}
+        best = {}  # each document's best chunk, in reference order
+        for cid, score in oracle.search(query, 100, allowed):
+            chunk = next(c for c in chunks if c.id == cid)
+            best.setdefault(chunk.path, score)
+        assert [r.path for r in got] == list(best)[:3], query
+        assert [r.score for r in got] == pytest.approx(list(best.values())[:3], abs=TOLERANCE)
+        found += len(got)
+    assert found  # the filters leave something to rank
+    searcher.close()
 
 
 def test_the_field_spells_every_term_as_one_lowercase_word() -> None:
