@@ -32,9 +32,9 @@ class IndexStatus(BaseModel):
     embed_model: str | None
     chunker: str | None
     repos: list[RepoStatus]
-    # The keyword indexes every filter relies on (INDEXED_FIELDS), present and missing; without
-    # one, filters on that field scan every chunk. None: the engine keeps no payload indexes
-    # (qdrant-client's local mode).
+    # The payload indexes searches rely on (INDEXED_FIELDS), present and missing: without a keyword
+    # one, filters on that field scan every chunk; without the `lexical` text index, BM25 cannot
+    # rank. None: the engine keeps no keyword indexes (qdrant-client's local mode).
     payload_indexes: list[str] | None = None
     missing_payload_indexes: list[str] = []
 

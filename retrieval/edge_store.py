@@ -12,7 +12,8 @@ from typing import Any
 import qdrant_edge as qe
 
 from devrag.retrieval.errors import IndexBusyError
-from devrag.retrieval.store import INDEXED_FIELDS, PointFilter, ScoredId, StoredPoint, scroll_pages
+from devrag.retrieval.lexical_field import K1, LEXICAL_FIELD, B
+from devrag.retrieval.store import KEYWORD_FIELDS, PointFilter, ScoredId, StoredPoint, scroll_pages
 
 _SCROLL_PAGE = 1024
 _BUSY_HINT = (
@@ -129,6 +130,17 @@ class EdgeStore:
         )
         return [ScoredId(str(p.id), p.score) for p in self._shard.query(request)]
 
+    def lexical_search(self, text: str, limit: int, flt: PointFilter | None = None) -> list[ScoredId]:
+        if self._shard is None or not text:
+            return []
+        request = qe.QueryRequest(
+            limit=limit,
+            query=qe.TextQuery(LEXICAL_FIELD, text, qe.Bm25Params(k=K1, b=B)),
+            filter=_edge_filter(flt),
+            with_payload=False,
+        )
+        return [ScoredId(str(p.id), p.score) for p in self._shard.query(request)]
+
     def set_payload(self, values: dict[str, Any], flt: PointFilter) -> None:
         edge_filter = _edge_filter(flt)
         if self._shard is not None and edge_filter is not None:
@@ -186,9 +198,13 @@ def _index_payload(shard: qe.EdgeShard) -> None:
     a full scan for good, with nothing to notice it.
     """
     present = set(shard.info().payload_schema)
-    for name in INDEXED_FIELDS:
+    for name in KEYWORD_FIELDS:
         if name not in present:
             shard.update(qe.UpdateOperation.create_field_index(name, qe.PayloadSchemaType.Keyword))
+    if LEXICAL_FIELD not in present:
+        # The field holds devrag's terms already (see lexical_field): split on spaces, nothing more.
+        params = qe.TextIndexParams(tokenizer=qe.TokenizerType.Whitespace, lowercase=False, scoring=True)
+        shard.update(qe.UpdateOperation.create_field_index(LEXICAL_FIELD, params))
 
 
 def _stored(point_id: Any, payload: Any, vector: Any) -> StoredPoint:

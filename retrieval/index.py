@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from devrag.retrieval.errors import IndexMismatchError, IndexWriteError
+from devrag.retrieval.lexical_field import LEXICAL_FIELD, LEXICAL_VERSION, field_text
 from devrag.retrieval.paths import path_matches
 from devrag.retrieval.schema import CHUNKER_VERSION, Chunk
 from devrag.retrieval.store import PointFilter, StoredPoint, VectorStore
@@ -129,7 +130,11 @@ class Index:
         self.lock = WriteLock(store)  # one writer at a time, in every process on this store
 
     def check_compatible(self) -> None:
-        """Refuse to mix vectors of two models or chunk layouts in one index."""
+        """Refuse to mix vectors of two models, chunk layouts or BM25 terms in one index.
+
+        Raises:
+            IndexMismatchError: the index was built otherwise; the message says how to rebuild it.
+        """
         recorded = self.store.get_meta(INDEX_META_KEY)
         wanted = {"model": self.model, "dim": self.dim, "chunker": CHUNKER_VERSION}
         if recorded is None:
@@ -142,13 +147,35 @@ class Index:
                 "the index directory (or drop the Qdrant collection) and run `devrag ingest` again, "
                 "or set DEVRAG_EMBED_MODEL back to the recorded model."
             )
+        if recorded.get("lexical") != LEXICAL_VERSION:
+            raise IndexMismatchError(self._lexical_mismatch(recorded.get("lexical")))
+
+    def _lexical_mismatch(self, recorded: str | None) -> str:
+        """Why an index with other BM25 terms is refused, and the exact commands that rebuild it."""
+        built = f"BM25 terms of version {recorded}" if recorded else "no BM25 field (built before devrag 0.2)"
+        ingests = "; ".join(
+            f"`devrag ingest {r.path} --name {r.name}`"
+            + (f" ({r.scope.describe()})" if not r.scope.whole else "")
+            for r in self.repos()
+        )
+        return (
+            f"The index at {self.store.location} holds {built}; this devrag ranks BM25 inside the "
+            f"engine over terms of version {LEXICAL_VERSION}, so the index must be rebuilt. Remove "
+            "the index directory (on a Qdrant server: drop the collection and its `_meta` "
+            f"companion), then ingest every repository again: {ingests or '`devrag ingest PATH`'}."
+        )
 
     def prepare(self) -> None:
-        """Create the collection and record which model and chunker fill it."""
+        """Create the collection and record which model, chunker and BM25 terms fill it."""
         self.check_compatible()
         self.store.ensure_collection(self.dim)
         if self.store.get_meta(INDEX_META_KEY) is None:
-            meta = {"model": self.model, "dim": self.dim, "chunker": CHUNKER_VERSION}
+            meta = {
+                "model": self.model,
+                "dim": self.dim,
+                "chunker": CHUNKER_VERSION,
+                "lexical": LEXICAL_VERSION,
+            }
             self.store.put_meta(INDEX_META_KEY, meta)
 
     # Generation ---------------------------------------------------------------------------------
@@ -297,7 +324,7 @@ class Index:
 
     def write(self, chunks: Sequence[Chunk], vectors: Sequence[list[float]]) -> None:
         """Upsert chunks, then read them back and check each is there with its content hash."""
-        points = [StoredPoint(c.id, c.model_dump(), list(v)) for c, v in zip(chunks, vectors, strict=True)]
+        points = [StoredPoint(c.id, _payload(c), list(v)) for c, v in zip(chunks, vectors, strict=True)]
         expected = {c.id: c.content_hash for c in chunks}
         with self.lock:
             pending = points
@@ -352,3 +379,10 @@ class Index:
         for start in range(0, len(ids), _READ_BATCH):
             out.extend(self.store.retrieve(ids[start : start + _READ_BATCH]))
         return out
+
+
+def _payload(chunk: Chunk) -> dict[str, Any]:
+    """The chunk as stored: its fields, and the BM25 field the engine ranks by."""
+    payload = chunk.model_dump()
+    payload[LEXICAL_FIELD] = field_text(payload)
+    return payload

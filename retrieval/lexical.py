@@ -1,8 +1,11 @@
-"""Lexical (BM25) index over chunk texts, behind a small interface.
+"""The reference BM25 ranking: the test oracle for the engine's BM25, which searches use.
 
-A second implementation inside Qdrant (sparse vectors with the IDF modifier) must rank the
-same, so the scoring here is pinned down:
+Searches rank by the engine's text query over each chunk's BM25 field (`lexical_field`); this
+in-memory index pins down the ranking that query must give, and tests hold the engine to it:
 
+* query terms: each distinct term once, as the engine counts them (``get_scores`` counts a
+  repeated term again; on alerts-to-runbooks, where 56 of 215 queries repeat a term, counting
+  once moved nDCG@10 from 0.8972 to 0.8969 in the bm25 mode and 0.9306 to 0.9289 in hybrid);
 * term frequency part: rank_bm25's ``BM25Okapi.get_scores`` with ``k1=1.2, b=0.75``;
 * IDF: ``ln(1 + (N - n + 0.5) / (n + 0.5))`` (Lucene's, and Qdrant's IDF modifier), set by
   overriding ``BM25Okapi._calc_idf``. BM25Okapi's own IDF is 0 for a term in exactly half
@@ -27,12 +30,10 @@ from typing import Protocol, runtime_checkable
 import numpy as np
 from rank_bm25 import BM25Okapi
 
+from devrag.retrieval.lexical_field import K1, B
 from devrag.retrieval.tokenize import tokenize
 
 __all__ = ["B", "K1", "Bm25Index", "LexicalIndex", "PositiveIdfBM25Okapi", "idf"]
-
-K1 = 1.2
-B = 0.75
 
 
 @runtime_checkable
@@ -110,11 +111,11 @@ class Bm25Index:
     ) -> list[tuple[str, float]]:
         """Best ``limit`` chunks for ``query``; only chunks sharing a term with it score."""
         state = self._state
-        terms = [t for t in tokenize(query) if t in state.span]
+        terms = [t for t in dict.fromkeys(tokenize(query)) if t in state.span]
         if limit <= 0 or not terms:
             return []
         scores = np.zeros(len(state.ids))
-        for term in terms:  # repeated query terms count again, as in get_scores
+        for term in terms:
             lo, hi = state.span[term]
             docs, tf = state.post_docs[lo:hi], state.post_tf[lo:hi]
             scores[docs] += state.idf[term] * (tf * (K1 + 1) / (tf + state.norm[docs]))

@@ -87,6 +87,9 @@ class OwnedStore:
     def search(self, vector: Sequence[float], limit: int, flt: PointFilter | None = None) -> list[ScoredId]:
         return list(self._call("search", list(vector), limit, flt))
 
+    def lexical_search(self, text: str, limit: int, flt: PointFilter | None = None) -> list[ScoredId]:
+        return list(self._call("lexical_search", text, limit, flt)) if text else []
+
     def set_payload(self, values: dict[str, Any], flt: PointFilter) -> None:
         self._call("set_payload", values, flt)
 

@@ -48,6 +48,7 @@ STORE_CALLS = frozenset(
         "retrieve",
         "scroll_page",
         "search",
+        "lexical_search",
         "set_payload",
         "count",
         "get_meta",

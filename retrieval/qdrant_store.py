@@ -11,12 +11,17 @@ from typing import Any
 from qdrant_client import QdrantClient, models
 from qdrant_client.http.exceptions import ApiException
 
+from devrag.retrieval.lexical_field import K1, LEXICAL_FIELD, B
 from devrag.retrieval.store import INDEXED_FIELDS, PointFilter, ScoredId, StoredPoint
 
 log = logging.getLogger(__name__)
 
 _SCROLL_PAGE = 1024
 _META_VECTOR = [1.0]
+# BM25 over devrag's own terms (see lexical_field), with the default word tokenizer: it keeps each
+# of the field's words whole, and it is the only one qdrant-client's local mode ranks with. Text
+# queries with BM25 scoring need Qdrant 1.20 or later.
+_TEXT_INDEX = models.TextIndexParams(type=models.TextIndexType.TEXT, scoring=True)
 
 
 def _client_filter(flt: PointFilter | None) -> models.Filter | None:
@@ -79,11 +84,11 @@ class QdrantStore:
 
     def _index_payload(self) -> None:
         present = self.payload_indexes()
-        missing = [] if present is None else [n for n in INDEXED_FIELDS if n not in present]
+        # Local mode keeps no keyword indexes, but it needs the text index to answer text queries.
+        missing = [LEXICAL_FIELD] if present is None else [n for n in INDEXED_FIELDS if n not in present]
         for name in missing:
-            self.client.create_payload_index(
-                self.collection, name, field_schema=models.PayloadSchemaType.KEYWORD
-            )
+            schema: Any = _TEXT_INDEX if name == LEXICAL_FIELD else models.PayloadSchemaType.KEYWORD
+            self.client.create_payload_index(self.collection, name, field_schema=schema)
 
     def payload_indexes(self) -> set[str] | None:
         if self.local:
@@ -140,6 +145,24 @@ class QdrantStore:
         response = self.client.query_points(
             self.collection,
             query=list(vector),
+            limit=limit,
+            query_filter=_client_filter(flt),
+            with_payload=False,
+        )
+        return [ScoredId(str(p.id), p.score) for p in response.points]
+
+    def lexical_search(self, text: str, limit: int, flt: PointFilter | None = None) -> list[ScoredId]:
+        if not text or not self._exists():
+            return []
+        query = models.TextQuery(
+            text=models.TextQueryInput(
+                query=text, scoring=models.Bm25Scoring(bm25=models.Bm25Params(k=K1, b=B))
+            )
+        )
+        response = self.client.query_points(
+            self.collection,
+            query=query,
+            using=LEXICAL_FIELD,
             limit=limit,
             query_filter=_client_filter(flt),
             with_payload=False,

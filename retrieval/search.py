@@ -6,7 +6,7 @@ import math
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Collection, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from typing import Literal
@@ -17,11 +17,11 @@ from pydantic import BaseModel, Field
 
 from devrag.retrieval.fusion import rrf
 from devrag.retrieval.index import Index
-from devrag.retrieval.lexical import Bm25Index, LexicalIndex
+from devrag.retrieval.lexical_field import query_text
 from devrag.retrieval.models import Embedder, head
 from devrag.retrieval.rerank import Reranker
 from devrag.retrieval.schema import embed_text_for
-from devrag.retrieval.store import PointFilter
+from devrag.retrieval.store import PointFilter, ScoredId, VectorStore
 from devrag.retrieval.view import Chunk, Filters, Scope, View, title_only
 
 Mode = Literal["dense", "bm25", "hybrid", "hybrid+rerank"]
@@ -144,7 +144,7 @@ class HybridIndex:
         generation = self.index.generation()
         with self._view_lock:
             if self._view is None or self._view.generation != generation:
-                self._view = View(self.index, Bm25Index())
+                self._view = View(self.index)
             return self._view
 
     def matches(self, filters: Filters) -> bool:
@@ -246,24 +246,29 @@ class HybridIndex:
         scope: Scope | None,
         timings: dict[str, float],
     ) -> tuple[list[tuple[str, float]], list[tuple[str, float]]]:
-        """Dense and BM25 candidates; BM25 runs on a worker thread while the query is embedded."""
+        """Dense and BM25 candidates, both ranked by the engine under the same filter.
+
+        BM25 is the engine's text query over each chunk's BM25 field (`lexical_field`); it runs on
+        a worker thread while the query is embedded. Like dense hits, BM25 hits written after the
+        view was built are dropped, so every candidate has its payload in the view.
+        """
+        flt = _store_filter(filters, scope)
         bm25_job = None
-        if mode != "dense":
-            allowed = None if scope is None else scope.ids
+        if mode != "dense" and flt is not False:
             here = otel_context.get_current()  # the worker's span belongs under this search's
-            bm25_job = self._pool.submit(_bm25_leg, here, view.lexical, query, n, allowed)
+            bm25_job = self._pool.submit(_bm25_leg, here, self.index.store, query_text(query), n, flt)
         dense: list[tuple[str, float]] = []
         if mode != "bm25":
             with _stage("embed", timings):
                 vector = self._embed_query(query)
             with _stage("dense", timings) as span:
-                flt = _dense_filter(filters, scope)
-                hits = [] if flt is False else self.index.store.search(vector, n, flt or None)
-                dense = [(h.id, h.score) for h in hits if h.id in view.chunks]
+                hits = [] if flt is False else self.index.store.search(vector, n, flt)
+                dense = _in_view(hits, view)
                 span.set_attribute("devrag.candidates", len(dense))
         bm25: list[tuple[str, float]] = []
         if bm25_job is not None:
-            bm25, timings["bm25"] = bm25_job.result()
+            hits, timings["bm25"] = bm25_job.result()
+            bm25 = _in_view(hits, view)
         return dense, bm25
 
     def _embed_query(self, query: str) -> list[float]:
@@ -382,8 +387,12 @@ def _document(chunk: Chunk) -> tuple[str, str]:
     return chunk["repo"], chunk["path"]
 
 
-def _dense_filter(filters: Filters, scope: Scope | None) -> PointFilter | bool:
-    """The store-side filter; False when the filters match nothing at all."""
+def _in_view(hits: list[ScoredId], view: View) -> list[tuple[str, float]]:
+    return [(h.id, h.score) for h in hits if h.id in view.chunks]
+
+
+def _store_filter(filters: Filters, scope: Scope | None) -> PointFilter | bool:
+    """The engine-side filter of both first stages; False when the filters match nothing at all."""
     if scope is None:
         return PointFilter()
     if not scope.ids:
@@ -464,14 +473,14 @@ def _stage(name: str, timings: dict[str, float]) -> Iterator[trace.Span]:
 
 
 def _bm25_leg(
-    parent: otel_context.Context, lexical: LexicalIndex, query: str, n: int, allowed: Collection[str] | None
-) -> tuple[list[tuple[str, float]], float]:
+    parent: otel_context.Context, store: VectorStore, query: str, n: int, flt: PointFilter
+) -> tuple[list[ScoredId], float]:
     """The BM25 stage on the worker thread, its span under the search that submitted it."""
     token = otel_context.attach(parent)
     try:
         timings: dict[str, float] = {}
         with _stage("bm25", timings) as span:
-            hits = lexical.search(query, n, allowed)
+            hits = store.lexical_search(query, n, flt)
             span.set_attribute("devrag.candidates", len(hits))
         return hits, timings["bm25"]
     finally:

@@ -7,8 +7,12 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from devrag.retrieval.lexical_field import LEXICAL_FIELD
+
 # Payload fields with a keyword index: every filter the index applies uses one of these.
-INDEXED_FIELDS: tuple[str, ...] = ("repo", "path", "doc_type", "content_hash", "commit")
+KEYWORD_FIELDS: tuple[str, ...] = ("repo", "path", "doc_type", "content_hash", "commit")
+# Every payload index a store keeps: the keyword ones and the BM25 text index (see lexical_field).
+INDEXED_FIELDS: tuple[str, ...] = (*KEYWORD_FIELDS, LEXICAL_FIELD)
 
 
 @dataclass(frozen=True)
@@ -87,6 +91,13 @@ class VectorStore(Protocol):
     def search(
         self, vector: Sequence[float], limit: int, flt: PointFilter | None = None
     ) -> list[ScoredId]: ...
+
+    def lexical_search(self, text: str, limit: int, flt: PointFilter | None = None) -> list[ScoredId]:
+        """BM25 (k1 1.2, b 0.75) over the LEXICAL_FIELD text index, `text` in its spelling.
+
+        The engine's statistics (document count, frequencies, average length) cover every point,
+        whatever `flt` keeps, as `Bm25Index` over the whole corpus does.
+        """
 
     def set_payload(self, values: dict[str, Any], flt: PointFilter) -> None: ...
 

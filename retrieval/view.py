@@ -1,4 +1,4 @@
-"""A snapshot of what the index holds: chunk payloads and a BM25 index, as of one generation.
+"""A snapshot of what the index holds: chunk payloads, as of one generation.
 
 Searches and document reads answer from one such view, so none of them sees half a write; the
 holder (`HybridIndex`) builds a new one whenever the index's generation moves, whichever process
@@ -14,9 +14,7 @@ from typing import Any
 from pydantic import BaseModel
 
 from devrag.retrieval.index import Index
-from devrag.retrieval.lexical import LexicalIndex
 from devrag.retrieval.paths import path_matches
-from devrag.retrieval.schema import embed_text_for
 
 Chunk = dict[str, Any]
 _VIEW_FIELDS = (
@@ -52,17 +50,15 @@ class Scope:
 
 
 class View:
-    """Chunk payloads and a BM25 index derived from what the store held at `generation`."""
+    """Chunk payloads as the store held them at `generation` (BM25 runs in the engine)."""
 
-    def __init__(self, index: Index, lexical: LexicalIndex) -> None:
+    def __init__(self, index: Index) -> None:
         # Read before the scroll: a write during it leaves the view labelled with the older
         # generation, so the next reader builds again rather than trust a mixed view.
         self.generation = index.generation()
         self.chunks: dict[str, Chunk] = {
             p.id: p.payload for p in index.store.scroll(fields=list(_VIEW_FIELDS))
         }
-        lexical.rebuild([(cid, lexical_text(c)) for cid, c in self.chunks.items()])
-        self.lexical = lexical
         # Filters match files, so they are tested once per file rather than once per chunk.
         self.files: dict[tuple[str, str, str], list[str]] = {}
         for cid, c in self.chunks.items():
@@ -114,8 +110,3 @@ def title_only(chunk: Chunk) -> bool:
     title does not, so results show other sections instead.
     """
     return bool(_TITLE_ONLY.match(chunk["text"].strip()))
-
-
-def lexical_text(chunk: Chunk) -> str:
-    """BM25 reads the path and breadcrumb too: alert names often live only in the file name."""
-    return f"{chunk['path']}\n{embed_text_for(chunk['title'], chunk['headings'], chunk['text'])}"

@@ -273,7 +273,9 @@ def eval_cmd(
         eval_set = prepare(golden, corpus, workdir)
     except ValueError as exc:
         raise click.ClickException(str(exc)) from exc
-    settings = obj.settings(index_dir=workdir / "index")
+    # One index per corpus: BM25's statistics cover the whole index, so sharing it with another
+    # corpus would make one set's scores depend on which others were evaluated before.
+    settings = obj.settings(index_dir=workdir / "index" / eval_set.repo.name)
     embedder = _load_embedder(settings)
     reranker = _load(lambda: reranker_for(settings)) if "hybrid+rerank" in wanted else None
     with opened_index(settings, embedder) as index:

@@ -19,6 +19,7 @@ from devrag.ingest.pipeline import IngestSummary, StageProgress
 from devrag.ingest.reconcile import Drift
 from devrag.ingest.status import IndexStatus, RepoStatus
 from devrag.retrieval.index import FileScope
+from devrag.retrieval.lexical_field import LEXICAL_FIELD
 from devrag.retrieval.search import SearchResponse
 
 if TYPE_CHECKING:
@@ -158,8 +159,10 @@ def _payload_indexes(status: IndexStatus) -> str:
     line = f"payload indexes: {', '.join(status.payload_indexes) or 'none'}"
     if not status.missing_payload_indexes:
         return line + " (all present)"
-    missing = ", ".join(status.missing_payload_indexes)
-    return f"{line}; MISSING: {missing} (filters on them scan every chunk; `devrag ingest` creates them)"
+    missing = status.missing_payload_indexes
+    costs = ["filters on them scan every chunk"] if set(missing) - {LEXICAL_FIELD} else []
+    costs += [f"BM25 searches fail without `{LEXICAL_FIELD}`"] if LEXICAL_FIELD in missing else []
+    return f"{line}; MISSING: {', '.join(missing)} ({'; '.join(costs)}; `devrag ingest` creates them)"
 
 
 def _whereabouts(r: RepoStatus) -> list[str]:

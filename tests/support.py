@@ -12,8 +12,9 @@ from typing import Any
 
 from devrag.ingest.documents import decode, is_supported, parse_file
 from devrag.retrieval.index import Index
+from devrag.retrieval.lexical_field import LEXICAL_FIELD
 from devrag.retrieval.schema import content_hash, embed_text_for
-from devrag.retrieval.store import PointFilter
+from devrag.retrieval.store import PointFilter, VectorStore
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("DEVRAG_SHARED_DIR") or REPO_ROOT.parent / "shared")
@@ -149,3 +150,13 @@ def assert_matches_oracle(index: Index, repo: GitRepo, name: str, embedder: Any)
     head = repo.head()
     assert held(index, name, head) == expected(repo.path, head, embedder)
     assert index.repo_state(name).commit == head
+
+
+def blank_keyword_field(store: VectorStore, repo: str) -> None:
+    """The BM25 field of every chunk of `repo` emptied, as a writer that dropped it would leave it.
+
+    The keyword leg then answers nothing while the dense leg still does: the silent failure that
+    health checks and the degraded-leg metric exist to catch.
+    """
+    with store.writer():
+        store.set_payload({LEXICAL_FIELD: ""}, PointFilter(repo=repo))

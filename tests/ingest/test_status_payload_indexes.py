@@ -43,7 +43,7 @@ def test_status_lists_every_payload_index_as_present(ingested, printed):
         expected = "payload indexes: none (qdrant-client's local mode keeps none; filters scan)"
     else:
         assert (status.payload_indexes, status.missing_payload_indexes) == (list(INDEXED_FIELDS), [])
-        expected = "payload indexes: repo, path, doc_type, content_hash, commit (all present)"
+        expected = "payload indexes: repo, path, doc_type, content_hash, commit, lexical (all present)"
     assert expected in printed(status)
 
 
@@ -57,12 +57,12 @@ def test_status_names_the_missing_payload_indexes_and_how_to_get_them_back(
     edge_index.store.payload_indexes = lambda: {"repo", "path"}  # type: ignore[method-assign]
     status = index_status(edge_index)
     assert status.payload_indexes == ["repo", "path"]
-    assert status.missing_payload_indexes == ["doc_type", "content_hash", "commit"]
+    assert status.missing_payload_indexes == ["doc_type", "content_hash", "commit", "lexical"]
     assert (
-        "payload indexes: repo, path; MISSING: doc_type, content_hash, commit (filters on them scan every "
-        "chunk; `devrag ingest` creates them)"
+        "payload indexes: repo, path; MISSING: doc_type, content_hash, commit, lexical (filters on them scan "
+        "every chunk; BM25 searches fail without `lexical`; `devrag ingest` creates them)"
     ) in printed(status)
-    assert status.model_dump()["missing_payload_indexes"] == ["doc_type", "content_hash", "commit"], "--json"
+    assert status.model_dump()["missing_payload_indexes"] == ["doc_type", "content_hash", "commit", "lexical"]
 
 
 def test_status_of_an_empty_index_says_nothing_about_payload_indexes(edge_index, printed):

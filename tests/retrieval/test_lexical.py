@@ -35,7 +35,7 @@ def assert_scores_match_rank_bm25(docs: list[tuple[str, str]], query: str) -> No
     if not any(corpus):  # rank_bm25 itself divides by zero on a corpus without terms
         assert Bm25Index(docs).search(query, limit=len(docs)) == []
         return
-    expected = lucene_okapi(corpus).get_scores(tokenize(query))
+    expected = lucene_okapi(corpus).get_scores(list(dict.fromkeys(tokenize(query))))
     got = dict(Bm25Index(docs).search(query, limit=len(docs)))
     for (chunk_id, _), score in zip(docs, expected, strict=True):
         if score > 0:
@@ -63,6 +63,11 @@ def assert_scores_match_rank_bm25(docs: list[tuple[str, str]], query: str) -> No
 def test_identifiers_find_their_runbook_first(query: str, expected: str) -> None:
     results = Bm25Index(RUNBOOKS).search(query, limit=3)
     assert results[0][0] == expected
+
+
+def test_a_repeated_query_term_counts_once() -> None:
+    index = Bm25Index(RUNBOOKS)
+    assert index.search("etcd etcd disk", limit=10) == index.search("etcd disk", limit=10)
 
 
 @pytest.mark.parametrize(

@@ -13,21 +13,23 @@ from devrag.server.metrics import ServerMetrics
 from devrag.server.operations import Operations, readiness
 from devrag.server.settings import Settings
 from devrag.server.state import App, Models
-from tests.server.mcp_support import Ingested, samples, value
+from tests.server.mcp_support import make_ops, samples, value
+from tests.support import blank_keyword_field
 
 pytestmark = pytest.mark.model
 
 
 @pytest.fixture
-def app(ops: Ingested, models: Models):
-    app = App(Settings(index_dir=ops.index_dir), models, local=False)
+def app(tmp_path, real_embedder, models: Models):
+    """A server over its own ops index, which these tests damage."""
+    app = App(Settings(index_dir=make_ops(tmp_path, real_embedder).index_dir), models, local=False)
     yield app
     app.close()
 
 
 def test_readiness_fails_on_a_keyword_leg_that_returns_nothing(app):
     assert all(check.ok for check in readiness(app))
-    app.searcher().view().lexical.rebuild([])  # the BM25 view silently lost its documents
+    blank_keyword_field(app.searcher().index.store, "ops")
     checks = {check.name: check for check in readiness(app)}
     assert not checks["leg.bm25"].ok and checks["leg.dense"].ok
     assert checks["leg.bm25"].detail == "returned nothing for the probe query"
@@ -38,7 +40,7 @@ def test_readyz_answers_503_with_the_failing_check(app):
     operations = Operations(app.metrics, security, lag_interval=60)
     operations.start(app)
     try:
-        app.searcher().view().lexical.rebuild([])
+        blank_keyword_field(app.searcher().index.store, "ops")
         response = TestClient(operations.health_app()).get("/readyz")
     finally:
         operations.stop()

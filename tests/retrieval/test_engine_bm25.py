@@ -1,0 +1,184 @@
+"""The engine's BM25 (both backends) ranks as the reference `Bm25Index` does, on a real corpus."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+import pytest
+
+from devrag.ingest.documents import decode, is_supported, parse_file
+from devrag.retrieval.errors import IndexMismatchError
+from devrag.retrieval.index import INDEX_META_KEY, Index, RepoState
+from devrag.retrieval.lexical import Bm25Index
+from devrag.retrieval.lexical_field import LEXICAL_VERSION, field_text, lexical_text, query_text
+from devrag.retrieval.schema import CHUNKER_VERSION, Chunk, chunk_id, content_hash, embed_text_for
+from devrag.retrieval.search import Filters, HybridIndex
+from devrag.retrieval.store import PointFilter, VectorStore
+from tests.conftest import open_test_store
+from tests.support import SAMPLE, SHARED, HashEmbedder
+
+CORPUS = SHARED / "data" / "runbooks-corpus" / "prometheus-operator"
+GOLDEN = SHARED / "data" / "golden" / "alerts-to-runbooks.jsonl"
+TOP = 10
+# Engines score in float32: scores near 30 keep about six significant digits.
+TOLERANCE = 1e-4
+
+needs_corpus = pytest.mark.skipif(not CORPUS.is_dir() or not GOLDEN.is_file(), reason="shared corpus absent")
+
+
+def corpus_chunks(root: Path, embedder: HashEmbedder) -> list[Chunk]:
+    """Every chunk of the folder's supported files, as ingest would write them (vectors aside)."""
+    chunks = []
+    for file in sorted(p for p in root.rglob("*") if p.is_file()):
+        path = file.relative_to(root).as_posix()
+        if not is_supported(path):
+            continue
+        parsed = parse_file(path, decode(file.read_bytes()), embedder.max_tokens, embedder.count_tokens)
+        for n, d in enumerate(parsed.drafts):
+            digest = content_hash(embed_text_for(parsed.title, d.headings, d.text))
+            chunks.append(
+                Chunk(
+                    id=chunk_id("po", path, digest, n),
+                    repo="po",
+                    path=path,
+                    title=parsed.title,
+                    headings=d.headings,
+                    doc_type=parsed.doc_type,
+                    text=d.text,
+                    content_hash=digest,
+                    start_line=d.start_line,
+                    end_line=d.end_line,
+                    commit="c0",
+                    last_commit="c0",
+                    blob_sha="b0",
+                )
+            )
+    return chunks
+
+
+def written(store: VectorStore, chunks: Sequence[Chunk], embedder: HashEmbedder) -> Index:
+    index = Index(store, embedder.name, embedder.dim)
+    index.prepare()
+    index.write(chunks, embedder.embed([c.embed_text for c in chunks]))
+    return index
+
+
+def reference(chunks: Sequence[Chunk]) -> Bm25Index:
+    return Bm25Index([(c.id, lexical_text(c.model_dump())) for c in chunks])
+
+
+def assert_same_top(
+    store: VectorStore,
+    oracle: Bm25Index,
+    query: str,
+    flt: PointFilter | None = None,
+    allowed: set[str] | None = None,
+) -> None:
+    beyond = oracle.search(query, TOP + 5, allowed)
+    expected = beyond[:TOP]
+    got = [(h.id, h.score) for h in store.lexical_search(query_text(query), TOP, flt)]
+    # Equal scores may come back in either order, and a tie at the cut may keep either chunk; every
+    # chunk whose score is not tied with another's must be there.
+    assert [s for _, s in got] == pytest.approx([s for _, s in expected], abs=TOLERANCE), query
+    untied = {i for i, s in expected if all(abs(s - t) > TOLERANCE for j, t in beyond if j != i)}
+    assert {i for i, _ in got} >= untied, query
+
+
+def golden_queries() -> list[str]:
+    return [json.loads(line)["query"] for line in GOLDEN.read_text(encoding="utf-8").splitlines() if line]
+
+
+@pytest.fixture(params=["edge", "qdrant-local"])
+def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[VectorStore]:
+    store = open_test_store(request.param, tmp_path / "index")
+    yield store
+    store.close()
+
+
+@needs_corpus
+def test_engine_bm25_ranks_the_golden_queries_as_the_reference_does_before_and_after_deletes(
+    backend: VectorStore, embedder: HashEmbedder
+) -> None:
+    chunks = corpus_chunks(CORPUS, embedder)
+    index = written(backend, chunks, embedder)
+    queries = golden_queries()
+    oracle = reference(chunks)
+    for query in queries:
+        assert_same_top(backend, oracle, query)
+    # Every third chunk gone: document count, frequencies and average length all move.
+    gone, kept = chunks[::3], [c for i, c in enumerate(chunks) if i % 3]
+    index.delete([c.id for c in gone])
+    oracle = reference(kept)
+    for query in queries:
+        assert_same_top(backend, oracle, query)
+
+
+@needs_corpus
+def test_filtered_engine_bm25_keeps_the_whole_corpus_statistics(
+    backend: VectorStore, embedder: HashEmbedder
+) -> None:
+    chunks = corpus_chunks(CORPUS, embedder)
+    written(backend, chunks, embedder)
+    oracle = reference(chunks)
+    paths = sorted({c.path for c in chunks if "/alertmanager/" in c.path})
+    allowed = {c.id for c in chunks if c.path in paths}
+    for query in golden_queries()[:40]:
+        assert_same_top(backend, oracle, query, PointFilter(paths=paths), allowed)
+
+
+@pytest.mark.parametrize("filters", [Filters(), Filters(path="runbooks/*"), Filters(doc_type="postmortem")])
+def test_the_bm25_mode_ranks_by_the_engine_as_the_reference_does(
+    index: Index, embedder: HashEmbedder, filters: Filters
+) -> None:
+    chunks = corpus_chunks(SAMPLE, embedder)
+    index.prepare()
+    index.write(chunks, embedder.embed([c.embed_text for c in chunks]))
+    oracle = reference(chunks)
+    searcher = HybridIndex(index, embedder, reranker=None)
+    found = 0
+    for query in ["pods stuck in CrashLoopBackOff after a deploy", "disk full", "TLS certificate expired"]:
+        got = searcher.search(query, k=3, mode="bm25", filters=filters).results
+        allowed = {c.id for c in chunks if filters.doc_type in (None, c.doc_type)}
+        allowed &= {c.id for c in chunks if filters.path is None or c.path.startswith("runbooks/")}
+        best = {}  # each document's best chunk, in reference order
+        for cid, score in oracle.search(query, 100, allowed):
+            chunk = next(c for c in chunks if c.id == cid)
+            best.setdefault(chunk.path, score)
+        assert [r.path for r in got] == list(best)[:3], query
+        assert [r.score for r in got] == pytest.approx(list(best.values())[:3], abs=TOLERANCE)
+        found += len(got)
+    assert found  # the filters leave something to rank
+    searcher.close()
+
+
+def test_the_field_spells_every_term_as_one_lowercase_word() -> None:
+    text = field_text(
+        {"path": "a/kube-apiserver.md", "title": "T", "headings": [], "text": "CrashLoopBackOff Ünïcode"}
+    )
+    assert text.split() and all(word.isalnum() and word.islower() for word in text.split())
+    assert query_text("the of") == ""  # stop words only: no term, nothing to send
+
+
+def test_an_index_without_the_bm25_field_is_refused_with_the_commands_that_rebuild_it(
+    tmp_path: Path, embedder: HashEmbedder
+) -> None:
+    store = open_test_store("edge", tmp_path / "index")
+    index = Index(store, embedder.name, embedder.dim)
+    index.prepare()
+    store.put_meta(INDEX_META_KEY, {"model": embedder.name, "dim": embedder.dim, "chunker": CHUNKER_VERSION})
+    index.set_repo_state(RepoState("ops", "/srv/runbooks", "c0"))
+    with pytest.raises(IndexMismatchError) as refused:
+        index.check_compatible()
+    message = str(refused.value)
+    assert "no BM25 field" in message and str(tmp_path / "index") in message
+    assert "`devrag ingest /srv/runbooks --name ops`" in message
+    with pytest.raises(IndexMismatchError):
+        index.prepare()  # nor does an ingest write into it
+    store.put_meta(
+        INDEX_META_KEY,
+        {"model": embedder.name, "dim": embedder.dim, "chunker": CHUNKER_VERSION, "lexical": LEXICAL_VERSION},
+    )
+    index.check_compatible()
+    store.close()
