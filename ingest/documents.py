@@ -8,10 +8,11 @@ from pathlib import PurePosixPath
 from typing import Any
 
 from devrag.ingest.code_chunker import chunk_code, language_for
+from devrag.ingest.doc_meta import document_meta
 from devrag.ingest.git_source import MODE_SUBMODULE, MODE_SYMLINK, TreeEntry
 from devrag.ingest.markdown_chunker import parse_markdown
 from devrag.ingest.windows import TokenCounter, clip
-from devrag.retrieval.schema import DOC_TYPES, ChunkDraft
+from devrag.retrieval.schema import DOC_TYPES, ChunkDraft, DocMeta
 
 log = logging.getLogger(__name__)
 
@@ -33,6 +34,7 @@ class Parsed:
     doc_type: str
     drafts: list[ChunkDraft]
     warnings: list[str] = field(default_factory=list)
+    meta: DocMeta = field(default_factory=DocMeta)
 
 
 def skip_reason(entry: TreeEntry, max_bytes: int) -> str | None:
@@ -108,14 +110,16 @@ def parse_file(
     text = text.replace("\r\n", "\n")
     if PurePosixPath(path).suffix.lower() in MARKDOWN_SUFFIXES:
         doc = parse_markdown(path, text, max_tokens, count)
-        parsed = Parsed(doc.title, doc_type_for(path, doc.front_matter), doc.chunks, doc.warnings)
+        meta, notes = document_meta(path, doc.front_matter)
+        doc_type = doc_type_for(path, doc.front_matter)
+        parsed = Parsed(doc.title, doc_type, doc.chunks, doc.warnings + notes, meta)
     else:
         # The title is the path (clipped like a Markdown title) and the breadcrumb adds a symbol,
         # clipped to the margin kept for it, so the text keeps over half the window.
         title = clip(path, max_tokens // 4, count)
         budget = max_tokens - count(title) - _SYMBOL_MARGIN
         drafts = chunk_code(path, text, budget, count, symbol_tokens=_SYMBOL_MARGIN - 2)
-        parsed = Parsed(title, doc_type_for(path, {}), drafts)
+        parsed = Parsed(title, doc_type_for(path, {}), drafts, meta=document_meta(path, {})[0])
     parsed = _cut(parsed, max_chunks)
     for warning in parsed.warnings:
         log.warning("%s: %s", path, warning)
@@ -133,4 +137,4 @@ def _cut(parsed: Parsed, max_chunks: int) -> Parsed:
         if kept
         else f"over the {max_chunks}-chunk limit"
     )
-    return Parsed(parsed.title, parsed.doc_type, kept, [*parsed.warnings, note])
+    return Parsed(parsed.title, parsed.doc_type, kept, [*parsed.warnings, note], parsed.meta)

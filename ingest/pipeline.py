@@ -261,6 +261,7 @@ class _Run:
                     last_commit=last_commit,
                     blob_sha=entry.blob_sha,
                     symbol=draft.symbol,
+                    **parsed.meta.model_dump(),
                 )
             )
             seen[digest] += 1

@@ -11,7 +11,7 @@ from typing import Any
 from devrag.retrieval.errors import IndexMismatchError, IndexWriteError
 from devrag.retrieval.lexical_field import LEXICAL_FIELD, LEXICAL_VERSION, field_text
 from devrag.retrieval.paths import path_matches
-from devrag.retrieval.schema import CHUNKER_VERSION, Chunk
+from devrag.retrieval.schema import CHUNKER_VERSION, PAYLOAD_VERSION, Chunk
 from devrag.retrieval.store import PointFilter, StoredPoint, VectorStore
 from devrag.retrieval.write_lock import WriteLock
 
@@ -148,20 +148,29 @@ class Index:
                 "or set DEVRAG_EMBED_MODEL back to the recorded model."
             )
         if recorded.get("lexical") != LEXICAL_VERSION:
-            raise IndexMismatchError(self._lexical_mismatch(recorded.get("lexical")))
+            lexical = recorded.get("lexical")
+            built = f"BM25 terms of version {lexical}" if lexical else "no BM25 field (built before 0.2)"
+            why = f"this devrag ranks BM25 inside the engine over terms of version {LEXICAL_VERSION}"
+            raise IndexMismatchError(self._rebuild(built, why))
+        if recorded.get("payload") != PAYLOAD_VERSION:
+            payload = recorded.get("payload")
+            built = f"chunk payloads of version {payload}" if payload else "chunks without document metadata"
+            why = (
+                "this devrag filters and cites by document metadata (service, team, severity, alerts, "
+                f"tags from front matter or path), payload version {PAYLOAD_VERSION}"
+            )
+            raise IndexMismatchError(self._rebuild(built, why))
 
-    def _lexical_mismatch(self, recorded: str | None) -> str:
-        """Why an index with other BM25 terms is refused, and the exact commands that rebuild it."""
-        built = f"BM25 terms of version {recorded}" if recorded else "no BM25 field (built before devrag 0.2)"
+    def _rebuild(self, built: str, why: str) -> str:
+        """Why an index built otherwise is refused, and the exact commands that rebuild it."""
         ingests = "; ".join(
             f"`devrag ingest {r.path} --name {r.name}`"
             + (f" ({r.scope.describe()})" if not r.scope.whole else "")
             for r in self.repos()
         )
         return (
-            f"The index at {self.store.location} holds {built}; this devrag ranks BM25 inside the "
-            f"engine over terms of version {LEXICAL_VERSION}, so the index must be rebuilt. Remove "
-            "the index directory (on a Qdrant server: drop the collection and its `_meta` "
+            f"The index at {self.store.location} holds {built}; {why}, so the index must be rebuilt. "
+            "Remove the index directory (on a Qdrant server: drop the collection and its `_meta` "
             f"companion), then ingest every repository again: {ingests or '`devrag ingest PATH`'}."
         )
 
@@ -175,6 +184,7 @@ class Index:
                 "dim": self.dim,
                 "chunker": CHUNKER_VERSION,
                 "lexical": LEXICAL_VERSION,
+                "payload": PAYLOAD_VERSION,
             }
             self.store.put_meta(INDEX_META_KEY, meta)
 

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import hashlib
 import uuid
-from typing import Literal
+from collections.abc import Mapping
+from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
@@ -13,6 +14,9 @@ DOC_TYPES: tuple[str, ...] = ("runbook", "postmortem", "guide", "code", "other")
 
 # Bump when chunk boundaries or chunk text change: an index built by another version is refused.
 CHUNKER_VERSION = "2"
+# Bump when the payload fields that filters and results read change (see DocMeta): an index
+# without them would drop every document from a filtered search, so it is refused until rebuilt.
+PAYLOAD_VERSION = "1"
 
 _ID_NAMESPACE = uuid.UUID("5b0f7c52-3c1e-4d0a-9a43-2f4f4d1b6e11")
 
@@ -37,8 +41,47 @@ class ChunkDraft(BaseModel):
     symbol: str | None = None
 
 
-class Chunk(BaseModel):
-    """One indexed chunk: the payload stored beside its vector."""
+ServiceSource = Literal["front_matter", "path"]
+
+
+class DocMeta(BaseModel):
+    """A document's operational facts, copied onto every chunk of it so the engine can filter on them.
+
+    Keyword values (service, team, severity, environment, tags) are stored trimmed and lowercased
+    (`keyword`), so `Payments` in front matter and `payments` in a filter meet; alert names keep
+    their case, as Prometheus compares them. Front matter fields devrag has no name for are kept
+    under `meta` (scalars as strings, lists of scalars as lists of strings) and shown, not indexed.
+    """
+
+    service: str | None = None
+    # Where `service` came from: the document's front matter, or a path convention (`runbooks/<svc>/`).
+    service_source: ServiceSource | None = None
+    team: str | None = None  # `team`, or `owner` when there is no team
+    severity: str | None = None
+    alerts: list[str] = Field(default_factory=list)
+    environment: str | None = None
+    last_reviewed: str | None = None  # an ISO date, YYYY-MM-DD
+    tags: list[str] = Field(default_factory=list)
+    meta: dict[str, str | list[str]] = Field(default_factory=dict)
+
+    @classmethod
+    def of(cls, payload: Mapping[str, Any]) -> DocMeta:
+        """The metadata a chunk payload carries (absent fields left at their defaults)."""
+        return cls.model_validate({k: payload[k] for k in cls.model_fields if payload.get(k) is not None})
+
+
+# The DocMeta fields a search filters on, each with a keyword index (list fields match any element).
+FILTER_FIELDS: tuple[str, ...] = ("service", "team", "severity", "environment", "tags", "alerts")
+META_FIELDS: tuple[str, ...] = tuple(DocMeta.model_fields)
+
+
+def keyword(value: str) -> str:
+    """A keyword value as stored and as filtered on: trimmed, inner whitespace collapsed, lowercased."""
+    return " ".join(value.split()).lower()
+
+
+class Chunk(DocMeta):
+    """One indexed chunk: the payload stored beside its vector, its document's DocMeta included."""
 
     id: str
     repo: str

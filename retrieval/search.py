@@ -20,7 +20,7 @@ from devrag.retrieval.index import Index
 from devrag.retrieval.lexical_field import query_text
 from devrag.retrieval.models import Embedder, head
 from devrag.retrieval.rerank import Reranker
-from devrag.retrieval.schema import embed_text_for
+from devrag.retrieval.schema import DocMeta, embed_text_for
 from devrag.retrieval.store import PointFilter, ScoredId, VectorStore
 from devrag.retrieval.view import Chunk, Filters, Scope, View, title_only
 
@@ -96,6 +96,7 @@ class SearchResult(BaseModel):
     # Compares documents with each other: the final ranking's document score.
     score: float
     sections: list[Section]  # best first
+    metadata: DocMeta = Field(default_factory=DocMeta)  # service, team, severity... (see DocMeta)
 
 
 class SearchResponse(BaseModel):
@@ -398,7 +399,10 @@ def _store_filter(filters: Filters, scope: Scope | None) -> PointFilter | bool:
     if not scope.ids:
         return False
     return PointFilter(
-        repo=filters.repo, doc_type=filters.doc_type, paths=scope.paths if filters.path else None
+        repo=filters.repo,
+        doc_type=filters.doc_type,
+        paths=scope.paths if filters.path else None,
+        metadata=filters.metadata(),
     )
 
 
@@ -442,6 +446,7 @@ def _result(
         commit=first["commit"],
         score=score,
         sections=[_section(cid, s, chunks[cid], evidence[by], by != cid) for cid, s, by in sections],
+        metadata=DocMeta.of(first),
     )
 
 

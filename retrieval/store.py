@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 from devrag.retrieval.lexical_field import LEXICAL_FIELD
+from devrag.retrieval.schema import FILTER_FIELDS
 
 # Payload fields with a keyword index: every filter the index applies uses one of these.
-KEYWORD_FIELDS: tuple[str, ...] = ("repo", "path", "doc_type", "content_hash", "commit")
+KEYWORD_FIELDS: tuple[str, ...] = ("repo", "path", "doc_type", "content_hash", "commit", *FILTER_FIELDS)
 # Every payload index a store keeps: the keyword ones and the BM25 text index (see lexical_field).
 INDEXED_FIELDS: tuple[str, ...] = (*KEYWORD_FIELDS, LEXICAL_FIELD)
 
@@ -41,7 +42,8 @@ class PointFilter:
     doc_type: str | None = None
     content_hashes: Sequence[str] | None = None
     not_commit: str | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
+    # (field, value) pairs of document metadata (FILTER_FIELDS); on a list field, any element matches.
+    metadata: tuple[tuple[str, str], ...] = ()
 
     def conditions(self) -> list[tuple[str, str | list[str], bool]]:
         """(field, value or values, negated) triples, in the order backends apply them."""
@@ -56,6 +58,7 @@ class PointFilter:
             out.append(("content_hash", list(self.content_hashes), False))
         if self.not_commit is not None:
             out.append(("commit", self.not_commit, True))
+        out.extend((name, value, False) for name, value in self.metadata)
         return out
 
 

@@ -15,9 +15,11 @@ from pydantic import BaseModel
 
 from devrag.retrieval.index import Index
 from devrag.retrieval.paths import path_matches
+from devrag.retrieval.schema import META_FIELDS, keyword
 
 Chunk = dict[str, Any]
 _VIEW_FIELDS = (
+    *META_FIELDS,
     "repo",
     "path",
     "title",
@@ -35,10 +37,36 @@ class Filters(BaseModel):
     repo: str | None = None
     path: str | None = None  # a glob over the path within the repository (see `path_matches`)
     doc_type: str | None = None
+    # Document metadata (see DocMeta): `tag` and `alert` match any one of a document's tags or alerts.
+    service: str | None = None
+    team: str | None = None
+    severity: str | None = None
+    environment: str | None = None
+    tag: str | None = None
+    alert: str | None = None
 
     @property
     def active(self) -> bool:
-        return any((self.repo, self.path, self.doc_type))
+        return any((self.repo, self.path, self.doc_type)) or bool(self.metadata())
+
+    def metadata(self) -> tuple[tuple[str, str], ...]:
+        """(payload field, value) of each metadata filter, spelled as ingest stores values.
+
+        Alert names keep their case (Prometheus compares them so); other values are keywords.
+        """
+        wanted = {
+            "service": self.service,
+            "team": self.team,
+            "severity": self.severity,
+            "environment": self.environment,
+            "tags": self.tag,
+            "alerts": self.alert,
+        }
+        return tuple(
+            (name, value.strip() if name == "alerts" else keyword(value))
+            for name, value in wanted.items()
+            if value is not None
+        )
 
 
 @dataclass(frozen=True)
@@ -73,12 +101,14 @@ class View:
         """The chunks and paths the filters allow; None when nothing is filtered."""
         if not filters.active:
             return None
+        metadata = filters.metadata()
         files = [
             (path, ids)
             for (repo, path, doc_type), ids in self.files.items()
             if (filters.repo is None or repo == filters.repo)
             and (filters.doc_type is None or doc_type == filters.doc_type)
             and (filters.path is None or path_matches(filters.path, path))
+            and all(_has(self.chunks[ids[0]].get(name), value) for name, value in metadata)
         ]
         return Scope(ids={cid for _, ids in files for cid in ids}, paths=sorted({path for path, _ in files}))
 
@@ -95,6 +125,11 @@ class View:
 
     def paths(self, repo: str) -> list[str]:
         return sorted({p for r, p, _t in self.files if r == repo})
+
+
+def _has(stored: Any, value: str) -> bool:
+    """Whether a payload value matches as the engine's keyword match does: equal, or any element equal."""
+    return value in stored if isinstance(stored, list) else stored == value
 
 
 # An ATX or setext H1 alone: all a runbook holds before its first H2 when it opens with its title.

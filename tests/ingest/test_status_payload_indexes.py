@@ -14,12 +14,14 @@ from devrag.retrieval.store import INDEXED_FIELDS
 from devrag.server import render
 from tests.support import RUNBOOK
 
+METADATA = "service, team, severity, environment, tags, alerts"  # document metadata filters
+
 
 @pytest.fixture
 def printed(monkeypatch):
     """What render prints, at a width wide enough that no line wraps."""
     buffer = io.StringIO()
-    monkeypatch.setattr(render, "out", Console(file=buffer, width=200, highlight=False))
+    monkeypatch.setattr(render, "out", Console(file=buffer, width=400, highlight=False))
 
     def show(status: IndexStatus) -> list[str]:
         render.index_status(status)
@@ -43,7 +45,8 @@ def test_status_lists_every_payload_index_as_present(ingested, printed):
         expected = "payload indexes: none (qdrant-client's local mode keeps none; filters scan)"
     else:
         assert (status.payload_indexes, status.missing_payload_indexes) == (list(INDEXED_FIELDS), [])
-        expected = "payload indexes: repo, path, doc_type, content_hash, commit, lexical (all present)"
+        present = f"repo, path, doc_type, content_hash, commit, {METADATA}, lexical"
+        expected = f"payload indexes: {present} (all present)"
     assert expected in printed(status)
 
 
@@ -57,12 +60,13 @@ def test_status_names_the_missing_payload_indexes_and_how_to_get_them_back(
     edge_index.store.payload_indexes = lambda: {"repo", "path"}  # type: ignore[method-assign]
     status = index_status(edge_index)
     assert status.payload_indexes == ["repo", "path"]
-    assert status.missing_payload_indexes == ["doc_type", "content_hash", "commit", "lexical"]
+    missing = ["doc_type", "content_hash", "commit", *METADATA.split(", "), "lexical"]
+    assert status.missing_payload_indexes == missing
     assert (
-        "payload indexes: repo, path; MISSING: doc_type, content_hash, commit, lexical (filters on them scan "
-        "every chunk; BM25 searches fail without `lexical`; `devrag ingest` creates them)"
+        f"payload indexes: repo, path; MISSING: doc_type, content_hash, commit, {METADATA}, lexical (filters "
+        "on them scan every chunk; BM25 searches fail without `lexical`; `devrag ingest` creates them)"
     ) in printed(status)
-    assert status.model_dump()["missing_payload_indexes"] == ["doc_type", "content_hash", "commit", "lexical"]
+    assert status.model_dump()["missing_payload_indexes"] == missing
 
 
 def test_status_of_an_empty_index_says_nothing_about_payload_indexes(edge_index, printed):

@@ -13,7 +13,14 @@ from devrag.retrieval.errors import IndexMismatchError
 from devrag.retrieval.index import INDEX_META_KEY, Index, RepoState
 from devrag.retrieval.lexical import Bm25Index
 from devrag.retrieval.lexical_field import LEXICAL_VERSION, field_text, lexical_text, query_text
-from devrag.retrieval.schema import CHUNKER_VERSION, Chunk, chunk_id, content_hash, embed_text_for
+from devrag.retrieval.schema import (
+    CHUNKER_VERSION,
+    PAYLOAD_VERSION,
+    Chunk,
+    chunk_id,
+    content_hash,
+    embed_text_for,
+)
 from devrag.retrieval.search import Filters, HybridIndex
 from devrag.retrieval.store import PointFilter, VectorStore
 from tests.conftest import open_test_store
@@ -176,9 +183,7 @@ def test_an_index_without_the_bm25_field_is_refused_with_the_commands_that_rebui
     assert "`devrag ingest /srv/runbooks --name ops`" in message
     with pytest.raises(IndexMismatchError):
         index.prepare()  # nor does an ingest write into it
-    store.put_meta(
-        INDEX_META_KEY,
-        {"model": embedder.name, "dim": embedder.dim, "chunker": CHUNKER_VERSION, "lexical": LEXICAL_VERSION},
-    )
+    current = {"chunker": CHUNKER_VERSION, "lexical": LEXICAL_VERSION, "payload": PAYLOAD_VERSION}
+    store.put_meta(INDEX_META_KEY, {"model": embedder.name, "dim": embedder.dim, **current})
     index.check_compatible()
     store.close()
