@@ -8,7 +8,7 @@ error. The adapters call the same functions on the same inputs, so they accept a
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import get_args
 
 from devrag.retrieval.errors import DevragError
@@ -25,6 +25,10 @@ class InputError(DevragError):
     """An argument the caller can correct; the message names it and says how."""
 
 
+# Document metadata a search may filter on (see `view.Filters`), by argument name.
+METADATA_FILTERS: tuple[str, ...] = ("service", "team", "severity", "environment", "tag", "alert")
+
+
 @dataclass(frozen=True)
 class SearchInput:
     query: str
@@ -32,6 +36,7 @@ class SearchInput:
     repo: str | None
     path: str | None
     doc_type: str | None
+    metadata: dict[str, str] = field(default_factory=dict)  # METADATA_FILTERS given, by name
 
 
 def check_search(raw: Mapping[str, object]) -> SearchInput:
@@ -39,7 +44,7 @@ def check_search(raw: Mapping[str, object]) -> SearchInput:
 
     Raises:
         InputError: a missing or empty query, a k out of range, an unknown document type, an
-            invalid path glob or a wrong type.
+            invalid path glob, an empty metadata filter or a wrong type.
     """
     query = _text(raw, "query", required=True)
     assert query is not None
@@ -59,7 +64,17 @@ def check_search(raw: Mapping[str, object]) -> SearchInput:
         repo=_text(raw, "repo"),
         path=path,
         doc_type=doc_type,
+        metadata={name: v for name in METADATA_FILTERS if (v := _filter_value(raw, name)) is not None},
     )
+
+
+def _filter_value(raw: Mapping[str, object], name: str) -> str | None:
+    value = _text(raw, name)
+    if value is not None and not value.strip():
+        raise InputError(
+            f"{name} is empty; leave it out, or pass one of the values list_sources lists for {name}."
+        )
+    return value
 
 
 def check_document(raw: Mapping[str, object]) -> None:
