@@ -15,6 +15,7 @@ from opentelemetry import context as otel_context
 from opentelemetry import trace
 from pydantic import BaseModel, Field
 
+from devrag.retrieval.commands import Command, section_commands
 from devrag.retrieval.fusion import rrf
 from devrag.retrieval.index import Index
 from devrag.retrieval.lexical_field import query_text
@@ -83,6 +84,8 @@ class Section(BaseModel):
     # True when the document matched by its title alone (see `view.title_only`): this is its first
     # section, shown under the title's score and evidence.
     via_title: bool = False
+    # Commands the section quotes, each classed read-only, mutating or destructive (see `commands`).
+    commands: list[Command] = Field(default_factory=list)
 
 
 class SearchResult(BaseModel):
@@ -460,6 +463,7 @@ def _section(cid: str, score: float, chunk: Chunk, scores: StageScores, via_titl
         score=score,
         scores=scores,
         via_title=via_title,
+        commands=section_commands(chunk["text"]),
     )
 
 

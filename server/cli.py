@@ -208,6 +208,12 @@ def _load(factory: Callable[[], T]) -> T:
 @click.option("--repo", help="Only this indexed repository.")
 @click.option("--path", "path_glob", help="Only paths matching this glob (`*` crosses folders).")
 @click.option("--type", "doc_type", help="Only this document type (runbook, postmortem, guide, code, other).")
+@click.option("--service", help="Only documents about this service (front matter or path).")
+@click.option("--team", help="Only documents owned by this team (front matter team or owner).")
+@click.option("--severity", help="Only documents of this severity.")
+@click.option("--environment", help="Only documents for this environment.")
+@click.option("--tag", help="Only documents with this tag.")
+@click.option("--alert", help="Only documents that list this alert name (case-sensitive).")
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON array of results.")
 @click.pass_obj
 def search_cmd(
@@ -220,13 +226,13 @@ def search_cmd(
     path_glob: str | None,
     doc_type: str | None,
     as_json: bool,
+    **metadata: str | None,
 ) -> None:
     """Search the index: dense + BM25, fused with RRF, reranked by a cross-encoder."""
     if no_rerank and mode == "hybrid+rerank":
         raise click.BadParameter("--no-rerank contradicts --mode hybrid+rerank", param_hint="--mode")
-    args = _load(
-        lambda: check_search({"query": query, "k": k, "repo": repo, "path": path_glob, "doc_type": doc_type})
-    )
+    raw = {"query": query, "k": k, "repo": repo, "path": path_glob, "doc_type": doc_type, **metadata}
+    args = _load(lambda: check_search(raw))
     mode = mode or ("hybrid" if no_rerank else "hybrid+rerank")
     settings = obj.settings()
     with opened_index(settings) as index:
@@ -236,7 +242,7 @@ def search_cmd(
         check_query_length(args.query, embedder.count_tokens)
         reranker = _load(lambda: reranker_for(settings)) if mode == "hybrid+rerank" else None
         index.check_compatible()
-        filters = Filters(repo=args.repo, path=args.path, doc_type=args.doc_type)
+        filters = Filters(repo=args.repo, path=args.path, doc_type=args.doc_type, **args.metadata)
         response = HybridIndex(index, embedder, reranker).search(args.query, args.k, mode, filters)  # type: ignore[arg-type]
     emit(as_json, response.results, lambda: render.search_results(response))
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from devrag.server.outputs import DocumentPage, Freshness, Passage, Result, SourcesOutput
+from devrag.server.outputs import DocumentMeta, DocumentPage, Freshness, Passage, Result, SourcesOutput
 
 
 def short(sha: str | None) -> str:
@@ -13,7 +13,37 @@ def short(sha: str | None) -> str:
 
 def result_line(r: Result) -> str:
     title = f" | {r.title}" if r.title != r.path else ""
-    return f"[{r.rank}] {r.repo}:{r.path} @ {short(r.commit)}{title} | {r.doc_type} | score {r.score:.3f}"
+    meta = f" | {meta_line(r.metadata)}" if r.metadata and meta_line(r.metadata) else ""
+    return (
+        f"[{r.rank}] {r.repo}:{r.path} @ {short(r.commit)}{title} | {r.doc_type}{meta} | score {r.score:.3f}"
+    )
+
+
+def meta_line(m: DocumentMeta) -> str:
+    """`service payments (from path), team sre, sev p1, tags db+disk, reviewed 2026-02-27`."""
+    parts = []
+    if m.service:
+        parts.append(f"service {m.service}{' (from path)' if m.service_inferred else ''}")
+    parts += [f"{label} {value}" for label, value in (("team", m.team), ("sev", m.severity)) if value]
+    if m.tags:
+        parts.append(f"tags {'+'.join(m.tags[:5])}")
+    if m.last_reviewed:
+        parts.append(f"reviewed {m.last_reviewed}")
+    return ", ".join(parts)
+
+
+def destructive_warning(p: Passage) -> str | None:
+    """One line before a passage that quotes destructive commands, naming them, for the agent to stop on."""
+    named = [c.text.removeprefix("$ ") for c in p.commands if c.kind == "destructive"]
+    if not named:
+        return None
+    shown = "; ".join(_clip(text, 80) for text in named[:2])
+    more = f" (+{len(named) - 2} more)" if len(named) > 2 else ""
+    return f"! destructive: {shown}{more} — confirm before running"
+
+
+def _clip(text: str, width: int) -> str:
+    return text if len(text) <= width else text[: width - 1] + "…"
 
 
 def citation(r: Result, n: int, p: Passage) -> str:
@@ -36,6 +66,9 @@ def _get_document_call(repo: str, path: str, section: str | None = None, offset:
 def result_block(r: Result) -> str:
     lines = [result_line(r)]
     for n, p in enumerate(r.passages, start=1):
+        warning = destructive_warning(p)
+        if warning:
+            lines.append(warning)
         lines.append(citation(r, n, p))
         if p.text:
             lines.append(p.text)
@@ -81,6 +114,12 @@ def search_text(
     return "\n\n".join(parts)
 
 
+def _values(counts: dict[str, int], shown: int = 12) -> str:
+    """`payments 8, checkout 3, ... (+4 more)`: the most common values with their document counts."""
+    text = ", ".join(f"{value} {n}" for value, n in list(counts.items())[:shown])
+    return text + (f", ... (+{len(counts) - shown} more)" if len(counts) > shown else "")
+
+
 def page_text(page: DocumentPage, lines: list[str], cut: bool) -> str:
     where = f"{page.repo}:{page.path} @ {short(page.commit)} | {page.title}"
     if page.section:
@@ -117,4 +156,5 @@ def sources_text(out: SourcesOutput) -> str:
             f"- {r.name}: indexed at {short(r.indexed_commit)} ({state}); {r.files} files, "
             f"{r.chunks} chunks ({types}){f'; {r.path}' if r.path else ''}"
         )
+        lines += [f"  {field}: {_values(counts)}" for field, counts in r.metadata.items() if counts]
     return "\n".join(lines)

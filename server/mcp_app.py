@@ -183,6 +183,19 @@ def search(
     max_tokens: Annotated[
         int, Field(ge=MIN_BUDGET, le=MAX_BUDGET, description="Token budget for the whole answer.")
     ] = 2000,
+    service: Annotated[
+        str | None,
+        Field(
+            description="Only documents about this service (front matter, or `runbooks/<service>/` paths)."
+        ),
+    ] = None,
+    team: Annotated[str | None, Field(description="Only documents owned by this team.")] = None,
+    severity: Annotated[str | None, Field(description="Only documents of this severity, e.g. 'p1'.")] = None,
+    environment: Annotated[str | None, Field(description="Only documents for this environment.")] = None,
+    tag: Annotated[str | None, Field(description="Only documents with this tag.")] = None,
+    alert: Annotated[
+        str | None, Field(description="Only documents that list this alert name (exact, case-sensitive).")
+    ] = None,
 ) -> Annotated[CallToolResult, SearchOutput]:
     """Search the indexed runbooks, postmortems, deployment guides and ops code.
 
@@ -196,9 +209,21 @@ def search(
     the passage may be out of date). The answer fits in max_tokens: every document's best passage
     is kept before any further passage, lower-ranked passages are cut first (marked, with
     `tokens_cut`), and `left_out` counts documents dropped entirely. Read a whole file or section
-    with get_document.
+    with get_document. service, team, severity, environment, tag and alert filter on what documents
+    say about themselves (list_sources lists the values present; matching ignores case, except
+    alert names). Each result carries that metadata; each passage lists the commands it quotes,
+    classed read-only, mutating or destructive, and a line starting `! destructive:` precedes a
+    passage with a destructive one: confirm with the user before running it.
     """
-    return _answer(lambda: tools.search_tool(_app(ctx), query, k, repo, path, doc_type, max_tokens))
+    metadata = {
+        "service": service,
+        "team": team,
+        "severity": severity,
+        "environment": environment,
+        "tag": tag,
+        "alert": alert,
+    }
+    return _answer(lambda: tools.search_tool(_app(ctx), query, k, repo, path, doc_type, max_tokens, metadata))
 
 
 def get_document(
@@ -232,8 +257,10 @@ def list_sources(ctx: Context[App, Any]) -> Annotated[CallToolResult, SourcesOut
     """List the indexed repositories and how current each one is.
 
     For each: the indexed commit, the current HEAD when the repository is reachable, whether it is
-    behind, file and chunk counts, and chunks per document type (runbook, postmortem, guide, code,
-    other). Also the embedding and rerank models. Use it to learn repository names for search's
-    `repo` filter, or to judge whether answers may be stale.
+    behind, file and chunk counts, chunks per document type (runbook, postmortem, guide, code,
+    other), and the metadata values present (services, teams, severities, environments, tags,
+    alerts, each with its number of documents). Also the embedding and rerank models. Use it to
+    learn repository names and metadata values for search's filters, or to judge whether answers
+    may be stale.
     """
     return _answer(lambda: tools.list_sources_tool(_app(ctx)))

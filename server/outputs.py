@@ -5,6 +5,32 @@ from __future__ import annotations
 from pydantic import BaseModel, Field
 
 
+class CommandOut(BaseModel):
+    """A command the passage quotes, and what running it does."""
+
+    text: str = Field(description="The command as written in the document (a shell prompt removed).")
+    kind: str = Field(
+        description="'read-only', 'mutating' (also any command not recognised) or 'destructive' "
+        "(deletes data or resources, or takes something down): confirm destructive ones before running."
+    )
+
+
+class DocumentMeta(BaseModel):
+    """What the document says about itself in front matter (the service also from its path)."""
+
+    service: str | None = Field(description="The service it is about, as filtered on by search's `service`.")
+    service_inferred: bool = Field(
+        description="True when the service comes from the path (`runbooks/<service>/...`), not front matter."
+    )
+    team: str | None = Field(description="Owning team (front matter `team` or `owner`).")
+    severity: str | None
+    environment: str | None
+    alerts: list[str] = Field(description="Alert names the document answers.")
+    tags: list[str]
+    last_reviewed: str | None = Field(description="When the document was last reviewed (YYYY-MM-DD).")
+    other: dict[str, str | list[str]] = Field(description="Further front matter fields, as written.")
+
+
 class Passage(BaseModel):
     """One matching section of a result's document, and exactly where it is."""
 
@@ -25,6 +51,9 @@ class Passage(BaseModel):
     via_title: bool = Field(
         description="True when the document matched by its title alone: this is its first section."
     )
+    commands: list[CommandOut] = Field(
+        default_factory=list, description="Commands in the whole section (also when `text` is cut)."
+    )
 
 
 class Result(BaseModel):
@@ -39,6 +68,7 @@ class Result(BaseModel):
     score: float = Field(description="The document's score in the final ranking (higher is better).")
     passages: list[Passage] = Field(description="Its best matching sections, best first.")
     passages_left_out: int = Field(description="Further matching sections left out to fit max_tokens.")
+    metadata: DocumentMeta | None = Field(default=None, description="The document's front matter facts.")
 
 
 class Freshness(BaseModel):
@@ -98,6 +128,11 @@ class Source(BaseModel):
     files: int
     chunks: int
     doc_types: dict[str, int] = Field(description="Chunks per document type.")
+    metadata: dict[str, dict[str, int]] = Field(
+        default_factory=dict,
+        description="Per filter of search (service, team, severity, environment, tags, alerts): each "
+        "value present and how many documents carry it.",
+    )
 
 
 class SourcesOutput(BaseModel):

@@ -234,7 +234,23 @@ def search_results(response: SearchResponse) -> None:
     for n, r in enumerate(response.results, start=1):
         out.print(f"[bold]{n}. {escape(r.title)}[/bold]  (score {r.score:.3f})")
         out.print(f"   {r.repo}:{r.path} @ {r.commit[:12]}", markup=False)
+        m = r.metadata
+        facts = (
+            [f"service {m.service}{' (from path)' if m.service_source == 'path' else ''}"]
+            if m.service
+            else []
+        )
+        facts += [
+            f"{k} {v}" for k, v in (("team", m.team), ("sev", m.severity), ("reviewed", m.last_reviewed)) if v
+        ]
+        if facts:
+            out.print(f"   [dim]{escape(', '.join(facts))}[/dim]")
         for section in r.sections:
+            destructive = [c.text for c in section.commands if c.kind == "destructive"]
+            if destructive:
+                out.print(
+                    f"   ! destructive: {'; '.join(destructive[:2])} — confirm before running", markup=False
+                )
             crumb = " > ".join(h for h in section.headings if h != r.title) or "(top)"
             where = f"L{section.start_line}-L{section.end_line}"
             why = "matched by title" if section.via_title else f"score {section.score:.3f}"

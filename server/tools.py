@@ -9,7 +9,9 @@ from typing import Any, Generic, TypeVar
 from pydantic import BaseModel
 
 from devrag.ingest.status import head_of, index_status
+from devrag.retrieval.facets import metadata_values
 from devrag.retrieval.index import Index
+from devrag.retrieval.schema import DocMeta
 from devrag.retrieval.search import Filters, Mode, SearchResponse, SearchResult, Section
 from devrag.retrieval.search_input import InputError, check_query_length, check_repo, check_search
 from devrag.server import documents
@@ -17,6 +19,8 @@ from devrag.server.admission import SKIPPED_RERANK_NOTE
 from devrag.server.budget import TokenCounter, fit_lines, fit_passages
 from devrag.server.formatting import page_text, search_text, sources_text
 from devrag.server.outputs import (
+    CommandOut,
+    DocumentMeta,
     DocumentPage,
     Freshness,
     Passage,
@@ -46,15 +50,19 @@ def search_tool(
     path: str | None = None,
     doc_type: str | None = None,
     max_tokens: int = 2000,
+    metadata: dict[str, str | None] | None = None,
 ) -> Answer[SearchOutput]:
-    """Hybrid search with citations and per-repository freshness, fitted into `max_tokens`."""
+    """Hybrid search with citations and per-repository freshness, fitted into `max_tokens`.
+
+    `metadata` holds the document metadata filters by argument name (`METADATA_FILTERS`).
+    """
     raw = {"query": query, "k": k, "repo": repo, "path": path, "doc_type": doc_type, "max_tokens": max_tokens}
-    args = check_search(raw)
+    args = check_search({**raw, **(metadata or {})})
     _check_indexed(app, args.repo)
     searcher = app.searcher()
     tokens = check_query_length(args.query, searcher.embedder.count_tokens)
     mode: Mode = "hybrid+rerank" if searcher.reranker is not None else "hybrid"
-    filters = Filters(repo=args.repo, path=args.path, doc_type=args.doc_type)
+    filters = Filters(repo=args.repo, path=args.path, doc_type=args.doc_type, **args.metadata)
     response = app.search(args.query, args.k, mode, filters)
     results = [_result(rank, r) for rank, r in enumerate(response.results if response else [], start=1)]
     fresh = _freshness(searcher.index, results)
@@ -135,6 +143,21 @@ def _result(rank: int, r: SearchResult) -> Result:
         score=round(r.score, 4),
         passages=[_passage(s, r.title) for s in r.sections],
         passages_left_out=0,
+        metadata=_metadata(r.metadata),
+    )
+
+
+def _metadata(m: DocMeta) -> DocumentMeta:
+    return DocumentMeta(
+        service=m.service,
+        service_inferred=m.service_source == "path",
+        team=m.team,
+        severity=m.severity,
+        environment=m.environment,
+        alerts=m.alerts,
+        tags=m.tags,
+        last_reviewed=m.last_reviewed,
+        other=m.meta,
     )
 
 
@@ -153,6 +176,7 @@ def _passage(s: Section, title: str) -> Passage:
         truncated=False,
         tokens_cut=0,
         via_title=s.via_title,
+        commands=[CommandOut(text=c.text, kind=c.kind) for c in s.commands],
     )
 
 
@@ -258,6 +282,7 @@ def list_sources_tool(app: App) -> Answer[SourcesOutput]:
     index = app.index()
     status = index_status(index)
     types = index.doc_types()
+    values = metadata_values(index)
     repos = [
         Source(
             name=r.name,
@@ -269,6 +294,7 @@ def list_sources_tool(app: App) -> Answer[SourcesOutput]:
             files=r.files,
             chunks=r.chunks,
             doc_types=dict(types.get(r.name, {})),
+            metadata=values.get(r.name, {}),
         )
         for r in status.repos
     ]

@@ -1,0 +1,128 @@
+"""Through the MCP tools: metadata filters and citations, list_sources values, destructive warnings."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+from mcp import Client
+from mcp_types import TextContent
+
+from devrag.server.mcp_app import create_server
+from devrag.server.settings import Settings
+from devrag.server.state import Models
+from tests.server.mcp_support import ingest_repo
+from tests.support import GitRepo, HashEmbedder
+
+pytestmark = pytest.mark.anyio
+
+ETCD = """---
+service: etcd
+owner: Team-Platform
+severity: P1
+tags: [control-plane, disk]
+alerts: [EtcdMembersDown]
+last_reviewed: 2026-01-15
+---
+# etcd member down
+
+## Check
+
+Run `kubectl get pods -n kube-system -l component=etcd` first.
+
+## Remove the member
+
+```console
+$ etcdctl member list
+$ etcdctl member remove 8e9e05c52164694d
+$ kubectl delete pod etcd-node-3 -n kube-system
+```
+"""
+FILES = {
+    "runbooks/etcd-down.md": ETCD,
+    "runbooks/ledger/consumer-lag.md": "# Ledger lag\n\n## Check\n\n```bash\nkubectl get pods -n ledger\n"
+    "kubectl logs deploy/ledger-worker\n```\n",
+    "guides/deploy.md": "---\nservice: checkout\nteam: checkout\n---\n# Deploy\n\n## Steps\n\n"
+    "Run `helm upgrade checkout ./chart` then `kubectl get pods`.\n",
+}
+
+
+@pytest.fixture
+async def client(tmp_path) -> AsyncIterator[Client]:
+    embedder = HashEmbedder()
+    repo = GitRepo(tmp_path / "ops")
+    repo.commit(FILES)
+    ingest_repo(tmp_path / "index", repo, embedder)
+    server = create_server(Settings(index_dir=tmp_path / "index"), Models.loaded(embedder, None))
+    async with Client(server) as c:
+        yield c
+
+
+async def call(client: Client, tool: str, **args: Any) -> dict[str, Any]:
+    result = await client.call_tool(tool, args)
+    (block,) = result.content
+    assert isinstance(block, TextContent)
+    assert not result.is_error, block.text
+    assert result.structured_content is not None
+    return {**result.structured_content, "_text": block.text}
+
+
+async def test_search_warns_before_a_section_with_a_destructive_command_and_classes_each(client):
+    answer = await call(client, "search", query="etcd member remove pod", service="ETCD", k=3)
+    (result,) = answer["results"]
+    remove = next(p for p in result["passages"] if p["headings"] == ["Remove the member"])
+    assert remove["commands"] == [
+        {"text": "$ etcdctl member list", "kind": "read-only"},
+        {"text": "$ etcdctl member remove 8e9e05c52164694d", "kind": "destructive"},
+        {"text": "$ kubectl delete pod etcd-node-3 -n kube-system", "kind": "destructive"},
+    ]
+    lines = answer["_text"].splitlines()
+    warning = (
+        "! destructive: etcdctl member remove 8e9e05c52164694d; kubectl delete pod etcd-node-3 -n kube-system"
+        " — confirm before running"
+    )
+    at = lines.index(warning)
+    assert lines[at + 1].startswith("[1.") and "Remove the member" in lines[at + 1]
+    check = next(p for p in result["passages"] if p["headings"] == ["Check"])
+    assert [c["kind"] for c in check["commands"]] == ["read-only"]
+    assert sum(line.startswith("! destructive") for line in lines) == 1, "read-only sections carry no warning"
+
+
+async def test_results_carry_metadata_in_the_output_and_a_short_form_in_the_citation_line(client):
+    answer = await call(client, "search", query="etcd member", alert="EtcdMembersDown")
+    meta = answer["results"][0]["metadata"]
+    assert meta == {
+        "service": "etcd",
+        "service_inferred": False,
+        "team": "team-platform",
+        "severity": "p1",
+        "environment": None,
+        "alerts": ["EtcdMembersDown"],
+        "tags": ["control-plane", "disk"],
+        "last_reviewed": "2026-01-15",
+        "other": {},
+    }
+    assert (
+        "| runbook | service etcd, team team-platform, sev p1, tags control-plane+disk, "
+        "reviewed 2026-01-15 | score" in answer["_text"]
+    )
+    lag = await call(client, "search", query="ledger lag", service="ledger")
+    (only,) = lag["results"]
+    assert only["metadata"]["service_inferred"] and "service ledger (from path)" in lag["_text"]
+    none = await call(client, "search", query="deploy", team="nobody")
+    assert none["results"] == []
+
+
+async def test_an_empty_metadata_filter_is_refused_in_words(client):
+    result = await client.call_tool("search", {"query": "etcd", "service": "  "})
+    assert result.is_error and "service is empty" in result.content[0].text
+
+
+async def test_list_sources_lists_the_metadata_values_per_repository(client):
+    answer = await call(client, "list_sources")
+    (ops,) = answer["repos"]
+    assert ops["metadata"]["service"] == {"checkout": 1, "etcd": 1, "ledger": 1}
+    assert ops["metadata"]["team"] == {"checkout": 1, "team-platform": 1}
+    assert ops["metadata"]["alerts"] == {"EtcdMembersDown": 1}
+    assert "  service: checkout 1, etcd 1, ledger 1" in answer["_text"]
