@@ -20,13 +20,13 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
 from collections.abc import Collection, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Literal
-from uuid import uuid4
 
 from filelock import FileLock
 from pydantic import BaseModel, Field, TypeAdapter, ValidationError
@@ -100,8 +100,13 @@ _RECORD: TypeAdapter[SearchRecord | FeedbackRecord] = TypeAdapter(LogRecord)
 
 
 def new_query_id() -> str:
-    """A random, opaque id: it names one answer and says nothing about the query."""
-    return uuid4().hex
+    """A random, opaque id: it names one answer and says nothing about the query.
+
+    64 random bits as 16 hex digits: every answer's text carries it, and a uuid4's 32 digits cost
+    the reader 27 word pieces against about 16; two answers sharing an id among a million logged
+    is a chance of about 3 in 100 million (and feedback then goes to the newer).
+    """
+    return secrets.token_hex(8)
 
 
 def search_record(

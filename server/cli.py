@@ -23,6 +23,7 @@ from devrag.retrieval.errors import DevragError
 from devrag.retrieval.factory import open_store
 from devrag.retrieval.index import FileScope, Index
 from devrag.retrieval.models import Embedder
+from devrag.retrieval.query_log import new_query_id, search_record
 from devrag.retrieval.rerank import Reranker
 from devrag.retrieval.search import MODES, Filters, HybridIndex
 from devrag.retrieval.search_input import MAX_K, check_query_length, check_repo, check_search
@@ -31,6 +32,8 @@ from devrag.server import settings as config
 from devrag.server.bench_cmd import bench_cmd
 from devrag.server.config_cmd import config_cmd
 from devrag.server.doctor import doctor_cmd
+from devrag.server.outputs import SearchAnswer
+from devrag.server.query_log import log_search, open_query_log
 from devrag.server.serve import serve_cmd
 from devrag.server.settings import Settings
 from devrag.server.tracing import configure_tracing
@@ -208,7 +211,9 @@ def _load(factory: Callable[[], T]) -> T:
 @click.option("--repo", help="Only this indexed repository.")
 @click.option("--path", "path_glob", help="Only paths matching this glob (`*` crosses folders).")
 @click.option("--type", "doc_type", help="Only this document type (runbook, postmortem, guide, code, other).")
-@click.option("--json", "as_json", is_flag=True, help="Print a JSON array of results.")
+@click.option(
+    "--json", "as_json", is_flag=True, help="Print the answer as one JSON object: query_id, mode, results."
+)
 @click.pass_obj
 def search_cmd(
     obj: Context,
@@ -238,7 +243,10 @@ def search_cmd(
         index.check_compatible()
         filters = Filters(repo=args.repo, path=args.path, doc_type=args.doc_type)
         response = HybridIndex(index, embedder, reranker).search(args.query, args.k, mode, filters)  # type: ignore[arg-type]
-    emit(as_json, response.results, lambda: render.search_results(response))
+    query_id = new_query_id()
+    log_search(open_query_log(settings), search_record(query_id, args.query, args.k, mode, filters, response))
+    answer = SearchAnswer(query_id=query_id, **response.model_dump())
+    emit(as_json, answer, lambda: render.search_results(answer))
 
 
 @main.command("eval")

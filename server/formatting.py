@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from devrag.server.outputs import DocumentPage, Freshness, Passage, Result, SourcesOutput
+from devrag.server.outputs import DocumentPage, FeedbackOutput, Freshness, Passage, Result, SourcesOutput
 
 
 def short(sha: str | None) -> str:
@@ -64,7 +64,12 @@ def freshness_line(f: Freshness) -> str:
 
 
 def search_text(
-    results: list[Result], left_out: int, freshness: list[Freshness], notes: list[str], max_tokens: int
+    results: list[Result],
+    left_out: int,
+    freshness: list[Freshness],
+    notes: list[str],
+    max_tokens: int,
+    query_id: str,
 ) -> str:
     parts = [result_block(r) for r in results]
     if not results and not left_out:
@@ -76,8 +81,8 @@ def search_text(
             f"max_tokens={max_tokens}: raise max_tokens to see them."
         )
     tail.extend(notes)
-    if tail:
-        parts.append("\n".join(tail))
+    tail.append(f"query_id: {query_id}")
+    parts.append("\n".join(tail))
     return "\n\n".join(parts)
 
 
@@ -118,3 +123,10 @@ def sources_text(out: SourcesOutput) -> str:
             f"{r.chunks} chunks ({types}){f'; {r.path}' if r.path else ''}"
         )
     return "\n".join(lines)
+
+
+def feedback_text(out: FeedbackOutput) -> str:
+    verdict = "helpful" if out.helpful else "not helpful"
+    what = out.document or "the answer as a whole"
+    note = " with the note" if out.note else ""
+    return f"Recorded{note}: {what} was {verdict} (query_id {out.query_id})."
