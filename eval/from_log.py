@@ -19,7 +19,8 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from devrag.retrieval.query_log import DocumentRef, FeedbackRecord, read_log
+from devrag.retrieval.query_log import read_log
+from devrag.retrieval.query_records import DocumentRef, FeedbackRecord
 
 
 class FromLogSummary(BaseModel):

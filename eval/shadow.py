@@ -24,7 +24,8 @@ import yaml
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from devrag.eval.from_log import helpful_documents
-from devrag.retrieval.query_log import LoggedQueries, SearchRecord
+from devrag.retrieval.query_log import LoggedQueries
+from devrag.retrieval.query_records import SearchRecord
 from devrag.retrieval.search import HybridIndex, Mode, SearchConfig
 
 Progress = Callable[[int, int], None]

@@ -6,8 +6,7 @@ their commit, score and each section's stage scores) and every `feedback` call a
 naming the search by its `query_id`. Nothing is sent anywhere: the log is files beside the index,
 read back by the feedback tool and by `devrag eval --from-log`.
 
-The schema lives here, beside the index whose commits and scores it records, because the server
-writes it and `devrag.eval` reads it, and `eval` may not import `server`.
+The records are `devrag.retrieval.query_records`.
 
 Records are appended under a lock file (filelock: `flock` on Unix; each thread takes it through its
 own descriptor), so neither the threads of one server nor the processes sharing one index (stdio
@@ -20,19 +19,17 @@ from __future__ import annotations
 
 import json
 import os
-import secrets
-from collections.abc import Collection, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated, Literal
 
 from filelock import FileLock
-from pydantic import BaseModel, Field, TypeAdapter, ValidationError
+from pydantic import ValidationError
 
 from devrag.retrieval.errors import DevragError
-from devrag.retrieval.search import Filters, SearchResponse, StageScores
+from devrag.retrieval.query_records import RECORD, DocumentRef, FeedbackRecord, SearchRecord
 from devrag.retrieval.search_input import InputError
 
 LOG_NAME = "query-log.jsonl"
@@ -42,105 +39,6 @@ _LOCK_SECONDS = 10.0
 
 class QueryLogError(DevragError):
     """The query log is off, missing or malformed; the message names the file and line."""
-
-
-class LoggedSection(BaseModel):
-    """A section a result showed, with why it ranked (no text: the commit and lines recover it)."""
-
-    headings: list[str]
-    start_line: int
-    end_line: int
-    score: float
-    scores: StageScores
-
-
-class LoggedDocument(BaseModel):
-    """One ranked document of an answer."""
-
-    rank: int
-    repo: str
-    path: str
-    commit: str
-    score: float
-    shown: bool = Field(description="False when the answer left it out to fit its token budget.")
-    sections: list[LoggedSection]
-
-    @property
-    def name(self) -> str:
-        return f"{self.repo}:{self.path}"
-
-
-class SearchRecord(BaseModel):
-    type: Literal["search"] = "search"
-    query_id: str
-    time: datetime
-    query: str
-    mode: str = Field(description="The mode that answered (a busy server may answer without rerank).")
-    k: int
-    filters: Filters
-    documents: list[LoggedDocument]
-
-
-class DocumentRef(BaseModel):
-    repo: str
-    path: str
-
-
-class FeedbackRecord(BaseModel):
-    type: Literal["feedback"] = "feedback"
-    query_id: str
-    time: datetime
-    helpful: bool
-    document: DocumentRef | None = None
-    note: str | None = None
-
-
-LogRecord = Annotated[SearchRecord | FeedbackRecord, Field(discriminator="type")]
-_RECORD: TypeAdapter[SearchRecord | FeedbackRecord] = TypeAdapter(LogRecord)
-
-
-def new_query_id() -> str:
-    """A random, opaque id: it names one answer and says nothing about the query.
-
-    64 random bits as 16 hex digits: every answer's text carries it, and a uuid4's 32 digits cost
-    the reader 27 word pieces against about 16; two answers sharing an id among a million logged
-    is a chance of about 3 in 100 million (and feedback then goes to the newer).
-    """
-    return secrets.token_hex(8)
-
-
-def search_record(
-    query_id: str,
-    query: str,
-    k: int,
-    mode: str,
-    filters: Filters,
-    response: SearchResponse | None,
-    shown: Collection[tuple[str, str]] | None = None,
-) -> SearchRecord:
-    """The record of one answer; `shown` names the (repo, path) shown when a budget cut some."""
-    results = response.results if response is not None else []
-    documents = [
-        LoggedDocument(
-            rank=rank,
-            repo=r.repo,
-            path=r.path,
-            commit=r.commit,
-            score=r.score,
-            shown=shown is None or (r.repo, r.path) in shown,
-            sections=[LoggedSection.model_validate(s, from_attributes=True) for s in r.sections],
-        )
-        for rank, r in enumerate(results, start=1)
-    ]
-    return SearchRecord(
-        query_id=query_id,
-        time=datetime.now(UTC),
-        query=query,
-        mode=response.mode if response is not None else mode,
-        k=k,
-        filters=filters,
-        documents=documents,
-    )
 
 
 def log_files(path: Path) -> list[Path]:
@@ -206,7 +104,7 @@ class QueryLog:
                     if needle not in line:
                         continue
                     try:
-                        record = _RECORD.validate_json(line)
+                        record = RECORD.validate_json(line)
                     except ValidationError:
                         continue  # a damaged line names no answer the caller can have
                     if isinstance(record, SearchRecord) and record.query_id == query_id:
@@ -330,7 +228,7 @@ def _parse(line: str, where: str) -> SearchRecord | FeedbackRecord:
     except json.JSONDecodeError as exc:
         raise QueryLogError(f"{where}: not valid JSON: {exc.msg}.") from exc
     try:
-        return _RECORD.validate_json(line)
+        return RECORD.validate_json(line)
     except ValidationError as exc:
         error = exc.errors()[0]
         field_name = ".".join(str(part) for part in error["loc"]) or "record"

@@ -21,7 +21,7 @@ from devrag.retrieval.errors import DevragError
 from devrag.retrieval.factory import open_store
 from devrag.retrieval.index import FileScope, Index
 from devrag.retrieval.models import Embedder
-from devrag.retrieval.query_log import new_query_id, search_record
+from devrag.retrieval.query_records import new_query_id, search_record
 from devrag.retrieval.rerank import Reranker
 from devrag.retrieval.search import MODES, Filters, HybridIndex
 from devrag.retrieval.search_input import MAX_K, check_query_length, check_repo, check_search

@@ -39,6 +39,10 @@ INSTRUCTIONS = (
     "or command name), then `get_document` to read a cited file or section in full. Every passage "
     "cites repo, path, lines and commit; `freshness` says whether the repository has moved on since."
 )
+FEEDBACK_HINT = (
+    " Once you know whether an answer helped (the runbook that fixed it, or none did), call `feedback` "
+    "with its query_id and the repo:path that helped: the team builds its evaluation sets from it."
+)
 _READ_ONLY = ToolAnnotations(read_only_hint=True, destructive_hint=False, open_world_hint=False)
 # feedback appends to the server's local query log: a write, but it changes no answer.
 _APPENDS = ToolAnnotations(
@@ -103,7 +107,9 @@ def create_server(
             app.models.cancel()
             await anyio.to_thread.run_sync(app.close)
 
-    server: MCPServer[App] = MCPServer("devrag", instructions=INSTRUCTIONS, lifespan=lifespan)
+    # Asked for only where it is kept: with the query log off, feedback would be refused.
+    instructions = INSTRUCTIONS + (FEEDBACK_HINT if settings.query_log else "")
+    server: MCPServer[App] = MCPServer("devrag", instructions=instructions, lifespan=lifespan)
     server.middleware.append(_load_models_after_handshake)
     server.middleware.append(_arguments_in_words)
     for fn in (search, get_document, list_sources):

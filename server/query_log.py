@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import logging
 
-from devrag.retrieval.query_log import LOG_NAME, QueryLog, QueryLogError, SearchRecord
+from devrag.retrieval.query_log import LOG_NAME, QueryLog, QueryLogError
+from devrag.retrieval.query_records import SearchRecord
 from devrag.server.settings import Settings
 
 log = logging.getLogger(__name__)

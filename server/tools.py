@@ -10,7 +10,7 @@ from pydantic import BaseModel
 
 from devrag.ingest.status import head_of, index_status
 from devrag.retrieval.index import Index
-from devrag.retrieval.query_log import new_query_id, search_record
+from devrag.retrieval.query_records import new_query_id, search_record
 from devrag.retrieval.search import Filters, Mode, SearchResponse, SearchResult, Section
 from devrag.retrieval.search_input import InputError, check_query_length, check_repo, check_search
 from devrag.server import documents

@@ -9,7 +9,8 @@ import pytest
 
 from devrag.eval.from_log import golden_from_log
 from devrag.eval.golden import GoldenQuery, load_golden
-from devrag.retrieval.query_log import LOG_NAME, FeedbackRecord, QueryLog, new_query_id, search_record
+from devrag.retrieval.query_log import LOG_NAME, QueryLog
+from devrag.retrieval.query_records import FeedbackRecord, new_query_id, search_record
 from devrag.retrieval.search import Filters, HybridIndex
 
 

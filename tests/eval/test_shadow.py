@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 
 from devrag.eval.shadow import Arm, ShadowConfig, load_shadow_config, replay
-from devrag.retrieval.query_log import LOG_NAME, QueryLog, new_query_id, read_log, search_record
+from devrag.retrieval.query_log import LOG_NAME, QueryLog, read_log
+from devrag.retrieval.query_records import new_query_id, search_record
 from devrag.retrieval.search import Filters, HybridIndex, SearchConfig
 
 # (query, the document its caller marked helpful, or None)

@@ -11,17 +11,8 @@ from pathlib import Path
 import pytest
 
 from devrag.ingest.pipeline import ingest
-from devrag.retrieval.query_log import (
-    LOG_NAME,
-    FeedbackRecord,
-    QueryLog,
-    QueryLogError,
-    SearchRecord,
-    log_files,
-    new_query_id,
-    read_log,
-    search_record,
-)
+from devrag.retrieval.query_log import LOG_NAME, QueryLog, QueryLogError, log_files, read_log
+from devrag.retrieval.query_records import FeedbackRecord, SearchRecord, new_query_id, search_record
 from devrag.retrieval.search import Filters, HybridIndex
 from devrag.retrieval.search_input import InputError
 from tests.retrieval.test_search import RUNBOOKS
@@ -114,7 +105,8 @@ def test_threads_appending_at_once_lose_no_record_and_tear_no_line(tmp_path):
 WRITER = """
 import sys
 from pathlib import Path
-from devrag.retrieval.query_log import FeedbackRecord, QueryLog
+from devrag.retrieval.query_log import QueryLog
+from devrag.retrieval.query_records import FeedbackRecord
 log = QueryLog(Path(sys.argv[1]), 3000, 1000)
 for i in range(200):
     log.append(FeedbackRecord.model_validate(

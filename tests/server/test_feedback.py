@@ -18,7 +18,7 @@ from mcp.client.stdio import StdioServerParameters, stdio_client
 from mcp_types import CallToolResult
 
 from devrag.retrieval.query_log import LOG_NAME, read_log
-from devrag.server.mcp_app import create_server
+from devrag.server.mcp_app import FEEDBACK_HINT, create_server
 from devrag.server.query_log import LOG_OFF
 from devrag.server.settings import Settings
 from tests.server.mcp_support import (
@@ -126,6 +126,7 @@ async def test_with_the_log_off_answers_carry_a_query_id_feedback_says_so_and_no
     answer = await client.call_tool("search", {"query": "helm rollback", "k": 2})
     query_id = answer.structured_content["query_id"]
     assert QUERY_ID.fullmatch(query_id) and text_of(answer).endswith(f"query_id: {query_id}")
+    assert "feedback" not in (client.instructions or ""), "not asked for where it is not kept"
     refused = await client.call_tool("feedback", {"query_id": query_id, "helpful": True})
     assert refused.is_error and text_of(refused).endswith(LOG_OFF)
     assert not list(ops.index_dir.glob("query-log*")), "no query is logged while the log is off"
@@ -136,6 +137,7 @@ async def test_a_logged_answer_marks_the_documents_its_token_budget_left_out(tmp
     ops = make_ops(tmp_path, models.wait()[0])
     settings = Settings(index_dir=ops.index_dir, query_log=True)
     async with Client(create_server(settings, models)) as client:
+        assert (client.instructions or "").endswith(FEEDBACK_HINT)
         answer = await client.call_tool(
             "search", {"query": "deployctl verify errors", "k": 10, "max_tokens": 250}
         )
