@@ -52,8 +52,8 @@ def golden_from_log(log: Path, out: Path, only_repo: str | None = None) -> FromL
 
     Raises:
         QueryLogError: the log is missing or a line is malformed (names file:line).
-        ValueError: nothing qualifies, or the helpful documents span repositories and
-            `only_repo` does not choose one.
+        ValueError: nothing qualifies, the helpful documents span repositories and `only_repo`
+            does not choose one, or `out` cannot be written.
     """
     logged = read_log(log)
     counts = {"with_feedback": 0, "merged": 0, "negative": 0, "no_document": 0, "other_repo": 0}
@@ -116,8 +116,11 @@ def _check(summary: FromLogSummary, repos: set[str]) -> None:
 
 def _write(out: Path, lines: list[dict[str, Any]]) -> None:
     """All lines or none: a half-written set would score a different evaluation."""
-    out.parent.mkdir(parents=True, exist_ok=True)
-    scratch = out.with_name(out.name + ".tmp")
     text = "".join(json.dumps(line, ensure_ascii=False) + "\n" for line in lines)
-    scratch.write_text(text, encoding="utf-8")
-    scratch.replace(out)
+    scratch = out.with_name(out.name + ".tmp")
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        scratch.write_text(text, encoding="utf-8")
+        scratch.replace(out)
+    except OSError as exc:
+        raise ValueError(f"{out}: cannot write the golden set: {exc.strerror or exc}.") from exc

@@ -200,11 +200,18 @@ def read_log(path: Path) -> LoggedQueries:
 
 def _records(path: Path) -> Iterator[SearchRecord | FeedbackRecord]:
     with _reading(path):  # a writer rotating meanwhile would move lines between files
-        contents = [(file, file.read_text(encoding="utf-8")) for file in log_files(path)]
+        contents = [(file, _text(file)) for file in log_files(path)]
     for file, text in contents:
         for n, line in enumerate(text.splitlines(), start=1):
             if line.strip():
                 yield _parse(line, f"{file}:{n}")
+
+
+def _text(file: Path) -> str:
+    try:
+        return file.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise QueryLogError(f"{file}: cannot read the query log: {exc}.") from exc
 
 
 @contextmanager

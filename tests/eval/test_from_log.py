@@ -88,3 +88,11 @@ def test_a_log_without_helpful_documents_writes_nothing_and_says_why(tmp_path, s
     with pytest.raises(ValueError, match=r"nothing to write \(1 searches, 1 with feedback: 1 negative only"):
         golden_from_log(tmp_path / LOG_NAME, tmp_path / "out.jsonl")
     assert not (tmp_path / "out.jsonl").exists()
+
+
+def test_an_output_that_cannot_be_written_is_named(tmp_path, searcher):
+    log = QueryLog(tmp_path / LOG_NAME, 1_000_000, 2)
+    log.record_feedback(search(log, searcher, "helm rollback"), True, "guides/deploy.md")
+    (tmp_path / "file").write_text("")
+    with pytest.raises(ValueError, match=f"{tmp_path / 'file' / 'out.jsonl'}: cannot write the golden set"):
+        golden_from_log(tmp_path / LOG_NAME, tmp_path / "file" / "out.jsonl")

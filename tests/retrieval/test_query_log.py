@@ -177,3 +177,6 @@ def test_reading_a_log_names_the_file_and_line_of_what_is_wrong(tmp_path):
         QueryLogError, match=rf"{path}:1: not a query-log record: feedback.time: Field required"
     ):
         read_log(path)
+    path.write_bytes(b"\xff\xfe not utf-8\n")
+    with pytest.raises(QueryLogError, match=f"{path}: cannot read the query log"):
+        read_log(path)
