@@ -4,10 +4,11 @@ Run: `python -m devrag.eval.load_bench [--clients 1,8,32] [--seconds 120] [--ind
 
 The server runs on 127.0.0.1 only, over an index of the prometheus-operator runbooks that this
 script builds (about a minute) unless `--index-dir` names one. Each client is an MCP session over
-the SDK's streamable HTTP client, searching in a closed loop with the golden set's queries (each
+the SDK's streamable HTTP client, searching in a closed loop with the golden sets' queries (each
 client starts at a different one). A search the server sheds ("busy") is counted apart from
 errors, and its client waits a second before the next, as an agent told to retry would. p50/p95
-are of the searches answered; RSS is the server's and its child processes', from /proc (Linux).
+are of the searches answered; RSS is the server's and its child processes', from /proc (Linux),
+at the start, halfway through and at the end of each level.
 """
 
 from __future__ import annotations
@@ -39,7 +40,13 @@ from devrag.retrieval.models import SentenceTransformerEmbedder
 
 _SHARED = Path(os.environ.get("DEVRAG_SHARED_DIR", Path(__file__).resolve().parents[2] / "shared"))
 CORPUS = _SHARED / "data" / "runbooks-corpus" / "prometheus-operator"
-GOLDEN = _SHARED / "data" / "golden" / "alerts-to-runbooks.jsonl"
+# Every query set over that corpus: more distinct queries than the reranker's score cache holds
+# (see `CrossEncoderReranker`), so clients cycling through them pay for every search in full.
+GOLDEN = [
+    _SHARED / "data" / "golden" / "alerts-to-runbooks.jsonl",
+    _SHARED / "data" / "golden" / "alerts-to-runbooks-historical.jsonl",
+    Path(__file__).resolve().parent / "questions" / "prometheus-operator-oncall.jsonl",
+]
 HOST = "127.0.0.1"  # loopback only: the bench opens no port beyond this machine
 BUSY = "server is busy"
 RETRY_AFTER_BUSY_S = 1.0
@@ -57,6 +64,7 @@ class Level(BaseModel):
     errors: int
     shed: int
     rss_start_mb: float
+    rss_mid_mb: float  # halfway through: memory that only warms up is flat from here to the end
     rss_end_mb: float
     error_examples: list[str]
 
@@ -157,10 +165,13 @@ async def run_level(url: str, pid: int, queries: list[str], clients: int, second
     outcomes: list[Outcome] = []
     rss_start = rss_mb(pid)
     started = time.monotonic()
+    rss_mid: list[float] = []
     async with anyio.create_task_group() as tg:
         for n in range(clients):
             first = n * len(queries) // clients
             tg.start_soon(client_loop, url, queries, first, started + seconds, outcomes)
+        await anyio.sleep(seconds / 2)
+        rss_mid.append(rss_mb(pid))
     answered = [o.seconds for o in outcomes if o.kind == "ok"]
     p50, p95 = np.percentile(answered, [50, 95]) if answered else (float("nan"), float("nan"))
     errors = [o.detail for o in outcomes if o.kind == "error"]
@@ -174,6 +185,7 @@ async def run_level(url: str, pid: int, queries: list[str], clients: int, second
         errors=len(errors),
         shed=sum(o.kind == "busy" for o in outcomes),
         rss_start_mb=rss_start,
+        rss_mid_mb=rss_mid[0],
         rss_end_mb=rss_mb(pid),
         error_examples=list(dict.fromkeys(errors))[:3],
     )
@@ -199,6 +211,7 @@ def table(levels: list[Level], title: str) -> Table:
         "errors",
         "shed (busy)",
         "RSS start MiB",
+        "RSS mid MiB",
         "RSS end MiB",
     ):
         out.add_column(column, justify="right")
@@ -211,6 +224,7 @@ def table(levels: list[Level], title: str) -> Table:
             str(level.errors),
             str(level.shed),
             f"{level.rss_start_mb:,.0f}",
+            f"{level.rss_mid_mb:,.0f}",
             f"{level.rss_end_mb:,.0f}",
         )
     return out
@@ -222,11 +236,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seconds", type=float, default=120.0, help="Seconds per level.")
     parser.add_argument("--index-dir", type=Path, help="An existing index (default: build one of --corpus).")
     parser.add_argument("--corpus", type=Path, default=CORPUS, help="Folder of documents to index.")
-    parser.add_argument("--golden", type=Path, default=GOLDEN, help="Golden JSONL whose queries to send.")
+    parser.add_argument(
+        "--golden", type=Path, action="append", help="Golden JSONL whose queries to send (repeatable)."
+    )
     parser.add_argument("--json", action="store_true", help="Print the levels as JSON lines.")
     args = parser.parse_args(argv)
     levels = [int(n) for n in args.clients.split(",") if n.strip()]
-    queries = list(dict.fromkeys(q.query for q in load_golden(args.golden)))
+    queries = list(dict.fromkeys(q.query for golden in args.golden or GOLDEN for q in load_golden(golden)))
     with tempfile.TemporaryDirectory(prefix="devrag-load-") as tmp:
         workdir = Path(tmp)
         index_dir = args.index_dir
@@ -235,7 +251,10 @@ def main(argv: list[str] | None = None) -> int:
             index.store.close()  # the embedded index admits one process: the server's
             index_dir = workdir / "index-x1"
             Console(stderr=True).print(f"indexed {built.files} files in {built.ingest_seconds:.0f} s")
-        results = anyio.run(run, index_dir, levels, args.seconds, queries, workdir / "server.log")
+        log = workdir / "server.log"
+        results = anyio.run(run, index_dir, levels, args.seconds, queries, log)
+        if any(level.errors for level in results):  # the log goes with the temporary folder
+            sys.stderr.write(f"server log:\n{log.read_text(errors='replace')[-6000:]}")
     if args.json:
         for level in results:
             print(level.model_dump_json())

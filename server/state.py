@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import contextvars
 import logging
 import threading
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
 
 from devrag.retrieval.errors import DevragError, ModelLoadError
 from devrag.retrieval.factory import open_store
@@ -144,6 +147,11 @@ class App:
         # Searches turned away may still be answered without the rerank stage, about a tenth of
         # the work, in their own lane: one at a time and 8 waiting, so that fallback is bounded too.
         self._fallback = Admission(1, 8, wait) if settings.search_when_busy == "hybrid" else None
+        # Admitted searches run on these threads only, whichever request thread admitted them: the
+        # allocator keeps memory per thread that allocates (glibc arenas), so model work spread
+        # over every request thread grew the server's memory with the number of clients.
+        lanes = settings.search_in_flight + (self._fallback is not None)
+        self._compute = ThreadPoolExecutor(max_workers=lanes, thread_name_prefix="devrag-search")
 
     def open(self) -> None:
         """Open the index now (starting its owner process), so a failure shows at startup; calls retry."""
@@ -204,14 +212,19 @@ class App:
     ) -> SearchResponse:
         try:
             with self.admission.slot():  # only entering raises ServerBusyError
-                return searcher.search(query, k, mode, filters)
+                return self._computed(searcher.search, query, k, mode, filters)
         except ServerBusyError:
             if self._fallback is None or mode != "hybrid+rerank":
                 raise
         with self._fallback.slot():
-            return searcher.search(query, k, "hybrid", filters)
+            return self._computed(searcher.search, query, k, "hybrid", filters)
+
+    def _computed(self, search: Callable[..., SearchResponse], *args: Any) -> SearchResponse:
+        """`search(*args)` on a compute thread, in this thread's context (its trace span)."""
+        return self._compute.submit(contextvars.copy_context().run, search, *args).result()
 
     def close(self) -> None:
+        self._compute.shutdown(wait=False)
         with self._lock:
             if self._searcher is not None:
                 self._searcher.close()
