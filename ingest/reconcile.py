@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from pydantic import BaseModel
@@ -60,11 +60,13 @@ def reconcile(
     embedder: Callable[[], Embedder],
     check_only: bool,
     options: IngestOptions | None = None,
+    states: Sequence[RepoState] | None = None,
 ) -> list[Drift]:
-    """Drift per repository; unless `check_only`, repair each drifted one with a full compare."""
+    """Drift per repository (`states`, default every one); unless `check_only`, repair each drifted
+    one with a full compare."""
     options = options or IngestOptions()
     drifts = []
-    for state in index.repos():
+    for state in index.repos() if states is None else states:
         drift = find_drift(index, state, options)
         if drift.drifted and not check_only and drift.error is None:
             drift.repaired = reingest(index, embedder(), state, options=options, full=True)

@@ -12,8 +12,6 @@ from typing import Any, TypeVar
 import click
 from pydantic import BaseModel
 
-from devrag.eval.harness import DEFAULT_MODES, evaluate
-from devrag.eval.runner import prepare
 from devrag.ingest.forget import forget
 from devrag.ingest.git_source import locate
 from devrag.ingest.pipeline import IngestOptions, ingest
@@ -23,6 +21,7 @@ from devrag.retrieval.errors import DevragError
 from devrag.retrieval.factory import open_store
 from devrag.retrieval.index import FileScope, Index
 from devrag.retrieval.models import Embedder
+from devrag.retrieval.query_records import new_query_id, search_record
 from devrag.retrieval.rerank import Reranker
 from devrag.retrieval.search import MODES, Filters, HybridIndex
 from devrag.retrieval.search_input import MAX_K, check_query_length, check_repo, check_search
@@ -31,6 +30,9 @@ from devrag.server import settings as config
 from devrag.server.bench_cmd import bench_cmd
 from devrag.server.config_cmd import config_cmd
 from devrag.server.doctor import doctor_cmd
+from devrag.server.eval_cmd import eval_cmd
+from devrag.server.outputs import SearchAnswer
+from devrag.server.query_log import log_search, open_query_log
 from devrag.server.serve import serve_cmd
 from devrag.server.settings import Settings
 from devrag.server.tracing import configure_tracing
@@ -214,7 +216,9 @@ def _load(factory: Callable[[], T]) -> T:
 @click.option("--environment", help="Only documents for this environment.")
 @click.option("--tag", help="Only documents with this tag.")
 @click.option("--alert", help="Only documents that list this alert name (case-sensitive).")
-@click.option("--json", "as_json", is_flag=True, help="Print a JSON array of results.")
+@click.option(
+    "--json", "as_json", is_flag=True, help="Print the answer as one JSON object: query_id, mode, results."
+)
 @click.pass_obj
 def search_cmd(
     obj: Context,
@@ -244,53 +248,14 @@ def search_cmd(
         index.check_compatible()
         filters = Filters(repo=args.repo, path=args.path, doc_type=args.doc_type, **args.metadata)
         response = HybridIndex(index, embedder, reranker).search(args.query, args.k, mode, filters)  # type: ignore[arg-type]
-    emit(as_json, response.results, lambda: render.search_results(response))
-
-
-@main.command("eval")
-@click.argument("golden", type=click.Path(exists=True, path_type=Path))
-@click.option(
-    "--repo", "corpus", type=click.Path(exists=True, path_type=Path), help="Corpus: a Git repo or folder."
-)
-@click.option(
-    "--modes", default=",".join(DEFAULT_MODES), show_default=True, help="Comma-separated modes to compare."
-)
-@click.option("-k", "k", type=click.IntRange(1, 100), default=10, show_default=True)
-@click.option(
-    "--workdir",
-    type=click.Path(path_type=Path),
-    default=Path.home() / ".cache" / "devrag" / "eval",
-    show_default=True,
-    help="Where corpus snapshots and the evaluation index are kept between runs.",
-)
-@click.option("--json", "as_json", is_flag=True, help="Print the report as one JSON object.")
-@click.pass_obj
-def eval_cmd(
-    obj: Context, golden: Path, corpus: Path | None, modes: str, k: int, workdir: Path, as_json: bool
-) -> None:
-    """Score retrieval on GOLDEN (JSONL with --repo, or a BEIR folder), every mode beside vanilla."""
-    wanted = [m.strip() for m in modes.split(",") if m.strip()]
-    unknown = sorted(set(wanted) - set(DEFAULT_MODES))
-    if unknown:
-        raise click.BadParameter(
-            f"unknown modes {unknown}; choose from {list(DEFAULT_MODES)}", param_hint="--modes"
-        )
-    try:
-        eval_set = prepare(golden, corpus, workdir)
-    except ValueError as exc:
-        raise click.ClickException(str(exc)) from exc
-    # One index per corpus: BM25's statistics cover the whole index, so sharing it with another
-    # corpus would make one set's scores depend on which others were evaluated before.
-    settings = obj.settings(index_dir=workdir / "index" / eval_set.repo.name)
-    embedder = _load_embedder(settings)
-    reranker = _load(lambda: reranker_for(settings)) if "hybrid+rerank" in wanted else None
-    with opened_index(settings, embedder) as index:
-        searcher = HybridIndex(index, embedder, reranker)
-        result = evaluate(eval_set.queries, eval_set.repo, index, embedder, searcher, wanted, k)
-    emit(as_json, result, lambda: render.eval_report(eval_set.name, result))
+    query_id = new_query_id()
+    log_search(open_query_log(settings), search_record(query_id, args.query, args.k, mode, filters, response))
+    answer = SearchAnswer(query_id=query_id, **response.model_dump())
+    emit(as_json, answer, lambda: render.search_results(answer))
 
 
 main.add_command(bench_cmd)
+main.add_command(eval_cmd)
 main.add_command(serve_cmd)
 main.add_command(config_cmd)
 main.add_command(doctor_cmd)

@@ -4,7 +4,15 @@ from __future__ import annotations
 
 import json
 
-from devrag.server.outputs import DocumentMeta, DocumentPage, Freshness, Passage, Result, SourcesOutput
+from devrag.server.outputs import (
+    DocumentMeta,
+    DocumentPage,
+    FeedbackOutput,
+    Freshness,
+    Passage,
+    Result,
+    SourcesOutput,
+)
 
 
 def short(sha: str | None) -> str:
@@ -97,7 +105,12 @@ def freshness_line(f: Freshness) -> str:
 
 
 def search_text(
-    results: list[Result], left_out: int, freshness: list[Freshness], notes: list[str], max_tokens: int
+    results: list[Result],
+    left_out: int,
+    freshness: list[Freshness],
+    notes: list[str],
+    max_tokens: int,
+    query_id: str,
 ) -> str:
     parts = [result_block(r) for r in results]
     if not results and not left_out:
@@ -109,8 +122,8 @@ def search_text(
             f"max_tokens={max_tokens}: raise max_tokens to see them."
         )
     tail.extend(notes)
-    if tail:
-        parts.append("\n".join(tail))
+    tail.append(f"query_id: {query_id}")
+    parts.append("\n".join(tail))
     return "\n\n".join(parts)
 
 
@@ -158,3 +171,10 @@ def sources_text(out: SourcesOutput) -> str:
         )
         lines += [f"  {field}: {_values(counts)}" for field, counts in r.metadata.items() if counts]
     return "\n".join(lines)
+
+
+def feedback_text(out: FeedbackOutput) -> str:
+    verdict = "helpful" if out.helpful else "not helpful"
+    what = out.document or "the answer as a whole"
+    note = " with the note" if out.note else ""
+    return f"Recorded{note}: {what} was {verdict} (query_id {out.query_id})."

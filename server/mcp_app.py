@@ -1,4 +1,4 @@
-"""The MCP layer: a server whose typed lifespan owns the index and models, and three thin tools."""
+"""The MCP layer: a server whose typed lifespan owns the index and models, and four thin tools."""
 
 from __future__ import annotations
 
@@ -21,13 +21,14 @@ from devrag.retrieval.search_input import (
     MAX_BUDGET,
     MAX_K,
     MIN_BUDGET,
+    MIN_SEARCH_BUDGET,
     InputError,
     check_document,
     check_search,
 )
 from devrag.server import tools
 from devrag.server.metrics import ServerMetrics
-from devrag.server.outputs import DocumentPage, SearchOutput, SourcesOutput
+from devrag.server.outputs import DocumentPage, FeedbackOutput, SearchOutput, SourcesOutput
 from devrag.server.settings import Settings, embedder_for, reranker_for
 from devrag.server.state import App, Models
 from devrag.server.watch import RefWatcher
@@ -38,7 +39,15 @@ INSTRUCTIONS = (
     "or command name), then `get_document` to read a cited file or section in full. Every passage "
     "cites repo, path, lines and commit; `freshness` says whether the repository has moved on since."
 )
+FEEDBACK_HINT = (
+    " Once you know whether an answer helped (the runbook that fixed it, or none did), call `feedback` "
+    "with its query_id and the repo:path that helped: the team builds its evaluation sets from it."
+)
 _READ_ONLY = ToolAnnotations(read_only_hint=True, destructive_hint=False, open_world_hint=False)
+# feedback appends to the server's local query log: a write, but it changes no answer.
+_APPENDS = ToolAnnotations(
+    read_only_hint=False, destructive_hint=False, idempotent_hint=False, open_world_hint=False
+)
 # Loading models competes with the handshake for the interpreter: start after it, or after this long.
 _MODELS_START_S = 3.0
 _HANDSHAKE = frozenset({"initialize", "notifications/initialized", "server/discover"})
@@ -98,11 +107,14 @@ def create_server(
             app.models.cancel()
             await anyio.to_thread.run_sync(app.close)
 
-    server: MCPServer[App] = MCPServer("devrag", instructions=INSTRUCTIONS, lifespan=lifespan)
+    # Asked for only where it is kept: with the query log off, feedback would be refused.
+    instructions = INSTRUCTIONS + (FEEDBACK_HINT if settings.query_log else "")
+    server: MCPServer[App] = MCPServer("devrag", instructions=instructions, lifespan=lifespan)
     server.middleware.append(_load_models_after_handshake)
     server.middleware.append(_arguments_in_words)
     for fn in (search, get_document, list_sources):
         server.add_tool(fn, description=inspect.cleandoc(fn.__doc__ or ""), annotations=_READ_ONLY)
+    server.add_tool(feedback, description=inspect.cleandoc(feedback.__doc__ or ""), annotations=_APPENDS)
     return server
 
 
@@ -181,7 +193,7 @@ def search(
     ] = None,
     doc_type: Annotated[DocType | None, Field(description="Only this kind of document.")] = None,
     max_tokens: Annotated[
-        int, Field(ge=MIN_BUDGET, le=MAX_BUDGET, description="Token budget for the whole answer.")
+        int, Field(ge=MIN_SEARCH_BUDGET, le=MAX_BUDGET, description="Token budget for the whole answer.")
     ] = 2000,
     service: Annotated[
         str | None,
@@ -264,3 +276,30 @@ def list_sources(ctx: Context[App, Any]) -> Annotated[CallToolResult, SourcesOut
     may be stale.
     """
     return _answer(lambda: tools.list_sources_tool(_app(ctx)))
+
+
+def feedback(
+    query_id: Annotated[
+        str, Field(max_length=64, description="The query_id of the search answer this is about.")
+    ],
+    helpful: Annotated[bool, Field(description="Whether the answer (or `document`) helped with the task.")],
+    ctx: Context[App, Any],
+    document: Annotated[
+        str | None,
+        Field(
+            max_length=4096,
+            description="One result of that answer, as repo:path (or its path); omit to judge the "
+            "answer as a whole.",
+        ),
+    ] = None,
+    note: Annotated[
+        str | None, Field(max_length=2000, description="Optional: what was missing or wrong, briefly.")
+    ] = None,
+) -> Annotated[CallToolResult, FeedbackOutput]:
+    """Say whether a search answer helped, once you know: the runbook that fixed it, or none did.
+
+    Name the result that helped (or did not) with `document`, as repo:path from that answer. The
+    server keeps this in its local query log, from which its operators build evaluation sets to
+    improve retrieval; it needs the log on (DEVRAG_QUERY_LOG=1), and says so when it is off.
+    """
+    return _answer(lambda: tools.feedback_tool(_app(ctx), query_id, helpful, document, note))

@@ -24,6 +24,7 @@ from devrag.retrieval.search import FIRST_STAGES, MODES, SearchResponse
 if TYPE_CHECKING:
     from prometheus_client.metrics_core import Metric
 
+    from devrag.ingest.reconcile import Drift
     from devrag.ingest.status import RepoLag
     from devrag.server.state import Models
 
@@ -117,6 +118,25 @@ class ServerMetrics:
             "When the lag gauges were last computed.",
             registry=r,
         )
+        self.reconcile_drift = Counter(
+            "devrag_reconcile_drift_files",
+            "Files a server reconcile (at --watch start) found drifted: missing (indexable, no chunks), "
+            "stale (chunks of another version), orphaned (chunks of a file no longer in the tree).",
+            ["repo", "kind"],
+            registry=r,
+        )
+        self.reconcile_repaired = Counter(
+            "devrag_reconcile_repaired_files",
+            "Drifted files a server reconcile repaired (its repository re-ingested with a full compare).",
+            ["repo"],
+            registry=r,
+        )
+        self.reconcile_unreachable = Counter(
+            "devrag_reconcile_unreachable",
+            "Repositories a server reconcile could not compare: the clone could not be read here.",
+            ["repo"],
+            registry=r,
+        )
         self._models = _RerankLoadFailures()
         r.register(self._models)
         self._lag_repos: set[str] = set()
@@ -174,6 +194,18 @@ class ServerMetrics:
                 self.ingests.labels(trigger, run.outcome).inc()
                 self.ingest_seconds.labels(trigger).observe(time.perf_counter() - started)
                 self.ingest_finished.set()
+
+    def observe_reconcile(self, drifts: Iterable[Drift]) -> None:
+        """What one reconcile found and repaired, per repository."""
+        for drift in drifts:
+            found = {"missing": drift.missing, "stale": drift.stale, "orphaned": drift.orphaned}
+            for kind, files in found.items():
+                if files:
+                    self.reconcile_drift.labels(drift.repo, kind).inc(len(files))
+            if drift.repaired is not None:
+                self.reconcile_repaired.labels(drift.repo).inc(sum(map(len, found.values())))
+            if drift.error is not None:
+                self.reconcile_unreachable.labels(drift.repo).inc()
 
     def set_lag(self, lags: Iterable[RepoLag]) -> None:
         """Replace the lag gauges: repositories no longer indexed drop out."""

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pydantic import BaseModel, Field
 
+from devrag.retrieval.search import SearchResponse
+
 
 class CommandOut(BaseModel):
     """A command the passage quotes, and what running it does."""
@@ -81,6 +83,9 @@ class Freshness(BaseModel):
 
 
 class SearchOutput(BaseModel):
+    query_id: str = Field(
+        description="Opaque id of this answer: pass it to `feedback` to say whether the answer helped."
+    )
     query: str
     mode: str = Field(description="Retrieval pipeline used, e.g. hybrid+rerank.")
     results: list[Result]
@@ -144,3 +149,18 @@ class SourcesOutput(BaseModel):
     models: str = Field(description="'ready', 'loading', or why the models failed to load.")
     watching: bool = Field(description="True when the server re-indexes repositories on new commits.")
     repos: list[Source]
+
+
+class FeedbackOutput(BaseModel):
+    """Feedback recorded in the server's query log."""
+
+    query_id: str
+    helpful: bool
+    document: str | None = Field(description="The result judged, as repo:path; null: the answer as a whole.")
+    note: str | None
+
+
+class SearchAnswer(SearchResponse):
+    """`devrag search --json`: the read API's response, under the id the query log knows it by."""
+
+    query_id: str

@@ -20,10 +20,10 @@ from devrag.ingest.reconcile import Drift
 from devrag.ingest.status import IndexStatus, RepoStatus
 from devrag.retrieval.index import FileScope
 from devrag.retrieval.lexical_field import LEXICAL_FIELD
-from devrag.retrieval.search import SearchResponse
 
 if TYPE_CHECKING:
     from devrag.server.config_cmd import Setting
+    from devrag.server.outputs import SearchAnswer
 
 log = logging.getLogger(__name__)
 out = Console(highlight=False)
@@ -228,7 +228,7 @@ def _short(sha: str | None) -> str:
     return sha[:12] if sha else "-"
 
 
-def search_results(response: SearchResponse) -> None:
+def search_results(response: SearchAnswer) -> None:
     if not response.results:
         out.print("No results.")
     for n, r in enumerate(response.results, start=1):
@@ -264,6 +264,7 @@ def search_results(response: SearchResponse) -> None:
             f"[dim]The query is longer than the models read, so it was read as a pasted alert: "
             f"every stage read its first {response.read_tokens} word pieces.[/dim]"
         )
+    out.print(f"[dim]query_id {response.query_id}[/dim]")
 
 
 def eval_report(name: str, report: EvalReport) -> None:

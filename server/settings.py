@@ -92,6 +92,10 @@ class Settings(BaseSettings):
     search_when_busy: Literal["refuse", "hybrid"] = "refuse"  # hybrid: answer without the rerank stage
     # Search spans carry the query text only when the operator asks (queries may hold secrets or names).
     trace_queries: bool = False
+    # The local query log (devrag.retrieval.query_log), off for the same reason; feedback needs it.
+    query_log: bool = False
+    query_log_max_bytes: int = Field(default=10_000_000, gt=0)  # rotate past this size
+    query_log_backups: int = Field(default=5, ge=1)  # rotated files kept: query-log.jsonl.1 ... .N
 
     @classmethod
     def settings_customise_sources(

@@ -19,6 +19,7 @@ from devrag.retrieval.search import Filters, HybridIndex, Mode, SearchResponse
 from devrag.retrieval.store import VectorStore
 from devrag.server.admission import Admission, ServerBusyError
 from devrag.server.metrics import ServerMetrics
+from devrag.server.query_log import open_query_log
 from devrag.server.settings import Settings
 from devrag.server.tracing import observed_search
 
@@ -134,6 +135,7 @@ class App:
         self.metrics.track_models(models)
         self.watching = watching
         self.local = local  # whether answers may name the server's folders (see create_server)
+        self.query_log = open_query_log(settings)  # None unless the operator turned it on
         self._index: Index | None = None
         self._store: VectorStore | None = None
         self._searcher: HybridIndex | None = None

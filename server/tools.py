@@ -11,17 +11,19 @@ from pydantic import BaseModel
 from devrag.ingest.status import head_of, index_status
 from devrag.retrieval.facets import metadata_values
 from devrag.retrieval.index import Index
+from devrag.retrieval.query_records import new_query_id, search_record
 from devrag.retrieval.schema import DocMeta
 from devrag.retrieval.search import Filters, Mode, SearchResponse, SearchResult, Section
 from devrag.retrieval.search_input import InputError, check_query_length, check_repo, check_search
 from devrag.server import documents
 from devrag.server.admission import SKIPPED_RERANK_NOTE
 from devrag.server.budget import TokenCounter, fit_lines, fit_passages
-from devrag.server.formatting import page_text, search_text, sources_text
+from devrag.server.formatting import feedback_text, page_text, search_text, sources_text
 from devrag.server.outputs import (
     CommandOut,
     DocumentMeta,
     DocumentPage,
+    FeedbackOutput,
     Freshness,
     Passage,
     Result,
@@ -29,6 +31,7 @@ from devrag.server.outputs import (
     Source,
     SourcesOutput,
 )
+from devrag.server.query_log import log_search, require
 from devrag.server.state import App
 
 OutputT = TypeVar("OutputT", bound=BaseModel)
@@ -54,8 +57,10 @@ def search_tool(
 ) -> Answer[SearchOutput]:
     """Hybrid search with citations and per-repository freshness, fitted into `max_tokens`.
 
-    `metadata` holds the document metadata filters by argument name (`METADATA_FILTERS`).
+    `metadata` holds the document metadata filters by argument name (`METADATA_FILTERS`). The
+    answer carries a fresh query_id; with the query log on, the answer is logged under it.
     """
+    query_id = new_query_id()
     raw = {"query": query, "k": k, "repo": repo, "path": path, "doc_type": doc_type, "max_tokens": max_tokens}
     args = check_search({**raw, **(metadata or {})})
     _check_indexed(app, args.repo)
@@ -77,12 +82,15 @@ def search_tool(
     def render(shown: list[Passage]) -> str:
         kept = shown_results(shown)
         cited = [fresh[r] for r in dict.fromkeys(x.repo for x in kept)]
-        return search_text(kept, len(results) - len(kept), cited, notes, max_tokens)
+        return search_text(kept, len(results) - len(kept), cited, notes, max_tokens, query_id)
 
     passages = [results[d].passages[i] for d, i in order]
     fitted = fit_passages(passages, render, searcher.embedder.count_tokens, max_tokens)
     kept = shown_results(fitted.passages)
+    shown = {(r.repo, r.path) for r in kept}
+    log_search(app.query_log, search_record(query_id, args.query, args.k, mode, filters, response, shown))
     output = SearchOutput(
+        query_id=query_id,
         query=query,
         mode=response.mode if response else mode,
         results=kept,
@@ -199,6 +207,26 @@ def _search_notes(app: App, results: list[Result], path: str | None) -> list[str
     if not results and path is not None:
         notes.append(f"No indexed path matches path={path!r}: check it against paths in earlier results.")
     return notes
+
+
+def feedback_tool(
+    app: App, query_id: str, helpful: bool, document: str | None = None, note: str | None = None
+) -> Answer[FeedbackOutput]:
+    """Record whether an earlier answer (or one document in it) helped, in the query log.
+
+    Raises:
+        QueryLogError: the query log is off (feedback needs it), or could not be written.
+        InputError: no logged answer has this query_id, or `document` was not in it.
+    """
+    record = require(app.query_log).record_feedback(query_id, helpful, document, note)
+    ref = record.document
+    output = FeedbackOutput(
+        query_id=query_id,
+        helpful=helpful,
+        document=f"{ref.repo}:{ref.path}" if ref is not None else None,
+        note=record.note,
+    )
+    return Answer(output, feedback_text(output))
 
 
 def get_document_tool(

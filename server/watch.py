@@ -1,5 +1,8 @@
 """`devrag serve --watch`: re-index a repository in the background when its refs move.
 
+On start it reconciles every repository once (a full compare with HEAD, repaired, counted in the
+`devrag_reconcile_*` metrics), since watching only notices commits.
+
 Only the refs are watched (`HEAD`, `refs/`, `packed-refs`), so saving a file does nothing and a
 commit, checkout, merge or pull does. Each update goes through the same verified `ingest()` as
 the CLI; searches see each verified batch as soon as it is written (see `HybridIndex`).
@@ -16,6 +19,7 @@ import watchfiles
 
 from devrag.ingest.git_source import GitSource, SourceError
 from devrag.ingest.pipeline import IngestSummary, reingest
+from devrag.ingest.reconcile import reconcile
 from devrag.ingest.status import head_of
 from devrag.retrieval.errors import DevragError
 from devrag.retrieval.index import RepoState
@@ -32,6 +36,7 @@ class RefWatcher:
     def __init__(self, app: App) -> None:
         self.app = app
         self._stop = threading.Event()
+        self.reconciled = threading.Event()  # set once the startup reconcile has ended, however
         self._thread = threading.Thread(target=self._run, name="devrag-watch", daemon=True)
 
     def start(self) -> None:
@@ -51,6 +56,7 @@ class RefWatcher:
             log.exception("--watch stopped")
 
     def _watch(self) -> None:
+        self._reconcile()
         repos = _git_dirs(self.app.index().repos())
         if not repos:
             log.warning("--watch: no indexed repository is reachable here; nothing to watch")
@@ -68,6 +74,36 @@ class RefWatcher:
         for changes in changes_seen:
             touched = {repos[d] for _, p in changes for d in repos if _under(p, d)}
             self._sync(touched if changes else set(repos.values()))
+
+    def _reconcile(self) -> None:
+        """Once, before watching: every repository compared in full with its HEAD and repaired, as
+        `devrag reconcile` does, and counted in the metrics.
+
+        Watching compares commits, so it misses drift at an unchanged commit (chunks a store lost,
+        or removed by hand). A repository a push indexed past its clone's HEAD is left alone, as
+        `reindex` leaves it.
+        """
+        app = self.app
+        try:
+            index = app.index()
+            states = [s for s in index.repos() if not _pushed_past_head(s)]
+            drifts = reconcile(index, lambda: app.searcher().embedder, check_only=False, states=states)
+        except DevragError as exc:
+            log.error("--watch: reconciling the index with HEAD failed: %s", exc)
+            return
+        finally:
+            self.reconciled.set()
+        app.metrics.observe_reconcile(drifts)
+        for drift in drifts:
+            if drift.drifted:
+                log.warning(
+                    "reconciled %s: %d missing, %d stale, %d orphaned files%s",
+                    drift.repo,
+                    len(drift.missing),
+                    len(drift.stale),
+                    len(drift.orphaned),
+                    f" ({drift.error})" if drift.error else ", repaired",
+                )
 
     def _sync(self, states: set[RepoState]) -> None:
         for state in sorted(states, key=lambda s: s.name):
@@ -125,6 +161,11 @@ def _ahead_of_head(state: RepoState, current: RepoState, head: str) -> bool:
         return source.is_ancestor(head, current.commit)
     finally:
         source.repo.close()
+
+
+def _pushed_past_head(state: RepoState) -> bool:
+    head = head_of(state.path)
+    return head is not None and head != state.commit and _ahead_of_head(state, state, head)
 
 
 def _git_dirs(states: list[RepoState]) -> dict[str, RepoState]:

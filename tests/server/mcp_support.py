@@ -11,10 +11,12 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx2
 from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
+from mcp_types import CallToolResult, TextContent
 from prometheus_client.parser import text_string_to_metric_families
 
 from devrag.ingest.pipeline import ingest
@@ -167,3 +169,43 @@ def samples(text: str) -> Samples:
 
 def value(scraped: Samples, name: str, **labels: str) -> float:
     return scraped.get((name, frozenset(labels.items())), 0.0)
+
+
+# What an agent might search and then say of each answer: (query, [(helpful, document)]). Of five
+# searches, two name a helpful document, one is only judged unhelpful, one helpful without naming a
+# document, and one gets no feedback at all.
+FEEDBACK_SESSION: list[tuple[str, list[tuple[bool, str | None]]]] = [
+    ("NodeFilesystemAlmostOutOfSpace db1", [(True, "ops:runbooks/disk.md")]),
+    ("pods restart in CrashLoopBackOff", [(True, "runbooks/crashloop.md"), (False, "guides/rollback.md")]),
+    ("helm rollback checkout-api 41", [(False, "guides/rollback.md")]),
+    ("checkout outage HTTP 503", [(True, None)]),
+    ("disk space alert on a database host", []),
+]
+FEEDBACK_FILES = (
+    "runbooks/disk.md",
+    "runbooks/crashloop.md",
+    "guides/rollback.md",
+    "postmortems/2026-03-checkout-outage.md",
+    "guides/deploy-checkout.md",
+)
+
+
+def text_of(result: CallToolResult) -> str:
+    (block,) = result.content
+    assert isinstance(block, TextContent)
+    return block.text
+
+
+async def search_and_judge(client: Client) -> tuple[list[dict[str, Any]], list[CallToolResult]]:
+    """FEEDBACK_SESSION through `client`: each answer (its text under `_text`), and each feedback result."""
+    answers, feedback = [], []
+    for query, calls in FEEDBACK_SESSION:
+        answer = await client.call_tool("search", {"query": query, "k": 3})
+        assert not answer.is_error and answer.structured_content is not None, text_of(answer)
+        answers.append({**answer.structured_content, "_text": text_of(answer)})
+        for helpful, document in calls:
+            args: dict[str, Any] = {"query_id": answer.structured_content["query_id"], "helpful": helpful}
+            if document is not None:
+                args["document"] = document
+            feedback.append(await client.call_tool("feedback", {**args, "note": "from the test"}))
+    return answers, feedback

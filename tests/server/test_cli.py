@@ -6,6 +6,7 @@ import importlib.metadata
 import io
 import json
 import logging
+import re
 import subprocess
 
 import pytest
@@ -80,7 +81,9 @@ def test_ingest_of_a_folder_in_a_repository_indexes_that_subtree_and_status_says
 @needs_reranker
 def test_search_json_returns_cited_reranked_results(cli, ops_repo):
     cli("ingest", str(ops_repo.path))
-    results = json.loads(cli("search", "how do I roll back a bad release", "-k", "2", "--json"))
+    answer = json.loads(cli("search", "how do I roll back a bad release", "-k", "2", "--json"))
+    assert re.fullmatch(r"[0-9a-f]{16}", answer["query_id"]) and answer["mode"] == "hybrid+rerank"
+    results = answer["results"]
     assert len(results) == 2
     top = results[0]
     assert {"repo", "path", "title", "doc_type", "commit", "score", "sections"} <= set(top)
@@ -221,7 +224,7 @@ def test_search_finds_the_reranker_recorded_in_the_config_file(cli, ops_repo, mo
     cli("config", "set", "rerank_model", str(RERANKER))
     assert (tmp_path / "config.toml").read_text() == f'# kept\ndevice = "cpu"\nrerank_model = "{RERANKER}"\n'
     cli("ingest", str(ops_repo.path))
-    top = json.loads(cli("search", "how do I roll back a bad release", "-k", "1", "--json"))[0]
+    top = json.loads(cli("search", "how do I roll back a bad release", "-k", "1", "--json"))["results"][0]
     assert top["sections"][0]["scores"]["rerank_score"] is not None
 
 
