@@ -51,6 +51,10 @@ class SearchConfig(BaseModel):
     # third place 1/5 (k = 60 would make them nearly equal).
     document_rrf_k: int = Field(default=2, ge=0)
     rerank_temperature: float = Field(default=4.0, gt=0)
+    # A fourth, lighter vote: documents by how close their opening section (title and first real
+    # section: what the page is about) is to the query. Measured on every alert and question set
+    # (README, "Retrieval quality"); any weight from 0.25 to 0.75 helped, 0.5 is the middle.
+    lead_vote: float = Field(default=0.5, ge=0)
     # A query longer than the embedding model reads is a paste (an alert and its log); every stage
     # reads its head of this many word pieces. Measured with a 1,100-token log after each
     # alerts-to-runbooks query (`devrag.eval.pasted_queries`, README): R@1 0.815 at 64, 0.574 at
@@ -211,7 +215,9 @@ class HybridIndex:
         if mode == "hybrid+rerank":
             rerank = self._rerank(read, fused, view, evidence, timings)
             candidates["rerank"] = len(rerank)
-            ranked = _reranked_documents(fused, dense, bm25, rerank, view.chunks, config)
+            with _stage("lead", timings):
+                lead = self._lead_similarity(read, dense, bm25, view)
+            ranked = _reranked_documents(fused, dense, bm25, rerank, lead, view.chunks, config)
         else:
             ranked = _by_document(legs.get(mode, fused), view.chunks)
         results = [
@@ -308,6 +314,18 @@ class HybridIndex:
                 evidence[i].rerank_score = s
         return dict(zip([i for i, _ in head], scores, strict=True))
 
+    def _lead_similarity(
+        self, query: str, dense: list[tuple[str, float]], bm25: list[tuple[str, float]], view: View
+    ) -> dict[tuple[str, str], float]:
+        """Each candidate document's cosine between the query and its lead section's stored vector."""
+        if self.config.lead_vote == 0:
+            return {}
+        candidates = dict.fromkeys(_documents(dense, view.chunks) + _documents(bm25, view.chunks))
+        leads = {lead: doc for doc in candidates if (lead := view.opening(*doc)) is not None}
+        vector = self._embed_query(query)
+        points = self.index.store.retrieve(list(leads), with_vectors=True)
+        return {leads[p.id]: _dot(vector, p.vector) for p in points if p.vector is not None}
+
     def close(self) -> None:
         self._pool.shutdown(wait=False)
 
@@ -336,6 +354,7 @@ def _reranked_documents(
     dense: list[tuple[str, float]],
     bm25: list[tuple[str, float]],
     rerank: dict[str, float],
+    lead: dict[tuple[str, str], float],
     chunks: dict[str, Chunk],
     config: SearchConfig,
 ) -> list[RankedDocument]:
@@ -347,7 +366,7 @@ def _reranked_documents(
     """
     members = _members(fused, chunks)
     ranked: list[RankedDocument] = []
-    for doc, score in _rank_documents(dense, bm25, rerank, chunks, config):
+    for doc, score in _rank_documents(dense, bm25, rerank, lead, chunks, config):
         fused_sections = members[doc]  # every ranked document has a fused chunk
         read = sorted(((cid, rerank[cid]) for cid, _ in fused_sections if cid in rerank), key=lambda p: -p[1])
         ranked.append((score, read or fused_sections))
@@ -358,6 +377,7 @@ def _rank_documents(
     dense: list[tuple[str, float]],
     bm25: list[tuple[str, float]],
     rerank: dict[str, float],
+    lead: dict[tuple[str, str], float],
     chunks: dict[str, Chunk],
     config: SearchConfig,
 ) -> list[tuple[tuple[str, str], float]]:
@@ -368,7 +388,9 @@ def _rank_documents(
     ranked the right runbook first less often than either first stage (it confuses sibling
     alerts), so it gets one vote of three, weighted by its own confidence sigmoid(score / T): when
     it scores every candidate as irrelevant, its near-random order gives way to the first stage.
-    Measured on the four alert sets (README, "Retrieval quality").
+    A lighter fourth vote ranks the documents by their lead section's similarity to the query
+    (`lead`): chunk votes see a page's sections one at a time, this one what the page is about.
+    Measured on the alert and question sets (README, "Retrieval quality").
     """
     k = config.document_rrf_k
     scores = dict(rrf([_documents(dense, chunks), _documents(bm25, chunks)], k))
@@ -379,6 +401,8 @@ def _rank_documents(
     for rank, doc in enumerate(sorted(best, key=lambda doc: -best[doc]), start=1):
         confidence = 1 / (1 + math.exp(-best[doc] / config.rerank_temperature))
         scores[doc] = scores.get(doc, 0.0) + confidence / (k + rank)
+    for rank, doc in enumerate(sorted(lead, key=lambda doc: -lead[doc]), start=1):
+        scores[doc] = scores.get(doc, 0.0) + config.lead_vote / (k + rank)
     return sorted(scores.items(), key=lambda pair: -pair[1])
 
 
@@ -389,6 +413,11 @@ def _documents(ranked: list[tuple[str, float]], chunks: dict[str, Chunk]) -> lis
 
 def _document(chunk: Chunk) -> tuple[str, str]:
     return chunk["repo"], chunk["path"]
+
+
+def _dot(a: Sequence[float], b: Sequence[float]) -> float:
+    """Cosine of two unit vectors (the embedder normalises every vector it returns)."""
+    return sum(x * y for x, y in zip(a, b, strict=True))
 
 
 def _in_view(hits: list[ScoredId], view: View) -> list[tuple[str, float]]:

@@ -120,6 +120,11 @@ class View:
         """The id of the document's first chunk that says more than its title (see `title_only`)."""
         return next((i for i in self._in_order(repo, path) if not title_only(self.chunks[i])), None)
 
+    def opening(self, repo: str, path: str) -> str | None:
+        """The id of the section that says what the document is about: its lead, else its first."""
+        order = self._in_order(repo, path)
+        return self.lead(repo, path) or (order[0] if order else None)
+
     def _in_order(self, repo: str, path: str) -> list[str]:
         return self._documents.get((repo, path), [])
 

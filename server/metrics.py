@@ -55,7 +55,7 @@ class ServerMetrics:
         r = self.registry
         self.stage_seconds = Histogram(
             "devrag_search_stage_seconds",
-            "Wall time of each search stage (embed, dense, bm25, fusion, rerank, total), by mode.",
+            "Wall time of each search stage (embed, dense, bm25, fusion, rerank, lead, total), by mode.",
             ["stage", "mode"],
             buckets=_SECONDS,
             registry=r,
