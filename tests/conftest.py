@@ -13,9 +13,11 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
+from devrag.ingest.pipeline import ingest
 from devrag.retrieval.edge_store import EdgeStore
 from devrag.retrieval.index import Index
 from devrag.retrieval.qdrant_store import QdrantStore
+from devrag.retrieval.search import HybridIndex
 from devrag.retrieval.store import VectorStore
 from tests.support import GitRepo, HashEmbedder
 
@@ -97,3 +99,19 @@ def spans() -> Iterator[InMemorySpanExporter]:
     _SPANS.clear()
     yield _SPANS
     _SPANS.clear()
+
+
+@pytest.fixture
+def two_repo_searcher(
+    edge_index: Index, git_repo: Callable[[str], GitRepo], embedder: HashEmbedder
+) -> Iterator[HybridIndex]:
+    """The same runbooks indexed as `ops` and as `infra`, searched without a reranker."""
+    from tests.retrieval.test_search import RUNBOOKS
+
+    for name in ("ops", "infra"):
+        repo = git_repo(name)
+        repo.commit(RUNBOOKS)
+        ingest(edge_index, embedder, repo.path, name)
+    s = HybridIndex(edge_index, embedder, reranker=None)
+    yield s
+    s.close()

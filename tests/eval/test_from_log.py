@@ -14,32 +14,32 @@ from devrag.retrieval.query_records import FeedbackRecord, new_query_id, search_
 from devrag.retrieval.search import Filters, HybridIndex
 
 
-def search(log: QueryLog, searcher: HybridIndex, query: str, repo: str | None = "ops") -> str:
+def search(log: QueryLog, two_repo_searcher: HybridIndex, query: str, repo: str | None = "ops") -> str:
     filters = Filters(repo=repo)
-    response = searcher.search(query, 3, "hybrid", filters)
+    response = two_repo_searcher.search(query, 3, "hybrid", filters)
     record = search_record(new_query_id(), query, 3, "hybrid", filters, response)
     log.append(record)
     return record.query_id
 
 
 def test_searches_with_a_helpful_document_become_golden_queries_and_the_others_are_counted(
-    tmp_path, searcher
+    tmp_path, two_repo_searcher
 ):
     log = QueryLog(tmp_path / LOG_NAME, 1_000_000, 2)
-    crash = search(log, searcher, "pods in CrashLoopBackOff")
+    crash = search(log, two_repo_searcher, "pods in CrashLoopBackOff")
     log.record_feedback(crash, True, "runbooks/crashloop.md")
     log.record_feedback(crash, False, "runbooks/crashloop.md")  # changed its mind: the last word counts
     log.record_feedback(crash, True, "postmortems/2026-01-01-outage.md")
-    etcd = search(log, searcher, "slow apiserver fsync")
+    etcd = search(log, two_repo_searcher, "slow apiserver fsync")
     log.record_feedback(etcd, True, "ops:runbooks/etcd.md")
-    again = search(log, searcher, "slow apiserver fsync")
+    again = search(log, two_repo_searcher, "slow apiserver fsync")
     log.record_feedback(again, True, "runbooks/etcd.md")
     log.record_feedback(again, True, "runbooks/gateway.md")
-    negative = search(log, searcher, "HTTP 503 from the gateway")
+    negative = search(log, two_repo_searcher, "HTTP 503 from the gateway")
     log.record_feedback(negative, False, "runbooks/gateway.md")
-    whole = search(log, searcher, "helm rollback")
+    whole = search(log, two_repo_searcher, "helm rollback")
     log.record_feedback(whole, True)
-    search(log, searcher, "no feedback on this one")
+    search(log, two_repo_searcher, "no feedback on this one")
     log.append(FeedbackRecord(query_id=new_query_id(), time=datetime.now(UTC), helpful=True))  # rotated away
 
     out = tmp_path / "sets" / "logged.jsonl"
@@ -67,11 +67,11 @@ def test_searches_with_a_helpful_document_become_golden_queries_and_the_others_a
     assert set(json.loads(out.read_text().splitlines()[0])) == {"id", "query", "relevant"}
 
 
-def test_a_set_from_two_repositories_needs_only_repo_to_pick_one(tmp_path, searcher):
+def test_a_set_from_two_repositories_needs_only_repo_to_pick_one(tmp_path, two_repo_searcher):
     log = QueryLog(tmp_path / LOG_NAME, 1_000_000, 2)
-    ops = search(log, searcher, "pods in CrashLoopBackOff", repo="ops")
+    ops = search(log, two_repo_searcher, "pods in CrashLoopBackOff", repo="ops")
     log.record_feedback(ops, True, "runbooks/crashloop.md")
-    infra = search(log, searcher, "helm rollback checkout-api", repo="infra")
+    infra = search(log, two_repo_searcher, "helm rollback checkout-api", repo="infra")
     log.record_feedback(infra, True, "guides/deploy.md")
     out = tmp_path / "logged.jsonl"
     with pytest.raises(ValueError, match=r"in 2 repositories \(infra, ops\).*pass --only-repo NAME"):
@@ -82,17 +82,17 @@ def test_a_set_from_two_repositories_needs_only_repo_to_pick_one(tmp_path, searc
     assert [q.relevant for q in load_golden(out)] == [["guides/deploy.md"]]
 
 
-def test_a_log_without_helpful_documents_writes_nothing_and_says_why(tmp_path, searcher):
+def test_a_log_without_helpful_documents_writes_nothing_and_says_why(tmp_path, two_repo_searcher):
     log = QueryLog(tmp_path / LOG_NAME, 1_000_000, 2)
-    log.record_feedback(search(log, searcher, "helm rollback"), False)
+    log.record_feedback(search(log, two_repo_searcher, "helm rollback"), False)
     with pytest.raises(ValueError, match=r"nothing to write \(1 searches, 1 with feedback: 1 negative only"):
         golden_from_log(tmp_path / LOG_NAME, tmp_path / "out.jsonl")
     assert not (tmp_path / "out.jsonl").exists()
 
 
-def test_an_output_that_cannot_be_written_is_named(tmp_path, searcher):
+def test_an_output_that_cannot_be_written_is_named(tmp_path, two_repo_searcher):
     log = QueryLog(tmp_path / LOG_NAME, 1_000_000, 2)
-    log.record_feedback(search(log, searcher, "helm rollback"), True, "guides/deploy.md")
+    log.record_feedback(search(log, two_repo_searcher, "helm rollback"), True, "guides/deploy.md")
     (tmp_path / "file").write_text("")
     with pytest.raises(ValueError, match=f"{tmp_path / 'file' / 'out.jsonl'}: cannot write the golden set"):
         golden_from_log(tmp_path / LOG_NAME, tmp_path / "file" / "out.jsonl")

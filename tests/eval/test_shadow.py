@@ -18,19 +18,21 @@ LOGGED = [
 ]
 
 
-def test_replay_compares_each_logged_search_through_both_arms(tmp_path, searcher):
+def test_replay_compares_each_logged_search_through_both_arms(tmp_path, two_repo_searcher):
     log = QueryLog(tmp_path / LOG_NAME, 1_000_000, 2)
     for query, helpful in LOGGED:
         filters = Filters(repo="ops")
         record = search_record(
-            new_query_id(), query, 3, "hybrid", filters, searcher.search(query, 3, "hybrid", filters)
+            new_query_id(), query, 3, "hybrid", filters, two_repo_searcher.search(query, 3, "hybrid", filters)
         )
         log.append(record)
         if helpful is not None:
             log.record_feedback(record.query_id, True, helpful)
     config = ShadowConfig(mode="dense")
-    shadow = HybridIndex(searcher.index, searcher.embedder, None, config.search_config())
-    report = replay(read_log(tmp_path / LOG_NAME), Arm(searcher, "bm25"), Arm(shadow, "dense"), config)
+    shadow = HybridIndex(two_repo_searcher.index, two_repo_searcher.embedder, None, config.search_config())
+    report = replay(
+        read_log(tmp_path / LOG_NAME), Arm(two_repo_searcher, "bm25"), Arm(shadow, "dense"), config
+    )
     shadow.close()
 
     assert (report.live_mode, report.shadow_mode, report.shadow_config) == (
@@ -41,7 +43,7 @@ def test_replay_compares_each_logged_search_through_both_arms(tmp_path, searcher
     assert [c.query for c in report.comparisons] == [q for q, _ in LOGGED]
     for c in report.comparisons:
         for arm, mode in ((c.live, "bm25"), (c.shadow, "dense")):
-            direct = searcher.search(c.query, 3, mode, Filters(repo="ops")).results
+            direct = two_repo_searcher.search(c.query, 3, mode, Filters(repo="ops")).results
             assert arm == [f"{r.repo}:{r.path}" for r in direct]
         assert c.top1_changed == (c.live[:1] != c.shadow[:1])
         assert c.overlap == round(len(set(c.live) & set(c.shadow)) / max(len(c.live), len(c.shadow)), 4)
@@ -57,13 +59,15 @@ def test_replay_compares_each_logged_search_through_both_arms(tmp_path, searcher
     assert 0 < report.mean_overlap < 1
 
 
-def test_replay_of_the_latest_searches_only(tmp_path, searcher):
+def test_replay_of_the_latest_searches_only(tmp_path, two_repo_searcher):
     log = QueryLog(tmp_path / LOG_NAME, 1_000_000, 2)
     for query, _ in LOGGED:
         log.append(
-            search_record(new_query_id(), query, 2, "bm25", Filters(), searcher.search(query, 2, "bm25"))
+            search_record(
+                new_query_id(), query, 2, "bm25", Filters(), two_repo_searcher.search(query, 2, "bm25")
+            )
         )
-    arm = Arm(searcher, "bm25")
+    arm = Arm(two_repo_searcher, "bm25")
     report = replay(read_log(tmp_path / LOG_NAME), arm, arm, ShadowConfig(), max_queries=2)
     assert [c.query for c in report.comparisons] == ["payments gateway crash", "pods restart"]
     assert report.top1_changed == 0 and report.mean_overlap == 1.0 and report.judged == 0

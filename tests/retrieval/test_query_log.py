@@ -10,29 +10,16 @@ from pathlib import Path
 
 import pytest
 
-from devrag.ingest.pipeline import ingest
 from devrag.retrieval.query_log import LOG_NAME, QueryLog, QueryLogError, log_files, read_log
 from devrag.retrieval.query_records import FeedbackRecord, SearchRecord, new_query_id, search_record
 from devrag.retrieval.search import Filters, HybridIndex
 from devrag.retrieval.search_input import InputError
-from tests.retrieval.test_search import RUNBOOKS
 from tests.support import REPO_ROOT
 
 
-@pytest.fixture
-def searcher(edge_index, git_repo, embedder):
-    for name in ("ops", "infra"):
-        repo = git_repo(name)
-        repo.commit(RUNBOOKS)
-        ingest(edge_index, embedder, repo.path, name)
-    s = HybridIndex(edge_index, embedder, reranker=None)
-    yield s
-    s.close()
-
-
-def logged_search(log: QueryLog, searcher: HybridIndex, query: str, **filters: str) -> SearchRecord:
+def logged_search(log: QueryLog, two_repo_searcher: HybridIndex, query: str, **filters: str) -> SearchRecord:
     flt = Filters(**filters)
-    response = searcher.search(query, 3, "hybrid", flt)
+    response = two_repo_searcher.search(query, 3, "hybrid", flt)
     record = search_record(new_query_id(), query, 3, "hybrid", flt, response)
     log.append(record)
     return record
@@ -55,9 +42,9 @@ def notes(path: Path) -> list[int]:
     return [int(e.note or "") for events in logged.feedback.values() for e in events]
 
 
-def test_a_search_record_keeps_the_ranking_with_each_sections_evidence(tmp_path, searcher):
+def test_a_search_record_keeps_the_ranking_with_each_sections_evidence(tmp_path, two_repo_searcher):
     log = QueryLog(tmp_path / LOG_NAME, 1_000_000, 2)
-    record = logged_search(log, searcher, "pods in CrashLoopBackOff", repo="ops")
+    record = logged_search(log, two_repo_searcher, "pods in CrashLoopBackOff", repo="ops")
     (line,) = (tmp_path / LOG_NAME).read_text().splitlines()
     raw = json.loads(line)
     assert raw["type"] == "search" and raw["query"] == "pods in CrashLoopBackOff" and raw["k"] == 3
@@ -124,9 +111,9 @@ def test_processes_sharing_an_index_folder_share_one_log_safely(tmp_path):
     assert all(f.stat().st_size <= 3000 for f in log_files(path))
 
 
-def test_feedback_finds_its_search_in_a_rotated_file_until_it_is_rotated_away(tmp_path, searcher):
+def test_feedback_finds_its_search_in_a_rotated_file_until_it_is_rotated_away(tmp_path, two_repo_searcher):
     path = tmp_path / LOG_NAME
-    record = logged_search(QueryLog(path, 1_000_000, 1), searcher, "helm rollback checkout-api")
+    record = logged_search(QueryLog(path, 1_000_000, 1), two_repo_searcher, "helm rollback checkout-api")
     log = QueryLog(path, max_bytes=path.stat().st_size, backups=1)  # full: the next record rotates
     log.append(numbered(0))
     assert (tmp_path / f"{LOG_NAME}.1").read_text().count(record.query_id) == 1
@@ -143,10 +130,10 @@ def test_feedback_finds_its_search_in_a_rotated_file_until_it_is_rotated_away(tm
 
 
 def test_feedback_names_a_document_of_the_answer_by_repo_and_path_or_by_a_path_of_one_repo(
-    tmp_path, searcher
+    tmp_path, two_repo_searcher
 ):
     log = QueryLog(tmp_path / LOG_NAME, 1_000_000, 2)
-    both = logged_search(log, searcher, "helm rollback checkout-api")
+    both = logged_search(log, two_repo_searcher, "helm rollback checkout-api")
     names = [d.name for d in both.documents]
     assert {"ops:guides/deploy.md", "infra:guides/deploy.md"} <= set(names)
     with pytest.raises(
@@ -157,7 +144,7 @@ def test_feedback_names_a_document_of_the_answer_by_repo_and_path_or_by_a_path_o
         InputError, match=f"'runbooks/none.md' was not in that answer; its documents were: {names[0]}"
     ):
         log.record_feedback(both.query_id, True, "runbooks/none.md")
-    one = logged_search(log, searcher, "helm rollback checkout-api", repo="infra")
+    one = logged_search(log, two_repo_searcher, "helm rollback checkout-api", repo="infra")
     assert log.record_feedback(one.query_id, False, "guides/deploy.md").document.repo == "infra"
     feedback = read_log(tmp_path / LOG_NAME).feedback
     assert list(feedback) == [one.query_id], "refused feedback is not recorded"
