@@ -31,6 +31,8 @@ def _edge_filter(flt: PointFilter | None) -> qe.Filter | None:
     for key, value, negated in flt.conditions():
         match = qe.MatchAny(value) if isinstance(value, list) else qe.MatchValue(value)
         (must_not if negated else must).append(qe.FieldCondition(key, match=match))
+    if flt.ids is not None:
+        must.append(qe.HasIdCondition(set(flt.ids)))
     if not must and not must_not:
         return None
     return qe.Filter(must=must or None, must_not=must_not or None)

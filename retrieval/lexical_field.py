@@ -17,13 +17,14 @@ spelling): an index built with other terms is refused until rebuilt.
 from __future__ import annotations
 
 import base64
+from collections import Counter
 from collections.abc import Mapping
 from typing import Any
 
 from devrag.retrieval.schema import embed_text_for
 from devrag.retrieval.tokenize import tokenize
 
-__all__ = ["B", "K1", "LEXICAL_FIELD", "LEXICAL_VERSION", "field_text", "lexical_text", "query_text"]
+__all__ = ["B", "K1", "LEXICAL_FIELD", "LEXICAL_VERSION", "field_text", "lexical_text", "query_layers"]
 
 # BM25's parameters, for the engine's text queries and the reference `Bm25Index` alike.
 K1 = 1.2
@@ -42,9 +43,18 @@ def field_text(chunk: Mapping[str, Any]) -> str:
     return " ".join(map(_spell, tokenize(lexical_text(chunk))))
 
 
-def query_text(query: str) -> str:
-    """A query in the field's spelling; empty when it has no term (nothing can match)."""
-    return " ".join(map(_spell, dict.fromkeys(tokenize(query))))
+def query_layers(query: str) -> list[str]:
+    """A query as text queries in the field's spelling, whose BM25 scores add up to the query's.
+
+    The engine scores each distinct term of a text query once; BM25 counts a term as often as
+    the query holds it. Layer n holds the terms the query repeats at least n times, so the sum
+    over layers counts each term as often as it occurs. Empty when the query has no term.
+    """
+    counts = Counter(tokenize(query))
+    return [
+        " ".join(_spell(term) for term, count in counts.items() if count >= level)
+        for level in range(1, max(counts.values(), default=0) + 1)
+    ]
 
 
 def _spell(term: str) -> str:

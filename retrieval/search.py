@@ -18,7 +18,7 @@ from pydantic import BaseModel, Field
 from devrag.retrieval.commands import Command, section_commands
 from devrag.retrieval.fusion import rrf
 from devrag.retrieval.index import Index
-from devrag.retrieval.lexical_field import query_text
+from devrag.retrieval.lexical_query import bm25_search
 from devrag.retrieval.models import Embedder, head
 from devrag.retrieval.rerank import Reranker
 from devrag.retrieval.schema import DocMeta, embed_text_for
@@ -266,7 +266,7 @@ class HybridIndex:
         bm25_job = None
         if mode != "dense" and flt is not False:
             here = otel_context.get_current()  # the worker's span belongs under this search's
-            bm25_job = self._pool.submit(_bm25_leg, here, self.index.store, query_text(query), n, flt)
+            bm25_job = self._pool.submit(_bm25_leg, here, self.index.store, query, n, flt)
         dense: list[tuple[str, float]] = []
         if mode != "bm25":
             with _stage("embed", timings):
@@ -518,7 +518,7 @@ def _bm25_leg(
     try:
         timings: dict[str, float] = {}
         with _stage("bm25", timings) as span:
-            hits = store.lexical_search(query, n, flt)
+            hits = bm25_search(store, query, n, flt)
             span.set_attribute("devrag.candidates", len(hits))
         return hits, timings["bm25"]
     finally:

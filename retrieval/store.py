@@ -44,6 +44,8 @@ class PointFilter:
     not_commit: str | None = None
     # (field, value) pairs of document metadata (FILTER_FIELDS); on a list field, any element matches.
     metadata: tuple[tuple[str, str], ...] = ()
+    # Point ids, not a payload field: each backend applies it as its own has-id condition.
+    ids: Sequence[str] | None = None
 
     def conditions(self) -> list[tuple[str, str | list[str], bool]]:
         """(field, value or values, negated) triples, in the order backends apply them."""

@@ -12,7 +12,8 @@ from devrag.ingest.documents import decode, is_supported, parse_file
 from devrag.retrieval.errors import IndexMismatchError
 from devrag.retrieval.index import INDEX_META_KEY, Index, RepoState
 from devrag.retrieval.lexical import Bm25Index
-from devrag.retrieval.lexical_field import LEXICAL_VERSION, field_text, lexical_text, query_text
+from devrag.retrieval.lexical_field import LEXICAL_VERSION, field_text, lexical_text, query_layers
+from devrag.retrieval.lexical_query import bm25_search
 from devrag.retrieval.schema import (
     CHUNKER_VERSION,
     PAYLOAD_VERSION,
@@ -85,7 +86,7 @@ def assert_same_top(
 ) -> None:
     beyond = oracle.search(query, TOP + 5, allowed)
     expected = beyond[:TOP]
-    got = [(h.id, h.score) for h in store.lexical_search(query_text(query), TOP, flt)]
+    got = [(h.id, h.score) for h in bm25_search(store, query, TOP, flt)]
     # Equal scores may come back in either order, and a tie at the cut may keep either chunk; every
     # chunk whose score is not tied with another's must be there.
     assert [s for _, s in got] == pytest.approx([s for _, s in expected], abs=TOLERANCE), query
@@ -165,7 +166,7 @@ def test_the_field_spells_every_term_as_one_lowercase_word() -> None:
         {"path": "a/kube-apiserver.md", "title": "T", "headings": [], "text": "CrashLoopBackOff Ünïcode"}
     )
     assert text.split() and all(word.isalnum() and word.islower() for word in text.split())
-    assert query_text("the of") == ""  # stop words only: no term, nothing to send
+    assert query_layers("the of") == []  # stop words only: no term, nothing to send
 
 
 def test_an_index_without_the_bm25_field_is_refused_with_the_commands_that_rebuild_it(
