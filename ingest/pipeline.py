@@ -66,6 +66,14 @@ class SkippedFile(BaseModel):
     reason: str
 
 
+class RedactedFile(BaseModel):
+    """A file whose secrets were replaced before indexing: how many values, of which kinds."""
+
+    path: str
+    count: int
+    kinds: dict[str, int]
+
+
 class IngestSummary(BaseModel):
     """What one run did; `--json` prints exactly this."""
 
@@ -77,6 +85,8 @@ class IngestSummary(BaseModel):
     skipped: list[SkippedFile]
     # Files indexed with a caveat: chunks cut at the per-file limit, front matter ignored.
     warnings: list[SkippedFile] = Field(default_factory=list)
+    # Files read in this run whose secrets were replaced by `[REDACTED:<kind>]` (see `redaction`).
+    redacted: list[RedactedFile] = Field(default_factory=list)
     chunks: dict[str, int]
     verified: bool
     seconds: float
@@ -179,6 +189,7 @@ class _Run:
         self.skipped: list[SkippedFile] = []
         self.records: dict[str, SkippedRecord] = {}
         self.warnings: list[SkippedFile] = []
+        self.redacted: list[RedactedFile] = []
 
     def apply(self) -> None:
         """Read every file first, so the work to embed is known; then embed and write batch by batch."""
@@ -282,6 +293,9 @@ class _Run:
                 reason = str(exc)
         if parsed is not None and parsed.drafts:
             self.warnings += [SkippedFile(path=entry.path, reason=w) for w in parsed.warnings]
+            if parsed.redacted:
+                count = sum(parsed.redacted.values())
+                self.redacted.append(RedactedFile(path=entry.path, count=count, kinds=parsed.redacted))
             return parsed
         reason = reason or "no indexable text"
         self.skipped.append(SkippedFile(path=entry.path, reason=reason))
@@ -324,6 +338,7 @@ class _Run:
             files=files,
             skipped=self.skipped,
             warnings=self.warnings,
+            redacted=self.redacted,
             chunks={k: self.chunks[k] for k in chunk_keys},
             verified=True,
             seconds=round(seconds, 3),

@@ -13,7 +13,8 @@ DocType = Literal["runbook", "postmortem", "guide", "code", "other"]
 DOC_TYPES: tuple[str, ...] = ("runbook", "postmortem", "guide", "code", "other")
 
 # Bump when chunk boundaries or chunk text change: an index built by another version is refused.
-CHUNKER_VERSION = "2"
+# 3: secrets replaced by `[REDACTED:<kind>]` before chunking, so an older index may hold them.
+CHUNKER_VERSION = "3"
 # Bump when the payload fields that filters and results read change (see DocMeta): an index
 # without them would drop every document from a filtered search, so it is refused until rebuilt.
 PAYLOAD_VERSION = "1"

@@ -120,6 +120,12 @@ def ingest_summary(s: IngestSummary) -> None:
     out.print("chunks: " + ", ".join(f"{k} {v}" for k, v in s.chunks.items()))
     for skipped in s.skipped:
         out.print(f"  skipped {skipped.path}: {skipped.reason}", markup=False)
+    if s.redacted:
+        total = sum(r.count for r in s.redacted)
+        out.print(f"redacted: {total} secrets in {len(s.redacted)} files", markup=False)
+    for redacted in s.redacted:
+        kinds = ", ".join(f"{kind} {n}" for kind, n in sorted(redacted.kinds.items()))
+        out.print(f"  redacted {redacted.path}: {redacted.count} ({kinds})", markup=False)
 
 
 def index_status(status: IndexStatus) -> None:
