@@ -125,7 +125,7 @@ def ingest_summary(s: IngestSummary) -> None:
         out.print(f"redacted: {total} secrets in {len(s.redacted)} files", markup=False)
     for redacted in s.redacted:
         kinds = ", ".join(f"{kind} {n}" for kind, n in sorted(redacted.kinds.items()))
-        out.print(f"  redacted {redacted.path}: {redacted.count} ({kinds})", markup=False)
+        out.print(f"  redacted {redacted.path}: {redacted.count} ({kinds})", markup=False, soft_wrap=True)
 
 
 def index_status(status: IndexStatus) -> None:
