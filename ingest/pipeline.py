@@ -17,6 +17,7 @@ from devrag.ingest.identity import Clone, checked_state
 from devrag.ingest.plan import Plan, make_plan
 from devrag.retrieval.index import FileScope, Index, RepoState, SkippedRecord
 from devrag.retrieval.models import Embedder
+from devrag.retrieval.review_age import commit_date
 from devrag.retrieval.schema import Chunk, chunk_id, content_hash, embed_text_for
 from devrag.retrieval.search_input import check_glob
 
@@ -218,6 +219,7 @@ class _Run:
         """Each batch of files to write, with its chunks; progress advances per file."""
         paths = sorted(self.plan.upsert)
         last = self.source.last_commits(self.plan.target, paths)
+        dates = {sha: commit_date(t) for sha, t in self.source.commit_times(last.values()).items()}
         self.progress.stage(READING, len(paths))
         step = self.options.batch_files
         batches = []
@@ -225,7 +227,7 @@ class _Run:
             batch = paths[start : start + step]
             chunks = []
             for path in batch:
-                chunks += self._chunks_of(path, last.get(path, ""))
+                chunks += self._chunks_of(path, last.get(path, ""), dates.get(last.get(path, "")))
                 self.progress.advance(1)
             batches.append((batch, chunks))
         return batches
@@ -246,7 +248,7 @@ class _Run:
         }
         self.index.set_skipped_files(self.repo, {**kept, **self.records})
 
-    def _chunks_of(self, path: str, last_commit: str) -> list[Chunk]:
+    def _chunks_of(self, path: str, last_commit: str, last_commit_date: str | None) -> list[Chunk]:
         entry = self.plan.tree[path]
         parsed = self._parse(entry)
         if parsed is None:
@@ -270,6 +272,7 @@ class _Run:
                     end_line=draft.end_line,
                     commit=self.plan.target,
                     last_commit=last_commit,
+                    last_commit_date=last_commit_date,
                     blob_sha=entry.blob_sha,
                     symbol=draft.symbol,
                     **parsed.meta.model_dump(),

@@ -20,6 +20,7 @@ from devrag.ingest.reconcile import Drift
 from devrag.ingest.status import IndexStatus, RepoStatus
 from devrag.retrieval.index import FileScope
 from devrag.retrieval.lexical_field import LEXICAL_FIELD
+from devrag.server.formatting import review_line
 
 if TYPE_CHECKING:
     from devrag.server.config_cmd import Setting
@@ -249,6 +250,8 @@ def search_results(response: SearchAnswer) -> None:
         facts += [
             f"{k} {v}" for k, v in (("team", m.team), ("sev", m.severity), ("reviewed", m.last_reviewed)) if v
         ]
+        if r.review and review_line(r.review):
+            facts.append(review_line(r.review))
         if facts:
             out.print(f"   [dim]{escape(', '.join(facts))}[/dim]")
         for section in r.sections:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import datetime as dt
+import re
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -103,9 +105,19 @@ async def test_results_carry_metadata_in_the_output_and_a_short_form_in_the_cita
         "last_reviewed": "2026-01-15",
         "other": {},
     }
-    assert (
-        "| runbook | service etcd, team team-platform, sev p1, tags control-plane+disk, "
-        "reviewed 2026-01-15 | score" in answer["_text"]
+    review = answer["results"][0]["review"]
+    assert (review["last_reviewed"], review["basis"], review["stale"]) == (
+        "2026-01-15",
+        "last_reviewed",
+        True,
+    )
+    assert review["last_commit_date"] == dt.datetime.now(dt.UTC).date().isoformat()
+    assert review["recency"] is None and review["stale_after_days"] == 180
+    assert re.search(
+        r"\| runbook \| service etcd, team team-platform, sev p1, tags control-plane\+disk, "
+        r"reviewed 2026-01-15 \| changed \d{4}-\d\d-\d\d, "
+        r"STALE: \d+ days since review \(limit 180\) \| score",
+        answer["_text"],
     )
     lag = await call(client, "search", query="ledger lag", service="ledger")
     (only,) = lag["results"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import shutil
 from typing import Any
@@ -148,3 +149,7 @@ def test_the_cli_prints_redactions_and_searches_hold_no_secret(cli, git_repo):
     answer = cli("search", "ledger replica aws s3 restore", "--no-rerank", "--json")
     assert PATH in answer and "[REDACTED:aws-access-key]" in answer
     assert_no_secret(answer)
+    today = dt.datetime.now(dt.UTC).date().isoformat()
+    for result in json.loads(answer)["results"]:
+        assert result["review"]["last_commit_date"] == today and not result["review"]["stale"]
+    assert f"changed {today}" in cli("search", "ledger replica aws s3 restore", "--no-rerank")
