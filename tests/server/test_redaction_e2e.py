@@ -9,7 +9,6 @@ from typing import Any
 
 import pytest
 from mcp import Client
-from mcp_types import TextContent
 
 from devrag.ingest.pipeline import IngestSummary, ingest
 from devrag.retrieval.edge_store import EdgeStore
@@ -17,6 +16,7 @@ from devrag.retrieval.index import Index
 from devrag.server.mcp_app import create_server
 from devrag.server.settings import Settings
 from devrag.server.state import Models
+from tests.server.mcp_support import call
 from tests.support import GitRepo, HashEmbedder
 
 AWS_KEY_ID = "AKIAQ4TZ7MWRB2KXN5PD"
@@ -84,15 +84,6 @@ def ingested(tmp_path) -> tuple[GitRepo, IngestSummary]:
     finally:
         store.close()
     return repo, summary
-
-
-async def call(client: Client, tool: str, **args: Any) -> dict[str, Any]:
-    result = await client.call_tool(tool, args)
-    (block,) = result.content
-    assert isinstance(block, TextContent)
-    assert not result.is_error, block.text
-    assert result.structured_content is not None
-    return {**result.structured_content, "_text": block.text}
 
 
 def test_the_ingest_summary_counts_redactions_per_file(ingested):
