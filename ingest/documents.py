@@ -3,20 +3,20 @@
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import PurePosixPath
 from typing import Any
 
 from devrag.ingest.code_chunker import chunk_code, language_for
 from devrag.ingest.doc_meta import document_meta
 from devrag.ingest.git_source import MODE_SUBMODULE, MODE_SYMLINK, TreeEntry
-from devrag.ingest.markdown_chunker import parse_markdown
+from devrag.ingest.markdown_chunker import MARKDOWN_SUFFIXES, parse_markdown
+from devrag.ingest.redaction import redact
 from devrag.ingest.windows import TokenCounter, clip
 from devrag.retrieval.schema import DOC_TYPES, ChunkDraft, DocMeta
 
 log = logging.getLogger(__name__)
 
-MARKDOWN_SUFFIXES = {".md", ".markdown", ".mdx"}
 # Plain-text config and docs without a grammar: indexed in line windows.
 TEXT_SUFFIXES = {".txt", ".rst", ".json", ".toml", ".ini", ".cfg", ".conf", ".j2", ".tpl", ".sql"}
 TEXT_NAMES = {"Dockerfile", "Makefile", "Jenkinsfile", "Procfile", "CODEOWNERS"}
@@ -35,6 +35,8 @@ class Parsed:
     drafts: list[ChunkDraft]
     warnings: list[str] = field(default_factory=list)
     meta: DocMeta = field(default_factory=DocMeta)
+    # Secrets replaced in the file's text before it was chunked: kind -> values (see `redaction`).
+    redacted: dict[str, int] = field(default_factory=dict)
 
 
 def skip_reason(entry: TreeEntry, max_bytes: int) -> str | None:
@@ -104,10 +106,13 @@ def parse_file(
 ) -> Parsed:
     """Chunks of one file: Markdown by section, code by definition, anything else by lines.
 
-    At most `max_chunks` are kept, the first ones, with a warning that says where the file was cut.
-    Warnings (a cut, an ignored front matter) are also logged, since the file is still indexed.
+    Secrets are replaced first (`redaction`), so no chunk, title, breadcrumb or metadata value
+    holds one, and lines keep their numbers. At most `max_chunks` are kept, the first ones, with
+    a warning that says where the file was cut. Warnings (a cut, an ignored front matter) are
+    also logged, since the file is still indexed.
     """
-    text = text.replace("\r\n", "\n")
+    redaction = redact(path, text.replace("\r\n", "\n"))
+    text = redaction.text
     if PurePosixPath(path).suffix.lower() in MARKDOWN_SUFFIXES:
         doc = parse_markdown(path, text, max_tokens, count)
         meta, notes = document_meta(path, doc.front_matter)
@@ -120,7 +125,7 @@ def parse_file(
         budget = max_tokens - count(title) - _SYMBOL_MARGIN
         drafts = chunk_code(path, text, budget, count, symbol_tokens=_SYMBOL_MARGIN - 2)
         parsed = Parsed(title, doc_type_for(path, {}), drafts, meta=document_meta(path, {})[0])
-    parsed = _cut(parsed, max_chunks)
+    parsed = replace(_cut(parsed, max_chunks), redacted=dict(redaction.kinds))
     for warning in parsed.warnings:
         log.warning("%s: %s", path, warning)
     return parsed

@@ -22,6 +22,7 @@ from devrag.ingest.front_matter import FrontMatterError, load_front_matter
 from devrag.ingest.windows import TokenCounter, clip, cost, split_lines
 from devrag.retrieval.schema import ChunkDraft, embed_text_for
 
+MARKDOWN_SUFFIXES = {".md", ".markdown", ".mdx"}
 _MD = MarkdownIt("commonmark").use(front_matter_plugin).enable("table")
 _BLOCK_OPENERS = {
     "paragraph_open",

@@ -17,6 +17,7 @@ from devrag.ingest.identity import Clone, checked_state
 from devrag.ingest.plan import Plan, make_plan
 from devrag.retrieval.index import FileScope, Index, RepoState, SkippedRecord
 from devrag.retrieval.models import Embedder
+from devrag.retrieval.review_age import commit_date
 from devrag.retrieval.schema import Chunk, chunk_id, content_hash, embed_text_for
 from devrag.retrieval.search_input import check_glob
 
@@ -66,6 +67,14 @@ class SkippedFile(BaseModel):
     reason: str
 
 
+class RedactedFile(BaseModel):
+    """A file whose secrets were replaced before indexing: how many values, of which kinds."""
+
+    path: str
+    count: int
+    kinds: dict[str, int]
+
+
 class IngestSummary(BaseModel):
     """What one run did; `--json` prints exactly this."""
 
@@ -77,6 +86,8 @@ class IngestSummary(BaseModel):
     skipped: list[SkippedFile]
     # Files indexed with a caveat: chunks cut at the per-file limit, front matter ignored.
     warnings: list[SkippedFile] = Field(default_factory=list)
+    # Files read in this run whose secrets were replaced by `[REDACTED:<kind>]` (see `redaction`).
+    redacted: list[RedactedFile] = Field(default_factory=list)
     chunks: dict[str, int]
     verified: bool
     seconds: float
@@ -179,6 +190,7 @@ class _Run:
         self.skipped: list[SkippedFile] = []
         self.records: dict[str, SkippedRecord] = {}
         self.warnings: list[SkippedFile] = []
+        self.redacted: list[RedactedFile] = []
 
     def apply(self) -> None:
         """Read every file first, so the work to embed is known; then embed and write batch by batch."""
@@ -207,6 +219,7 @@ class _Run:
         """Each batch of files to write, with its chunks; progress advances per file."""
         paths = sorted(self.plan.upsert)
         last = self.source.last_commits(self.plan.target, paths)
+        dates = {sha: commit_date(t) for sha, t in self.source.commit_times(last.values()).items()}
         self.progress.stage(READING, len(paths))
         step = self.options.batch_files
         batches = []
@@ -214,7 +227,7 @@ class _Run:
             batch = paths[start : start + step]
             chunks = []
             for path in batch:
-                chunks += self._chunks_of(path, last.get(path, ""))
+                chunks += self._chunks_of(path, last.get(path, ""), dates.get(last.get(path, "")))
                 self.progress.advance(1)
             batches.append((batch, chunks))
         return batches
@@ -235,7 +248,7 @@ class _Run:
         }
         self.index.set_skipped_files(self.repo, {**kept, **self.records})
 
-    def _chunks_of(self, path: str, last_commit: str) -> list[Chunk]:
+    def _chunks_of(self, path: str, last_commit: str, last_commit_date: str | None) -> list[Chunk]:
         entry = self.plan.tree[path]
         parsed = self._parse(entry)
         if parsed is None:
@@ -259,6 +272,7 @@ class _Run:
                     end_line=draft.end_line,
                     commit=self.plan.target,
                     last_commit=last_commit,
+                    last_commit_date=last_commit_date,
                     blob_sha=entry.blob_sha,
                     symbol=draft.symbol,
                     **parsed.meta.model_dump(),
@@ -282,6 +296,9 @@ class _Run:
                 reason = str(exc)
         if parsed is not None and parsed.drafts:
             self.warnings += [SkippedFile(path=entry.path, reason=w) for w in parsed.warnings]
+            if parsed.redacted:
+                count = sum(parsed.redacted.values())
+                self.redacted.append(RedactedFile(path=entry.path, count=count, kinds=parsed.redacted))
             return parsed
         reason = reason or "no indexable text"
         self.skipped.append(SkippedFile(path=entry.path, reason=reason))
@@ -324,6 +341,7 @@ class _Run:
             files=files,
             skipped=self.skipped,
             warnings=self.warnings,
+            redacted=self.redacted,
             chunks={k: self.chunks[k] for k in chunk_keys},
             verified=True,
             seconds=round(seconds, 3),

@@ -13,10 +13,12 @@ DocType = Literal["runbook", "postmortem", "guide", "code", "other"]
 DOC_TYPES: tuple[str, ...] = ("runbook", "postmortem", "guide", "code", "other")
 
 # Bump when chunk boundaries or chunk text change: an index built by another version is refused.
-CHUNKER_VERSION = "2"
+# 3: secrets replaced by `[REDACTED:<kind>]` before chunking, so an older index may hold them.
+CHUNKER_VERSION = "3"
 # Bump when the payload fields that filters and results read change (see DocMeta): an index
 # without them would drop every document from a filtered search, so it is refused until rebuilt.
-PAYLOAD_VERSION = "1"
+# 2: `last_commit_date`, which each result's review age reads.
+PAYLOAD_VERSION = "2"
 
 _ID_NAMESPACE = uuid.UUID("5b0f7c52-3c1e-4d0a-9a43-2f4f4d1b6e11")
 
@@ -95,6 +97,8 @@ class Chunk(DocMeta):
     end_line: int
     commit: str
     last_commit: str
+    # YYYY-MM-DD (UTC) of `last_commit`, stored so a result's review age needs no repository.
+    last_commit_date: str | None = None
     blob_sha: str
     symbol: str | None = None
 

@@ -21,6 +21,7 @@ from devrag.retrieval.index import Index
 from devrag.retrieval.lexical_query import bm25_search
 from devrag.retrieval.models import Embedder, head
 from devrag.retrieval.rerank import Reranker
+from devrag.retrieval.review_age import ReviewAge, freshness, review_age
 from devrag.retrieval.schema import DocMeta, embed_text_for
 from devrag.retrieval.store import PointFilter, ScoredId, VectorStore
 from devrag.retrieval.view import Chunk, Filters, Scope, View, title_only
@@ -60,6 +61,15 @@ class SearchConfig(BaseModel):
     # alerts-to-runbooks query (`devrag.eval.pasted_queries`, README): R@1 0.815 at 64, 0.574 at
     # 128, 0.324 at 254, 0.204 reading all of it (plain queries: 0.852).
     pasted_query_tokens: int = Field(default=64, ge=8)
+    # A result is stale when its review age (`review_age`: since `last_reviewed`, else since the last
+    # commit) passes this many days.
+    stale_after_days: int = Field(default=180, gt=0)
+    # Recency as one more, optional vote in the reranked document ranking: a document adds
+    # recency_weight * freshness / (document_rrf_k + 1), freshness halving every stale_after_days
+    # (1 today, 0.5 at the stale age), so at weight 1 a page reviewed today gains at most what a
+    # first place in one vote is worth. Off by default: nothing measured says fresher pages answer
+    # better, and an old runbook for a stable system is still the right one.
+    recency_weight: float = Field(default=0.0, ge=0)
 
 
 class StageScores(BaseModel):
@@ -104,6 +114,7 @@ class SearchResult(BaseModel):
     score: float
     sections: list[Section]  # best first
     metadata: DocMeta = Field(default_factory=DocMeta)  # service, team, severity... (see DocMeta)
+    review: ReviewAge | None = None  # last commit date, last review, stale (see `review_age`)
 
 
 class SearchResponse(BaseModel):
@@ -224,6 +235,8 @@ class HybridIndex:
             _result(_shown(sections, view, config.sections_per_document), score, view.chunks, evidence)
             for score, sections in ranked[:k]
         ]
+        for result in results:
+            result.review = _review(view.chunks[result.sections[0].id], config, mode == "hybrid+rerank")
         timings["total"] = _ms(started)
         return SearchResponse(
             query=query,
@@ -403,7 +416,19 @@ def _rank_documents(
         scores[doc] = scores.get(doc, 0.0) + confidence / (k + rank)
     for rank, doc in enumerate(sorted(lead, key=lambda doc: -lead[doc]), start=1):
         scores[doc] = scores.get(doc, 0.0) + config.lead_vote / (k + rank)
+    if config.recency_weight:
+        payloads = {_document(chunks[cid]): chunks[cid] for cid, _ in [*dense, *bm25]}
+        for doc in scores:
+            scores[doc] += _review(payloads[doc], config, reranked=True).recency or 0.0
     return sorted(scores.items(), key=lambda pair: -pair[1])
+
+
+def _review(chunk: Chunk, config: SearchConfig, reranked: bool) -> ReviewAge:
+    """The document's review age, with what recency adds to its score in the reranked ranking."""
+    age = review_age(chunk, config.stale_after_days)
+    if reranked and config.recency_weight:
+        age.recency = config.recency_weight * freshness(age) / (config.document_rrf_k + 1)
+    return age
 
 
 def _documents(ranked: list[tuple[str, float]], chunks: dict[str, Chunk]) -> list[tuple[str, str]]:

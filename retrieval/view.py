@@ -27,6 +27,7 @@ _VIEW_FIELDS = (
     "doc_type",
     "text",
     "commit",
+    "last_commit_date",
     "start_line",
     "end_line",
     "content_hash",

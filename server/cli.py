@@ -34,7 +34,7 @@ from devrag.server.eval_cmd import eval_cmd
 from devrag.server.outputs import SearchAnswer
 from devrag.server.query_log import log_search, open_query_log
 from devrag.server.serve import serve_cmd
-from devrag.server.settings import Settings
+from devrag.server.settings import Settings, search_config
 from devrag.server.tracing import configure_tracing
 
 T = TypeVar("T")
@@ -247,7 +247,8 @@ def search_cmd(
         reranker = _load(lambda: reranker_for(settings)) if mode == "hybrid+rerank" else None
         index.check_compatible()
         filters = Filters(repo=args.repo, path=args.path, doc_type=args.doc_type, **args.metadata)
-        response = HybridIndex(index, embedder, reranker).search(args.query, args.k, mode, filters)  # type: ignore[arg-type]
+        searcher = HybridIndex(index, embedder, reranker, search_config(settings))
+        response = searcher.search(args.query, args.k, mode, filters)  # type: ignore[arg-type]
     query_id = new_query_id()
     log_search(open_query_log(settings), search_record(query_id, args.query, args.k, mode, filters, response))
     answer = SearchAnswer(query_id=query_id, **response.model_dump())

@@ -1,7 +1,8 @@
 """Whole documents as indexed: read from Git at the indexed commit, or rebuilt from their chunks.
 
 The repository is the exact source: `git show <commit>:<path>` gives every line, including the
-ones no chunk holds (front matter, blank lines between sections). When the repository is not
+ones no chunk holds (front matter, blank lines between sections), with secrets replaced as ingest
+replaced them. When the repository is not
 reachable from the server (an index built elsewhere), the document is reassembled from its
 chunks in line order: lines that overlapping pieces share appear once, and lines no chunk holds
 (front matter, blank lines between sections) are left blank.
@@ -19,6 +20,7 @@ from git.exc import GitCommandError
 from devrag.ingest.documents import MARKDOWN_SUFFIXES, decode
 from devrag.ingest.git_source import GitSource, SourceError
 from devrag.ingest.markdown_chunker import heading_lines
+from devrag.ingest.redaction import redact
 from devrag.retrieval.index import Index
 
 TokenCounter = Callable[[str], int]
@@ -57,7 +59,8 @@ def _from_git(repo_path: str, commit: str, path: str) -> list[str] | None:
         return None
     finally:
         source.repo.close()
-    lines = text.replace("\r\n", "\n").split("\n")
+    # Redacted as ingest redacts, so what Git gives holds no secret the index does not.
+    lines = redact(path, text.replace("\r\n", "\n")).text.split("\n")
     return lines[:-1] if lines and lines[-1] == "" else lines
 
 

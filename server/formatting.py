@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+from devrag.retrieval.review_age import ReviewAge
 from devrag.server.outputs import (
     DocumentMeta,
     DocumentPage,
@@ -11,6 +12,7 @@ from devrag.server.outputs import (
     Freshness,
     Passage,
     Result,
+    Review,
     SourcesOutput,
 )
 
@@ -22,9 +24,20 @@ def short(sha: str | None) -> str:
 def result_line(r: Result) -> str:
     title = f" | {r.title}" if r.title != r.path else ""
     meta = f" | {meta_line(r.metadata)}" if r.metadata and meta_line(r.metadata) else ""
+    age = f" | {review_line(r.review)}" if r.review and review_line(r.review) else ""
     return (
-        f"[{r.rank}] {r.repo}:{r.path} @ {short(r.commit)}{title} | {r.doc_type}{meta} | score {r.score:.3f}"
+        f"[{r.rank}] {r.repo}:{r.path} @ {short(r.commit)}{title} | {r.doc_type}{meta}{age} "
+        f"| score {r.score:.3f}"
     )
+
+
+def review_line(review: Review | ReviewAge) -> str:
+    """`changed 2026-03-01` and, past the limit, `STALE: 412 days since review (limit 180)`."""
+    parts = [f"changed {review.last_commit_date}"] if review.last_commit_date else []
+    if review.stale:
+        since = "review" if review.basis == "last_reviewed" else "last change"
+        parts.append(f"STALE: {review.age_days} days since {since} (limit {review.stale_after_days})")
+    return ", ".join(parts)
 
 
 def meta_line(m: DocumentMeta) -> str:

@@ -33,6 +33,24 @@ class DocumentMeta(BaseModel):
     other: dict[str, str | list[str]] = Field(description="Further front matter fields, as written.")
 
 
+class Review(BaseModel):
+    """How old the document's knowledge is, as of this search (UTC dates)."""
+
+    last_commit_date: str | None = Field(description="Date of the last commit that touched the file.")
+    last_reviewed: str | None = Field(description="Front matter `last_reviewed`, when the document has one.")
+    age_days: int | None = Field(
+        description="Days since last_reviewed when present, else since last_commit_date (see `basis`)."
+    )
+    basis: str | None = Field(description="'last_reviewed' or 'last_commit': what age_days counts from.")
+    stale: bool = Field(
+        description="True when age_days is past stale_after_days: check the steps before relying on them."
+    )
+    stale_after_days: int
+    recency: float | None = Field(
+        default=None, description="What recency added to the document's score; null when recency is off."
+    )
+
+
 class Passage(BaseModel):
     """One matching section of a result's document, and exactly where it is."""
 
@@ -71,6 +89,7 @@ class Result(BaseModel):
     passages: list[Passage] = Field(description="Its best matching sections, best first.")
     passages_left_out: int = Field(description="Further matching sections left out to fit max_tokens.")
     metadata: DocumentMeta | None = Field(default=None, description="The document's front matter facts.")
+    review: Review | None = Field(default=None, description="Last commit, last review and staleness.")
 
 
 class Freshness(BaseModel):

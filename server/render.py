@@ -20,6 +20,7 @@ from devrag.ingest.reconcile import Drift
 from devrag.ingest.status import IndexStatus, RepoStatus
 from devrag.retrieval.index import FileScope
 from devrag.retrieval.lexical_field import LEXICAL_FIELD
+from devrag.server.formatting import review_line
 
 if TYPE_CHECKING:
     from devrag.server.config_cmd import Setting
@@ -120,6 +121,12 @@ def ingest_summary(s: IngestSummary) -> None:
     out.print("chunks: " + ", ".join(f"{k} {v}" for k, v in s.chunks.items()))
     for skipped in s.skipped:
         out.print(f"  skipped {skipped.path}: {skipped.reason}", markup=False)
+    if s.redacted:
+        total = sum(r.count for r in s.redacted)
+        out.print(f"redacted: {total} secrets in {len(s.redacted)} files", markup=False)
+    for redacted in s.redacted:
+        kinds = ", ".join(f"{kind} {n}" for kind, n in sorted(redacted.kinds.items()))
+        out.print(f"  redacted {redacted.path}: {redacted.count} ({kinds})", markup=False, soft_wrap=True)
 
 
 def index_status(status: IndexStatus) -> None:
@@ -243,6 +250,8 @@ def search_results(response: SearchAnswer) -> None:
         facts += [
             f"{k} {v}" for k, v in (("team", m.team), ("sev", m.severity), ("reviewed", m.last_reviewed)) if v
         ]
+        if r.review and review_line(r.review):
+            facts.append(review_line(r.review))
         if facts:
             out.print(f"   [dim]{escape(', '.join(facts))}[/dim]")
         for section in r.sections:

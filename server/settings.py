@@ -25,6 +25,7 @@ from pydantic_settings import (
 from devrag.retrieval.errors import DevragError
 from devrag.retrieval.models import DEFAULT_EMBED_MODEL, Embedder, SentenceTransformerEmbedder
 from devrag.retrieval.rerank import DEFAULT_RERANK_MODEL, CrossEncoderReranker, Precision, Reranker
+from devrag.retrieval.search import SearchConfig
 
 CONFIG_ENV = "DEVRAG_CONFIG"
 MAX_SEARCHES_HELD = 30
@@ -96,6 +97,10 @@ class Settings(BaseSettings):
     query_log: bool = False
     query_log_max_bytes: int = Field(default=10_000_000, gt=0)  # rotate past this size
     query_log_backups: int = Field(default=5, ge=1)  # rotated files kept: query-log.jsonl.1 ... .N
+    # Review age of results (devrag.retrieval.review_age): stale past this many days, and an
+    # optional recency vote in the ranking, off unless set.
+    stale_after_days: int = Field(default=180, gt=0)
+    recency_weight: float = Field(default=0.0, ge=0)
 
     @classmethod
     def settings_customise_sources(
@@ -228,3 +233,8 @@ def embedder_for(settings: Settings) -> Embedder:
 
 def reranker_for(settings: Settings) -> Reranker:
     return CrossEncoderReranker(settings.rerank_model, settings.device, precision=settings.rerank_precision)
+
+
+def search_config(settings: Settings) -> SearchConfig:
+    """The search constants the settings choose; the others keep their measured defaults."""
+    return SearchConfig(stale_after_days=settings.stale_after_days, recency_weight=settings.recency_weight)

@@ -20,7 +20,7 @@ from devrag.retrieval.store import VectorStore
 from devrag.server.admission import Admission, ServerBusyError
 from devrag.server.metrics import ServerMetrics
 from devrag.server.query_log import open_query_log
-from devrag.server.settings import Settings
+from devrag.server.settings import Settings, search_config
 from devrag.server.tracing import observed_search
 
 log = logging.getLogger(__name__)
@@ -186,7 +186,7 @@ class App:
             if self._searcher is None:
                 index.model, index.dim = embedder.name, embedder.dim
                 index.check_compatible()
-                self._searcher = HybridIndex(index, embedder, reranker)
+                self._searcher = HybridIndex(index, embedder, reranker, search_config(self.settings))
             return self._searcher
 
     def search(self, query: str, k: int, mode: Mode, filters: Filters) -> SearchResponse | None:

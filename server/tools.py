@@ -27,6 +27,7 @@ from devrag.server.outputs import (
     Freshness,
     Passage,
     Result,
+    Review,
     SearchOutput,
     Source,
     SourcesOutput,
@@ -152,6 +153,7 @@ def _result(rank: int, r: SearchResult) -> Result:
         passages=[_passage(s, r.title) for s in r.sections],
         passages_left_out=0,
         metadata=_metadata(r.metadata),
+        review=Review.model_validate(r.review.model_dump()) if r.review else None,
     )
 
 

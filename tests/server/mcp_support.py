@@ -190,6 +190,16 @@ FEEDBACK_FILES = (
 )
 
 
+async def call(client: Client, tool: str, **args: Any) -> dict[str, Any]:
+    """A tool call that must succeed: its structured output, with its text under `_text`."""
+    result = await client.call_tool(tool, args)
+    (block,) = result.content
+    assert isinstance(block, TextContent)
+    assert not result.is_error, block.text
+    assert result.structured_content is not None
+    return {**result.structured_content, "_text": block.text}
+
+
 def text_of(result: CallToolResult) -> str:
     (block,) = result.content
     assert isinstance(block, TextContent)

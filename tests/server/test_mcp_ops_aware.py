@@ -2,17 +2,17 @@
 
 from __future__ import annotations
 
+import datetime as dt
+import re
 from collections.abc import AsyncIterator
-from typing import Any
 
 import pytest
 from mcp import Client
-from mcp_types import TextContent
 
 from devrag.server.mcp_app import create_server
 from devrag.server.settings import Settings
 from devrag.server.state import Models
-from tests.server.mcp_support import ingest_repo
+from tests.server.mcp_support import call, ingest_repo
 from tests.support import GitRepo, HashEmbedder
 
 pytestmark = pytest.mark.anyio
@@ -59,15 +59,6 @@ async def client(tmp_path) -> AsyncIterator[Client]:
         yield c
 
 
-async def call(client: Client, tool: str, **args: Any) -> dict[str, Any]:
-    result = await client.call_tool(tool, args)
-    (block,) = result.content
-    assert isinstance(block, TextContent)
-    assert not result.is_error, block.text
-    assert result.structured_content is not None
-    return {**result.structured_content, "_text": block.text}
-
-
 async def test_search_warns_before_a_section_with_a_destructive_command_and_classes_each(client):
     answer = await call(client, "search", query="etcd member remove pod", service="ETCD", k=3)
     (result,) = answer["results"]
@@ -103,9 +94,19 @@ async def test_results_carry_metadata_in_the_output_and_a_short_form_in_the_cita
         "last_reviewed": "2026-01-15",
         "other": {},
     }
-    assert (
-        "| runbook | service etcd, team team-platform, sev p1, tags control-plane+disk, "
-        "reviewed 2026-01-15 | score" in answer["_text"]
+    review = answer["results"][0]["review"]
+    assert (review["last_reviewed"], review["basis"], review["stale"]) == (
+        "2026-01-15",
+        "last_reviewed",
+        True,
+    )
+    assert review["last_commit_date"] == dt.datetime.now(dt.UTC).date().isoformat()
+    assert review["recency"] is None and review["stale_after_days"] == 180
+    assert re.search(
+        r"\| runbook \| service etcd, team team-platform, sev p1, tags control-plane\+disk, "
+        r"reviewed 2026-01-15 \| changed \d{4}-\d\d-\d\d, "
+        r"STALE: \d+ days since review \(limit 180\) \| score",
+        answer["_text"],
     )
     lag = await call(client, "search", query="ledger lag", service="ledger")
     (only,) = lag["results"]

@@ -7,12 +7,14 @@ from pathlib import Path
 
 import pytest
 
+from devrag.retrieval.search import SearchConfig
 from devrag.server.settings import (
     ConfigError,
     Settings,
     config_path,
     load_settings,
     origins,
+    search_config,
     set_config_value,
 )
 
@@ -98,3 +100,14 @@ def test_setting_a_key_keeps_the_other_keys_and_comments(tmp_path):
     )
     with pytest.raises(ConfigError, match="max_file_bytes: Input should be a valid integer"):
         set_config_value(path, "max_file_bytes", "a lot")
+
+
+def test_the_settings_choose_the_stale_age_and_the_recency_weight(monkeypatch):
+    monkeypatch.setenv("DEVRAG_STALE_AFTER_DAYS", "90")
+    monkeypatch.setenv("DEVRAG_RECENCY_WEIGHT", "0.5")
+    config = search_config(Settings())
+    assert (config.stale_after_days, config.recency_weight) == (90, 0.5)
+    assert (search_config(Settings(stale_after_days=30)).stale_after_days, SearchConfig().recency_weight) == (
+        30,
+        0.0,
+    )
