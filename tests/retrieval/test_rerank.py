@@ -1,4 +1,4 @@
-"""The cross-encoder with real MS MARCO weights: bfloat16 ranks as float32 does; precision is configurable."""
+"""The torch cross-encoder with real MS MARCO weights: bfloat16 ranks as float32 does; precision is set."""
 
 from __future__ import annotations
 
@@ -57,6 +57,7 @@ def test_auto_precision_is_float32_off_the_cpu_and_explicit_choices_stand():
 def test_precision_is_configured_by_environment(monkeypatch):
     monkeypatch.setenv("DEVRAG_RERANK_MODEL", str(RERANKER))
     monkeypatch.setenv("DEVRAG_DEVICE", "cpu")
+    monkeypatch.setenv("DEVRAG_RUNTIME", "torch")
     monkeypatch.setenv("DEVRAG_RERANK_PRECISION", "float32")
     reranker = reranker_for(Settings())
     assert isinstance(reranker, CrossEncoderReranker) and reranker.precision == "float32"
