@@ -40,6 +40,11 @@ FASTEMBED_RERANKERS = {
     "cross-encoder/ms-marco-MiniLM-L12-v2": "Xenova/ms-marco-MiniLM-L-12-v2",
     "cross-encoder/ms-marco-MiniLM-L-12-v2": "Xenova/ms-marco-MiniLM-L-12-v2",
 }
+# Per model kind: the export script's flag, and the setting that names another model.
+FIXES = {
+    "the embedding model": ("embed-model", EMBED_MODEL_FIX),
+    "the reranker": ("rerank-model", RERANK_MODEL_FIX),
+}
 EXPORT_FIX = (
     "Export it with `python -m devrag.retrieval.onnx_export --onnx-dir DIR --{flag} {name}` (needs "
     "devrag[torch]) and point DEVRAG_ONNX_DIR at DIR, or set DEVRAG_RUNTIME=torch."
@@ -73,11 +78,8 @@ class OnnxEmbedder:
     ) -> None:
         self.name = name
         self.batch_size = batch_size
-        try:
-            self.model: Any = _load_embedding(name, onnx_dir or default_onnx_dir())
-        except Exception as exc:  # any load failure is a configuration problem for the user
-            fix = _fix(exc, "embed-model", name, EMBED_MODEL_FIX)
-            raise load_error(f"the embedding model {name!r}", exc, fix) from exc
+        folder = onnx_dir or default_onnx_dir()
+        self.model: Any = _loaded(lambda: _load_embedding(name, folder), "the embedding model", name)
         self.dim = int(self.model.embedding_size)
         tokenizer = self.model.model.tokenizer
         # The tokenizer cuts where the model stops reading; [CLS] and [SEP] take two of those pieces.
@@ -108,11 +110,8 @@ class OnnxReranker(CachedReranker):
     ) -> None:
         super().__init__(name, cache_size)
         self.batch_size = batch_size
-        try:
-            self.model: Any = _load_cross_encoder(name, onnx_dir or default_onnx_dir())
-        except Exception as exc:  # any load failure is a configuration problem for the user
-            fix = _fix(exc, "rerank-model", name, RERANK_MODEL_FIX)
-            raise load_error(f"the reranker {name!r}", exc, fix) from exc
+        folder = onnx_dir or default_onnx_dir()
+        self.model: Any = _loaded(lambda: _load_cross_encoder(name, folder), "the reranker", name)
         tokenizer = self.model.model.tokenizer
         tokenizer.enable_truncation(max_length=max_length, direction=tokenizer.truncation["direction"])
 
@@ -189,10 +188,15 @@ def _carries(registry: Any, name: str) -> bool:
     return any(m["model"].lower() == name.lower() for m in registry.list_supported_models())
 
 
-def _fix(exc: Exception, flag: str, name: str, otherwise: str) -> str:
-    """How to export a model that has no export; and always which setting names another model."""
-    return (
-        f"{EXPORT_FIX.format(flag=flag, name=name)} {otherwise}"
-        if isinstance(exc, MissingExportError)
-        else otherwise
-    )
+def _loaded(load: Callable[[], R], what: str, name: str) -> R:
+    """`load()`, or one line naming the model, why it failed, how to export it, and the setting to change.
+
+    Raises:
+        ModelLoadError: any load failure, since each is a configuration problem for the user.
+    """
+    flag, otherwise = FIXES[what]
+    try:
+        return load()
+    except Exception as exc:  # any load failure is a configuration problem for the user
+        fix = EXPORT_FIX.format(flag=flag, name=name) if isinstance(exc, MissingExportError) else ""
+        raise load_error(f"{what} {name!r}", exc, f"{fix} {otherwise}".strip()) from exc

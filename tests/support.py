@@ -33,6 +33,18 @@ def onnx_export_missing(model: str) -> str | None:
     return f"no ONNX export of {model} in {ONNX_DIR}: run `make onnx-models`"
 
 
+# One query and passages for a real cross-encoder: the first passage is the one it must rank first.
+ETCD_QUERY = "etcd cluster members report slow WAL fsync, leader elections keep happening"
+ETCD_PASSAGES = [
+    "etcd high fsync durations > Meaning: etcd_disk_wal_fsync_duration_seconds p99 is above 500ms; "
+    "the disk under the etcd data directory is too slow, and members miss heartbeats.",
+    "Redis memory pressure > Mitigation: raise maxmemory or evict keys; check the eviction policy.",
+    "Rotating TLS certificates > Steps: issue the new certificate, roll the ingress pods, verify the chain.",
+    "etcd > Defragmentation: run etcdctl defrag on one member at a time to reclaim space.",
+    "Checkout API high error rate > Check the upstream dependencies and recent deploys.",
+]
+
+
 class HashEmbedder:
     """Deterministic bag-of-words vectors: no model, same text same vector, similar words overlap."""
 

@@ -17,20 +17,14 @@ from devrag.retrieval.models import Embedder
 from devrag.retrieval.onnx_models import OnnxEmbedder, OnnxReranker, by_length
 from devrag.retrieval.rerank import CachedReranker
 from devrag.server.settings import ConfigError, Settings, embedder_for, load_settings, reranker_for
-from tests.support import EMBED_MODEL, ONNX_DIR, RERANKER, onnx_export_missing
+from tests.support import EMBED_MODEL, ETCD_PASSAGES, ETCD_QUERY, ONNX_DIR, RERANKER, onnx_export_missing
 
 pytestmark = pytest.mark.model
 RUNTIMES = ["torch", "onnx"]
 
-QUERY = "etcd cluster members report slow WAL fsync, leader elections keep happening"
-PASSAGES = [
-    "etcd high fsync durations > Meaning: etcd_disk_wal_fsync_duration_seconds p99 is above 500ms; "
-    "the disk under the etcd data directory is too slow, and members miss heartbeats.",
-    "Redis memory pressure > Mitigation: raise maxmemory or evict keys; check the eviction policy.",
-    "Rotating TLS certificates > Steps: issue the new certificate, roll the ingress pods, verify the chain.",
-    "etcd > Defragmentation: run etcdctl defrag on one member at a time to reclaim space.",
-    "Checkout API high error rate > Check the upstream dependencies and recent deploys. " * 30,
-]
+QUERY = ETCD_QUERY
+# A passage far beyond the 192 word pieces a pair is cut to: both runtimes cut it alike.
+PASSAGES = [*ETCD_PASSAGES, ETCD_PASSAGES[-1] * 30]
 TEXTS = [
     "Disk full on db1: run `journalctl --vacuum-size=500M` and check /var/log.",
     "pods stuck in CrashLoopBackOff after a deploy",
