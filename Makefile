@@ -73,7 +73,7 @@ lint: install
 	$(BIN)/ruff format --check .
 
 bench: install
-	$(BIN)/python -m devrag.eval.ingest_bench $(SHARED)/data/runbooks-corpus
+	$(BIN)/python -m devrag.eval.ingest_bench $(SHARED)/data/runbooks-corpus --onnx-dir "$(DEVRAG_ONNX_DIR)"
 
 clean:
 	rm -rf .devrag build dist *.egg-info
