@@ -1,15 +1,16 @@
 """Ingestion benchmark: full ingest against raw embedding, no-op re-ingest, and a one-section edit.
 
-Run: `python -m devrag.eval.ingest_bench ../shared/data/runbooks-corpus` (or `make bench`).
+Run: `python -m devrag.eval.ingest_bench ../shared/data/runbooks-corpus [--runtime onnx|torch]` (or
+`make bench`).
 Everything is measured side by side in one process on the same chunk texts; small steps are
 repeated and reported as medians, since these machines are noisy.
 """
 
 from __future__ import annotations
 
+import argparse
 import statistics
 import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -20,9 +21,10 @@ from rich.table import Table
 from devrag.eval.harness import git_snapshot
 from devrag.ingest.documents import decode, is_supported, parse_file
 from devrag.ingest.pipeline import IngestSummary, ingest
-from devrag.retrieval.factory import open_store
+from devrag.retrieval.factory import Runtime, open_embedder, open_store
 from devrag.retrieval.index import Index
-from devrag.retrieval.models import Embedder, SentenceTransformerEmbedder
+from devrag.retrieval.models import DEFAULT_EMBED_MODEL, Embedder
+from devrag.retrieval.onnx_models import default_onnx_dir
 from devrag.retrieval.schema import embed_text_for
 
 REPEATS = 5
@@ -58,8 +60,8 @@ def timed_ingest(index: Index, embedder: Embedder, repo: Path) -> tuple[float, I
     return time.perf_counter() - started, summary
 
 
-def run(corpus: Path) -> Table:
-    embedder = SentenceTransformerEmbedder()
+def run(corpus: Path, runtime: Runtime = "onnx", onnx_dir: Path | None = None) -> Table:
+    embedder = open_embedder(DEFAULT_EMBED_MODEL, runtime, "auto", onnx_dir or default_onnx_dir())
     with tempfile.TemporaryDirectory() as tmp:
         repo = git_snapshot(corpus, Path(tmp) / "repo")
         files = sum(1 for p in repo.rglob("*") if p.is_file() and ".git" not in p.parts)
@@ -78,7 +80,7 @@ def run(corpus: Path) -> Table:
         index.store.close()
     edit_time = statistics.median(t for t, _ in edits)
     embedded = sorted(s.chunks["embedded"] for _, s in edits)
-    table = Table(title=f"ingest benchmark: {corpus} ({files} files, {len(texts)} chunks)")
+    table = Table(title=f"ingest benchmark, {runtime} runtime: {corpus} ({files} files, {len(texts)} chunks)")
     for column in ("measure", "value", "target"):
         table.add_column(column)
     table.add_row("raw embedding of the same chunk texts", f"{raw:.1f} s", "")
@@ -98,8 +100,12 @@ def run(corpus: Path) -> Table:
 
 
 def main() -> None:
-    corpus = Path(sys.argv[1]) if len(sys.argv) > 1 else Path("../shared/data/runbooks-corpus")
-    Console().print(run(corpus))
+    parser = argparse.ArgumentParser(description="Ingestion benchmark on a corpus folder.")
+    parser.add_argument("corpus", type=Path, nargs="?", default=Path("../shared/data/runbooks-corpus"))
+    parser.add_argument("--runtime", choices=["onnx", "torch"], default="onnx")
+    parser.add_argument("--onnx-dir", type=Path, default=default_onnx_dir(), help="The ONNX exports.")
+    args = parser.parse_args()
+    Console().print(run(args.corpus, args.runtime, args.onnx_dir))
 
 
 if __name__ == "__main__":

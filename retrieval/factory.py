@@ -2,10 +2,18 @@
 
 from __future__ import annotations
 
+import importlib.util
 from pathlib import Path
+from typing import Literal
 
+from devrag.retrieval.errors import ModelLoadError
+from devrag.retrieval.models import Embedder
 from devrag.retrieval.owned_store import OwnedStore
+from devrag.retrieval.rerank import Precision, Reranker
 from devrag.retrieval.store import VectorStore
+
+Runtime = Literal["onnx", "torch", "auto"]
+TORCH_EXTRA = "pip install 'devrag[torch]'"
 
 
 def open_store(
@@ -25,3 +33,54 @@ def open_store(
 
         return QdrantStore.connect(qdrant_url, collection, api_key)
     return OwnedStore(index_dir)
+
+
+def resolve_runtime(runtime: Runtime) -> Literal["onnx", "torch"]:
+    """`auto`: torch where it is installed and a CUDA GPU is present, else ONNX Runtime on the CPU."""
+    if runtime != "auto":
+        return runtime
+    if importlib.util.find_spec("torch") is None:
+        return "onnx"
+    import torch
+
+    return "torch" if torch.cuda.is_available() else "onnx"
+
+
+def open_embedder(name: str, runtime: Runtime, device: str, onnx_dir: Path) -> Embedder:
+    """The embedding model on the chosen runtime; each runtime's libraries are imported only here.
+
+    Raises:
+        ModelLoadError: the model cannot be loaded, or the torch runtime is not installed.
+    """
+    if resolve_runtime(runtime) == "torch":
+        _need_torch()
+        from devrag.retrieval.models import SentenceTransformerEmbedder
+
+        return SentenceTransformerEmbedder(name, device)
+    from devrag.retrieval.onnx_models import OnnxEmbedder
+
+    return OnnxEmbedder(name, onnx_dir)
+
+
+def open_reranker(name: str, runtime: Runtime, device: str, onnx_dir: Path, precision: Precision) -> Reranker:
+    """The cross-encoder on the chosen runtime; `precision` is the torch runtime's (ONNX runs float32).
+
+    Raises:
+        ModelLoadError: the model cannot be loaded, or the torch runtime is not installed.
+    """
+    if resolve_runtime(runtime) == "torch":
+        _need_torch()
+        from devrag.retrieval.rerank import CrossEncoderReranker
+
+        return CrossEncoderReranker(name, device, precision=precision)
+    from devrag.retrieval.onnx_models import OnnxReranker
+
+    return OnnxReranker(name, onnx_dir)
+
+
+def _need_torch() -> None:
+    if importlib.util.find_spec("torch") is None or importlib.util.find_spec("sentence_transformers") is None:
+        raise ModelLoadError(
+            f"The torch runtime needs torch and sentence-transformers: {TORCH_EXTRA}, "
+            "or set DEVRAG_RUNTIME=onnx."
+        )

@@ -14,6 +14,10 @@ log = logging.getLogger(__name__)
 DEFAULT_EMBED_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
 _BUNDLED_MINILM = {"sentence-transformers/all-MiniLM-L6-v2", "all-MiniLM-L6-v2"}
 HUB_PROBE_SECONDS = 3.0
+EMBED_MODEL_FIX = (
+    "Set DEVRAG_EMBED_MODEL (embed_model in the config file, or --embed-model) to a "
+    "sentence-transformers model name or a local folder."
+)
 M = TypeVar("M")
 
 
@@ -60,29 +64,38 @@ class HubUnreachableError(OSError):
 def load_pretrained(model_class: Callable[..., M], name: str, **kwargs: Any) -> M:
     """`model_class(name)` from a folder or the local hub cache, and from the hub only when it answers.
 
-    Why: with no network and HF_HUB_OFFLINE unset, huggingface_hub retries every file with
-    backoff, about 30 warnings over 56 s, before it fails. A cached model loads without asking
-    the hub at all; a model that is not cached is fetched only after one short probe of the hub.
-
     Raises:
         HubUnreachableError: `name` is a hub name, not cached, and the hub did not answer.
     """
     path = resolve_model_path(name)
-    if _is_folder_name(path) or _hub_offline():
+    if is_folder_name(path) or _hub_offline():
         return model_class(path, **kwargs)
+    return cache_then_hub(lambda **more: model_class(path, **kwargs, **more), name)
+
+
+def cache_then_hub(load: Callable[..., M], name: str) -> M:
+    """`load(local_files_only=True)`, else `load()` once one short probe found the hub answering.
+
+    Why: with no network and HF_HUB_OFFLINE unset, huggingface_hub retries every file with
+    backoff, about 30 warnings over 56 s, before it fails (fastembed adds its own retries). A cached
+    model loads without asking the hub at all; one that is not cached is fetched only after the probe.
+
+    Raises:
+        HubUnreachableError: the model is not cached and the hub did not answer.
+    """
     try:
-        return model_class(path, local_files_only=True, **kwargs)
-    except OSError:  # not (wholly) in the cache: transformers and huggingface_hub raise OSError
+        return load(local_files_only=True)
+    except (OSError, ValueError):  # not (wholly) cached: transformers raise OSError, fastembed ValueError
         log.debug("model %s is not in the local hub cache", name)
     reason = _hub_unreachable()
     if reason:
         raise HubUnreachableError(
             f"it is not in the local Hugging Face cache and the hub cannot be reached ({reason})"
         )
-    return model_class(path, **kwargs)
+    return load()
 
 
-def _is_folder_name(name: str) -> bool:
+def is_folder_name(name: str) -> bool:
     """A folder (existing or not, so that a typo says "not found"), never a hub `owner/model` name."""
     return name.startswith(("/", "~", ".")) or Path(name).exists()
 
@@ -139,12 +152,7 @@ class SentenceTransformerEmbedder:
         try:
             self.model: Any = load_pretrained(SentenceTransformer, name, device=resolve_device(device))
         except Exception as exc:  # any load failure is a configuration problem for the user
-            raise load_error(
-                f"the embedding model {name!r}",
-                exc,
-                "Set DEVRAG_EMBED_MODEL (embed_model in the config file, or --embed-model) to a "
-                "sentence-transformers model name or a local folder.",
-            ) from exc
+            raise load_error(f"the embedding model {name!r}", exc, EMBED_MODEL_FIX) from exc
         self.dim = int(self.model.get_embedding_dimension())
         # The model adds [CLS] and [SEP]; what is left is what a chunk may hold.
         self.max_tokens = int(self.model.max_seq_length) - 2

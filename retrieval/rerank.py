@@ -1,8 +1,9 @@
-"""Cross-encoder reranking on the local CPU or GPU."""
+"""Cross-encoder reranking: the cached scoring every runtime shares, and the torch runtime."""
 
 from __future__ import annotations
 
 import logging
+from abc import ABC, abstractmethod
 from collections import OrderedDict
 from collections.abc import Sequence
 from typing import Any, Literal, Protocol
@@ -13,6 +14,12 @@ log = logging.getLogger(__name__)
 
 DEFAULT_RERANK_MODEL = "cross-encoder/ms-marco-MiniLM-L6-v2"
 Precision = Literal["auto", "float32", "bfloat16"]
+RERANK_MAX_LENGTH = 192  # word pieces of (query, passage); the reason is CrossEncoderReranker's
+RERANK_BATCH_SIZE = 8
+RERANK_MODEL_FIX = (
+    "Set DEVRAG_RERANK_MODEL (rerank_model in the config file) to a CrossEncoder model "
+    "name or local folder, or search with --no-rerank."
+)
 
 
 class Reranker(Protocol):
@@ -21,46 +28,17 @@ class Reranker(Protocol):
     def score(self, query: str, passages: Sequence[str]) -> list[float]: ...
 
 
-class CrossEncoderReranker:
-    """A sentence-transformers CrossEncoder; each (query, passage) pair is cut to `max_length` word pieces.
+class CachedReranker(ABC):
+    """Scores cached by (query, passage) over a runtime's raw `predict`, so a repeated query costs nothing.
 
-    192 word pieces (the query, the breadcrumb and the head of the section) ranked as well as 256 on
-    our evaluation sets at three quarters of the cost. Batch size 8 beats 32 on CPU: a batch is
-    padded to its longest pair, so small batches waste less. On a CPU with bfloat16 instructions the
-    model runs in bfloat16 (`precision="auto"`): 1.8x as fast as float32 with scores within 0.12,
-    where dynamic int8 moved scores by up to 0.7 and cost Recall@1 (README, "Search latency").
-    Scores are cached by (query, passage), so a repeated query costs nothing.
+    Each runtime (torch here, ONNX Runtime in `devrag.retrieval.onnx_models`) supplies `predict`;
+    the cache, and what the benchmark times as the rerank stage, are the same for both.
     """
 
-    def __init__(
-        self,
-        name: str = DEFAULT_RERANK_MODEL,
-        device: str = "auto",
-        max_length: int = 192,
-        batch_size: int = 8,
-        cache_size: int = 4096,
-        precision: Precision = "auto",
-    ) -> None:
-        from sentence_transformers import CrossEncoder
+    name: str
 
+    def __init__(self, name: str, cache_size: int = 4096) -> None:
         self.name = name
-        self.batch_size = batch_size
-        self.device = resolve_device(device)
-        quiet_model_loading()
-        try:
-            self.model: Any = load_pretrained(CrossEncoder, name, device=self.device, max_length=max_length)
-        except Exception as exc:  # any load failure is a configuration problem for the user
-            raise load_error(
-                f"the reranker {name!r}",
-                exc,
-                "Set DEVRAG_RERANK_MODEL (rerank_model in the config file) to a CrossEncoder model "
-                "name or local folder, or search with --no-rerank.",
-            ) from exc
-        self.precision = resolve_precision(precision, self.device)
-        if self.precision == "bfloat16":
-            import torch
-
-            self.model.model.to(torch.bfloat16)
         self._cache: OrderedDict[tuple[str, str], float] = OrderedDict()
         self._cache_size = cache_size
 
@@ -72,18 +50,57 @@ class CrossEncoderReranker:
                 self._remember((query, passage), value)
         return [self._cache[(query, p)] for p in passages]
 
+    @abstractmethod
     def predict(self, pairs: Sequence[tuple[str, str]]) -> list[float]:
         """Raw model scores, uncached: what the benchmark compares the rerank stage against."""
-        if not pairs:
-            return []
-        scores = self.model.predict(list(pairs), batch_size=self.batch_size, show_progress_bar=False)
-        return [float(s) for s in scores]
 
     def _remember(self, key: tuple[str, str], value: float) -> None:
         self._cache[key] = value
         self._cache.move_to_end(key)
         while len(self._cache) > self._cache_size:
             self._cache.popitem(last=False)
+
+
+class CrossEncoderReranker(CachedReranker):
+    """A sentence-transformers CrossEncoder; each (query, passage) pair is cut to `max_length` word pieces.
+
+    192 word pieces (the query, the breadcrumb and the head of the section) ranked as well as 256 on
+    our evaluation sets at three quarters of the cost. Batch size 8 beats 32 on CPU: a batch is
+    padded to its longest pair, so small batches waste less. On a CPU with bfloat16 instructions the
+    model runs in bfloat16 (`precision="auto"`): 1.8x as fast as float32 with scores within 0.12,
+    where dynamic int8 moved scores by up to 0.7 and cost Recall@1 (README, "Search latency").
+    """
+
+    def __init__(
+        self,
+        name: str = DEFAULT_RERANK_MODEL,
+        device: str = "auto",
+        max_length: int = RERANK_MAX_LENGTH,
+        batch_size: int = RERANK_BATCH_SIZE,
+        cache_size: int = 4096,
+        precision: Precision = "auto",
+    ) -> None:
+        from sentence_transformers import CrossEncoder
+
+        super().__init__(name, cache_size)
+        self.batch_size = batch_size
+        self.device = resolve_device(device)
+        quiet_model_loading()
+        try:
+            self.model: Any = load_pretrained(CrossEncoder, name, device=self.device, max_length=max_length)
+        except Exception as exc:  # any load failure is a configuration problem for the user
+            raise load_error(f"the reranker {name!r}", exc, RERANK_MODEL_FIX) from exc
+        self.precision = resolve_precision(precision, self.device)
+        if self.precision == "bfloat16":
+            import torch
+
+            self.model.model.to(torch.bfloat16)
+
+    def predict(self, pairs: Sequence[tuple[str, str]]) -> list[float]:
+        if not pairs:
+            return []
+        scores = self.model.predict(list(pairs), batch_size=self.batch_size, show_progress_bar=False)
+        return [float(s) for s in scores]
 
 
 def resolve_precision(precision: Precision, device: str) -> Precision:

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
 import click
+from rich.console import Console
 
 from devrag.eval.latency_bench import (
     DEFAULT_CANDIDATES,
@@ -101,6 +102,12 @@ def _counts(ctx: click.Context, param: click.Parameter, value: str) -> list[int]
     is_flag=True,
     help="Instead: search p50 with the server's metrics and tracing on vs off, interleaved.",
 )
+@click.option(
+    "--runtimes",
+    callback=lambda ctx, param, value: _runtimes(value),
+    help="Instead, with --corpus: these runtimes side by side (onnx,torch): raw embedding "
+    "throughput on the corpus and the rerank stage, each on the same index and queries.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the report as one JSON object.")
 @click.pass_obj
 def bench_cmd(
@@ -119,6 +126,7 @@ def bench_cmd(
     path_glob: str | None,
     doc_type: str | None,
     overhead: bool,
+    runtimes: list[str],
     as_json: bool,
 ) -> None:
     """Time searches on the configured index: p50/p95 per stage and mode, rerank vs raw model."""
@@ -133,6 +141,11 @@ def bench_cmd(
     except ValueError as exc:
         raise click.ClickException(str(exc)) from exc
     settings = obj.settings()
+    if runtimes:
+        if corpus is None:
+            raise click.UsageError("--runtimes needs --corpus: the texts it embeds")
+        _compare(settings, runtimes, corpus, workdir, queries, repeats, k, as_json)
+        return
     embedder = _load_embedder(settings)
     needs_reranker = "hybrid+rerank" in modes or (bool(candidates) and not overhead)
     reranker = _load(lambda: reranker_for(settings)) if needs_reranker else None
@@ -160,6 +173,42 @@ def bench_cmd(
         click.echo(json.dumps(report.model_dump(mode="json"), indent=2))
     else:
         render(report, title=f"{title}: {report.chunks} chunks")
+
+
+def _runtimes(value: str | None) -> list[str]:
+    runtimes = parse_list(value or "")
+    unknown = sorted(set(runtimes) - {"onnx", "torch"})
+    if unknown:
+        raise click.BadParameter(f"unknown runtimes {unknown}; choose from ['onnx', 'torch']")
+    return runtimes
+
+
+def _compare(
+    settings: Settings,
+    runtimes: list[str],
+    corpus: Path,
+    workdir: Path | None,
+    queries: list[str],
+    repeats: int,
+    k: int,
+    as_json: bool,
+) -> None:
+    """`--runtimes`: each runtime's models over one index of `corpus` (built with the first runtime)."""
+    from devrag.eval.ingest_bench import chunk_texts
+    from devrag.eval.runtime_bench import compare_runtimes, runtime_table
+    from devrag.server.cli import _load, _load_embedder, reranker_for
+
+    models = {}
+    for runtime in runtimes:
+        chosen = settings.model_copy(update={"runtime": runtime})
+        models[runtime] = (_load_embedder(chosen), _load(lambda chosen=chosen: reranker_for(chosen)))
+    first = models[runtimes[0]][0]
+    with _bench_index(settings, first, corpus, 1, workdir) as (index, title, _):
+        report = compare_runtimes(index, models, chunk_texts(corpus, first), queries, repeats, k)
+    if as_json:
+        click.echo(json.dumps(report.model_dump(mode="json"), indent=2))
+    else:
+        Console(highlight=False, width=150).print(runtime_table(report, title))
 
 
 @contextmanager

@@ -23,8 +23,10 @@ from pydantic_settings import (
 )
 
 from devrag.retrieval.errors import DevragError
-from devrag.retrieval.models import DEFAULT_EMBED_MODEL, Embedder, SentenceTransformerEmbedder
-from devrag.retrieval.rerank import DEFAULT_RERANK_MODEL, CrossEncoderReranker, Precision, Reranker
+from devrag.retrieval.factory import Runtime, open_embedder, open_reranker
+from devrag.retrieval.models import DEFAULT_EMBED_MODEL, Embedder
+from devrag.retrieval.onnx_models import default_onnx_dir
+from devrag.retrieval.rerank import DEFAULT_RERANK_MODEL, Precision, Reranker
 from devrag.retrieval.search import SearchConfig
 
 CONFIG_ENV = "DEVRAG_CONFIG"
@@ -84,7 +86,9 @@ class Settings(BaseSettings):
     embed_model: str = DEFAULT_EMBED_MODEL
     rerank_model: str = DEFAULT_RERANK_MODEL
     device: str = "auto"
-    rerank_precision: Precision = "auto"  # bfloat16 where the CPU computes it natively
+    runtime: Runtime = "onnx"  # auto: torch where a CUDA GPU is present, else onnx
+    onnx_dir: Path = Field(default_factory=default_onnx_dir)  # exports of local models, one folder each
+    rerank_precision: Precision = "auto"  # the torch runtime's: bfloat16 where the CPU computes it natively
     max_file_bytes: int = Field(default=1_000_000, gt=0)
     # Admission control of a server's searches (devrag.server.admission says why these numbers).
     search_in_flight: int = Field(default=1, ge=1)  # the models already use every core
@@ -122,7 +126,7 @@ class Settings(BaseSettings):
             return cls.model_fields[str(info.field_name)].default
         return value
 
-    @field_validator("index_dir", mode="after")
+    @field_validator("index_dir", "onnx_dir", mode="after")
     @classmethod
     def _expand_home(cls, value: Path) -> Path:
         """`~/...` in the config file means the home folder, as it would in a shell."""
@@ -137,6 +141,13 @@ class Settings(BaseSettings):
                 f"search_in_flight + search_queue is {self.search_in_flight + self.search_queue}; at most "
                 f"{MAX_SEARCHES_HELD} searches can run or wait at once, so other tool calls keep threads."
             )
+        return self
+
+    @model_validator(mode="after")
+    def _precision_fits_the_runtime(self) -> Self:
+        """ONNX Runtime has no bfloat16 kernels for this model on a CPU: asking for it there is a mistake."""
+        if self.runtime == "onnx" and self.rerank_precision == "bfloat16":
+            raise ValueError("rerank_precision bfloat16 needs runtime torch; the onnx runtime runs float32.")
         return self
 
     @property
@@ -228,11 +239,13 @@ def _toml_value(value: object) -> str:
 
 
 def embedder_for(settings: Settings) -> Embedder:
-    return SentenceTransformerEmbedder(settings.embed_model, settings.device)
+    return open_embedder(settings.embed_model, settings.runtime, settings.device, settings.onnx_dir)
 
 
 def reranker_for(settings: Settings) -> Reranker:
-    return CrossEncoderReranker(settings.rerank_model, settings.device, precision=settings.rerank_precision)
+    return open_reranker(
+        settings.rerank_model, settings.runtime, settings.device, settings.onnx_dir, settings.rerank_precision
+    )
 
 
 def search_config(settings: Settings) -> SearchConfig:

@@ -13,6 +13,7 @@ from typing import Any
 from devrag.ingest.documents import decode, is_supported, parse_file
 from devrag.retrieval.index import Index
 from devrag.retrieval.lexical_field import LEXICAL_FIELD
+from devrag.retrieval.onnx_models import MODEL_FILE, default_onnx_dir, export_dir
 from devrag.retrieval.schema import content_hash, embed_text_for
 from devrag.retrieval.store import PointFilter, VectorStore
 
@@ -20,6 +21,28 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("DEVRAG_SHARED_DIR") or REPO_ROOT.parent / "shared")
 RERANKER = SHARED / "models" / "ms-marco-MiniLM-L12-v2-int8dq"  # real MS MARCO cross-encoder weights
 SAMPLE = REPO_ROOT / "corpus-sample"
+EMBED_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
+# The ONNX exports `make install` writes (devrag.retrieval.onnx_export), where the onnx runtime finds them.
+ONNX_DIR = Path(os.environ.get("DEVRAG_ONNX_DIR") or default_onnx_dir()).expanduser()
+
+
+def onnx_export_missing(model: str) -> str | None:
+    """Why a test of the onnx runtime cannot run: the export `make install` writes is not there."""
+    if (export_dir(ONNX_DIR, model) / MODEL_FILE).exists():
+        return None
+    return f"no ONNX export of {model} in {ONNX_DIR}: run `make onnx-models`"
+
+
+# One query and passages for a real cross-encoder: the first passage is the one it must rank first.
+ETCD_QUERY = "etcd cluster members report slow WAL fsync, leader elections keep happening"
+ETCD_PASSAGES = [
+    "etcd high fsync durations > Meaning: etcd_disk_wal_fsync_duration_seconds p99 is above 500ms; "
+    "the disk under the etcd data directory is too slow, and members miss heartbeats.",
+    "Redis memory pressure > Mitigation: raise maxmemory or evict keys; check the eviction policy.",
+    "Rotating TLS certificates > Steps: issue the new certificate, roll the ingress pods, verify the chain.",
+    "etcd > Defragmentation: run etcdctl defrag on one member at a time to reclaim space.",
+    "Checkout API high error rate > Check the upstream dependencies and recent deploys.",
+]
 
 
 class HashEmbedder:

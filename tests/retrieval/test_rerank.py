@@ -1,4 +1,4 @@
-"""The cross-encoder with real MS MARCO weights: bfloat16 ranks as float32 does; precision is configurable."""
+"""The torch cross-encoder with real MS MARCO weights: bfloat16 ranks as float32 does; precision is set."""
 
 from __future__ import annotations
 
@@ -7,19 +7,11 @@ import torch
 
 from devrag.retrieval.rerank import CrossEncoderReranker, resolve_precision
 from devrag.server.settings import Settings, reranker_for
+from tests.support import ETCD_PASSAGES as PASSAGES
+from tests.support import ETCD_QUERY as QUERY
 from tests.support import RERANKER
 
 needs_weights = pytest.mark.skipif(not RERANKER.exists(), reason=f"reranker weights not found at {RERANKER}")
-
-QUERY = "etcd cluster members report slow WAL fsync, leader elections keep happening"
-PASSAGES = [
-    "etcd high fsync durations > Meaning: etcd_disk_wal_fsync_duration_seconds p99 is above 500ms; "
-    "the disk under the etcd data directory is too slow, and members miss heartbeats.",
-    "Redis memory pressure > Mitigation: raise maxmemory or evict keys; check the eviction policy.",
-    "Rotating TLS certificates > Steps: issue the new certificate, roll the ingress pods, verify the chain.",
-    "etcd > Defragmentation: run etcdctl defrag on one member at a time to reclaim space.",
-    "Checkout API high error rate > Check the upstream dependencies and recent deploys.",
-]
 
 
 @pytest.fixture(scope="module")
@@ -57,6 +49,7 @@ def test_auto_precision_is_float32_off_the_cpu_and_explicit_choices_stand():
 def test_precision_is_configured_by_environment(monkeypatch):
     monkeypatch.setenv("DEVRAG_RERANK_MODEL", str(RERANKER))
     monkeypatch.setenv("DEVRAG_DEVICE", "cpu")
+    monkeypatch.setenv("DEVRAG_RUNTIME", "torch")
     monkeypatch.setenv("DEVRAG_RERANK_PRECISION", "float32")
     reranker = reranker_for(Settings())
     assert isinstance(reranker, CrossEncoderReranker) and reranker.precision == "float32"

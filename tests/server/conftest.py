@@ -8,11 +8,12 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from devrag.retrieval.models import SentenceTransformerEmbedder
-from devrag.retrieval.rerank import CrossEncoderReranker
+from devrag.retrieval.models import Embedder
+from devrag.retrieval.onnx_models import OnnxEmbedder, OnnxReranker
 from devrag.server.cli import main
 from devrag.server.state import Models
 from tests.server.mcp_support import RERANKER, Ingested, make_ops
+from tests.support import ONNX_DIR
 
 
 @pytest.fixture
@@ -21,6 +22,7 @@ def cli(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Callable[..., str]:
     monkeypatch.setenv("DEVRAG_CONFIG", str(tmp_path / "config.toml"))
     monkeypatch.setenv("DEVRAG_INDEX_DIR", str(tmp_path / "index"))
     monkeypatch.setenv("DEVRAG_RERANK_MODEL", str(RERANKER))
+    monkeypatch.setenv("DEVRAG_ONNX_DIR", str(ONNX_DIR))
     runner = CliRunner()
 
     def run(*args: str, code: int = 0) -> str:
@@ -38,20 +40,20 @@ def anyio_backend() -> str:
 
 @pytest.fixture(scope="session")
 def models() -> Models:
-    """The bundled embedding model and the shared reranker (when its weights are there)."""
-    embedder = SentenceTransformerEmbedder(device="cpu")
-    reranker = CrossEncoderReranker(str(RERANKER), device="cpu") if RERANKER.exists() else None
+    """all-MiniLM-L6-v2 and the shared reranker (when its weights are there) on the default runtime."""
+    embedder = OnnxEmbedder(onnx_dir=ONNX_DIR)
+    reranker = OnnxReranker(str(RERANKER), onnx_dir=ONNX_DIR) if RERANKER.exists() else None
     return Models.loaded(embedder, reranker)
 
 
 @pytest.fixture(scope="session")
-def real_embedder(models: Models) -> SentenceTransformerEmbedder:
+def real_embedder(models: Models) -> Embedder:
     e, _ = models.wait()
-    assert isinstance(e, SentenceTransformerEmbedder)
+    assert isinstance(e, OnnxEmbedder)
     return e
 
 
 @pytest.fixture(scope="session")
-def ops(tmp_path_factory: pytest.TempPathFactory, real_embedder: SentenceTransformerEmbedder) -> Ingested:
+def ops(tmp_path_factory: pytest.TempPathFactory, real_embedder: Embedder) -> Ingested:
     """An ops repository ingested once per session; tests must not change it."""
     return make_ops(Path(tmp_path_factory.mktemp("ops")), real_embedder)

@@ -23,7 +23,7 @@ from devrag.ingest.pipeline import ingest
 from devrag.retrieval.edge_store import EdgeStore
 from devrag.retrieval.index import Index
 from devrag.retrieval.models import Embedder
-from tests.support import RERANKER, RUNBOOK, GitRepo
+from tests.support import ONNX_DIR, RERANKER, RUNBOOK, GitRepo
 
 _STAGES = ["Prepare", "Build", "Canary", "Promote", "Verify", "Rollback", "Cleanup", "Notify"]
 
@@ -94,6 +94,7 @@ def server_env(index_dir: Path, **extra: str) -> dict[str, str]:
         "DEVRAG_INDEX_DIR": str(index_dir),
         "DEVRAG_RERANK_MODEL": str(RERANKER),
         "DEVRAG_DEVICE": "cpu",
+        "DEVRAG_ONNX_DIR": str(ONNX_DIR),
         "HF_HUB_OFFLINE": "1",
         "DEVRAG_OWNER_IDLE_SECONDS": "5",
         **extra,

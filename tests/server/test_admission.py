@@ -17,7 +17,7 @@ import pytest
 from mcp import Client
 from mcp_types import TextContent
 
-from devrag.retrieval.models import SentenceTransformerEmbedder
+from devrag.retrieval.models import Embedder
 from devrag.retrieval.search import Filters
 from devrag.server.admission import SKIPPED_RERANK_NOTE, Admission, ServerBusyError
 from devrag.server.mcp_app import create_server
@@ -156,9 +156,7 @@ def gated() -> GatedReranker:
 
 
 @contextmanager
-def app_with(
-    ops: Ingested, embedder: SentenceTransformerEmbedder, reranker: GatedReranker, **settings: object
-):
+def app_with(ops: Ingested, embedder: Embedder, reranker: GatedReranker, **settings: object):
     app = App(Settings(index_dir=ops.index_dir, **settings), Models.loaded(embedder, reranker))  # type: ignore[arg-type]
     try:
         yield app

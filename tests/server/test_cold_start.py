@@ -1,0 +1,52 @@
+"""A command imports only the libraries it uses: `--help` and `status` load no model, a search no torch."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.server.mcp_support import server_env
+from tests.support import EMBED_MODEL, SAMPLE, GitRepo, onnx_export_missing
+
+MODEL_LIBRARIES = ("torch", "sentence_transformers", "transformers", "onnxruntime", "fastembed", "tokenizers")
+# Runs one CLI command in a fresh interpreter, then reports which model libraries it imported.
+DRIVER = f"""
+import json, sys
+from devrag.server.cli import main
+code = None
+try:
+    main(sys.argv[1:])
+except SystemExit as exit:
+    code = exit.code
+print(json.dumps({{"code": code, "loaded": sorted(m for m in {MODEL_LIBRARIES!r} if m in sys.modules)}}))
+"""
+
+
+def _imports(index_dir: Path, *args: str) -> list[str]:
+    done = subprocess.run(
+        [sys.executable, "-c", DRIVER, *args], env=server_env(index_dir), capture_output=True, text=True
+    )
+    report = json.loads(done.stdout.strip().splitlines()[-1])
+    assert report["code"] in (0, None), done.stderr
+    return list(report["loaded"])
+
+
+def test_help_and_status_import_no_model_library(tmp_path):
+    assert _imports(tmp_path / "index", "--help") == []
+    assert _imports(tmp_path / "index", "status") == []
+
+
+@pytest.mark.model
+def test_a_search_on_the_default_runtime_imports_onnx_runtime_and_never_torch(tmp_path):
+    if reason := onnx_export_missing(EMBED_MODEL):
+        pytest.skip(reason)
+    repo = GitRepo(tmp_path / "repo")
+    repo.commit({p.relative_to(SAMPLE).as_posix(): p.read_text() for p in SAMPLE.rglob("*.md")})
+    assert "torch" not in _imports(tmp_path / "index", "ingest", str(repo.path), "--name", "ops")
+    loaded = _imports(tmp_path / "index", "search", "disk full on a database host", "--no-rerank")
+    assert "onnxruntime" in loaded and "fastembed" in loaded
+    assert not {"torch", "sentence_transformers", "transformers"} & set(loaded)
