@@ -7,12 +7,13 @@ from dataclasses import dataclass, field
 from pathlib import PurePosixPath
 from typing import Any
 
+from devrag.ingest.alert_rules import alert_rules
 from devrag.ingest.code_chunker import chunk_code, language_for
 from devrag.ingest.doc_meta import document_meta
 from devrag.ingest.git_source import MODE_SUBMODULE, MODE_SYMLINK, TreeEntry
 from devrag.ingest.markdown_chunker import parse_markdown
 from devrag.ingest.windows import TokenCounter, clip
-from devrag.retrieval.schema import DOC_TYPES, ChunkDraft, DocMeta
+from devrag.retrieval.schema import DOC_TYPES, AlertRule, ChunkDraft, DocMeta
 
 log = logging.getLogger(__name__)
 
@@ -35,6 +36,8 @@ class Parsed:
     drafts: list[ChunkDraft]
     warnings: list[str] = field(default_factory=list)
     meta: DocMeta = field(default_factory=DocMeta)
+    # The alerting rules of a Prometheus/Alertmanager rule file (see `alert_rules`); empty otherwise.
+    rules: list[AlertRule] = field(default_factory=list)
 
 
 def skip_reason(entry: TreeEntry, max_bytes: int) -> str | None:
@@ -119,7 +122,8 @@ def parse_file(
         title = clip(path, max_tokens // 4, count)
         budget = max_tokens - count(title) - _SYMBOL_MARGIN
         drafts = chunk_code(path, text, budget, count, symbol_tokens=_SYMBOL_MARGIN - 2)
-        parsed = Parsed(title, doc_type_for(path, {}), drafts, meta=document_meta(path, {})[0])
+        rules, notes = alert_rules(path, text)
+        parsed = Parsed(title, doc_type_for(path, {}), drafts, notes, document_meta(path, {})[0], rules)
     parsed = _cut(parsed, max_chunks)
     for warning in parsed.warnings:
         log.warning("%s: %s", path, warning)
@@ -137,4 +141,4 @@ def _cut(parsed: Parsed, max_chunks: int) -> Parsed:
         if kept
         else f"over the {max_chunks}-chunk limit"
     )
-    return Parsed(parsed.title, parsed.doc_type, kept, [*parsed.warnings, note], parsed.meta)
+    return Parsed(parsed.title, parsed.doc_type, kept, [*parsed.warnings, note], parsed.meta, parsed.rules)

@@ -261,6 +261,7 @@ class _Run:
                     last_commit=last_commit,
                     blob_sha=entry.blob_sha,
                     symbol=draft.symbol,
+                    alert_rules=parsed.rules,
                     **parsed.meta.model_dump(),
                 )
             )

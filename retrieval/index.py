@@ -157,7 +157,8 @@ class Index:
             built = f"chunk payloads of version {payload}" if payload else "chunks without document metadata"
             why = (
                 "this devrag filters and cites by document metadata (service, team, severity, alerts, "
-                f"tags from front matter or path), payload version {PAYLOAD_VERSION}"
+                "tags from front matter or path) and routes alerts by the rules of indexed rule files, "
+                f"payload version {PAYLOAD_VERSION}"
             )
             raise IndexMismatchError(self._rebuild(built, why))
 

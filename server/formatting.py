@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+from devrag.retrieval.alert_catalog import AlertMatch
 from devrag.server.outputs import (
     DocumentMeta,
     DocumentPage,
@@ -22,9 +23,21 @@ def short(sha: str | None) -> str:
 def result_line(r: Result) -> str:
     title = f" | {r.title}" if r.title != r.path else ""
     meta = f" | {meta_line(r.metadata)}" if r.metadata and meta_line(r.metadata) else ""
+    found = f" | {how}" if (how := route_words(r.alert_match)) else ""
     return (
-        f"[{r.rank}] {r.repo}:{r.path} @ {short(r.commit)}{title} | {r.doc_type}{meta} | score {r.score:.3f}"
+        f"[{r.rank}] {r.repo}:{r.path} @ {short(r.commit)}{title} | {r.doc_type}{meta} | "
+        f"score {r.score:.3f}{found}"
     )
+
+
+def route_words(match: AlertMatch | None) -> str | None:
+    """Why an alert put this document first: `runbook_url of X`, `catalogue: X (rule ops:rules.yml)`."""
+    if match is None:
+        return None
+    if match.source == "runbook_url":
+        return f"runbook_url of {match.alert or 'the alert'}"
+    where = f"rule {match.rule}" if match.rule else match.source.replace("_", " ")
+    return f"catalogue: {match.alert} ({where})"
 
 
 def meta_line(m: DocumentMeta) -> str:

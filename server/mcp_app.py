@@ -1,4 +1,4 @@
-"""The MCP layer: a server whose typed lifespan owns the index and models, and four thin tools."""
+"""The MCP layer: a server whose typed lifespan owns the index and models, and five thin tools."""
 
 from __future__ import annotations
 
@@ -37,7 +37,8 @@ INSTRUCTIONS = (
     "devrag searches the team's runbooks, postmortems, deployment guides and ops code, as committed "
     "in Git. Use `search` first with the exact strings you have (alert name, error message, service "
     "or command name), then `get_document` to read a cited file or section in full. Every passage "
-    "cites repo, path, lines and commit; `freshness` says whether the repository has moved on since."
+    "cites repo, path, lines and commit; `freshness` says whether the repository has moved on since. "
+    "For an alert that fired, pass it whole (the notification JSON or its text) to `search_alert`."
 )
 FEEDBACK_HINT = (
     " Once you know whether an answer helped (the runbook that fixed it, or none did), call `feedback` "
@@ -112,7 +113,7 @@ def create_server(
     server: MCPServer[App] = MCPServer("devrag", instructions=instructions, lifespan=lifespan)
     server.middleware.append(_load_models_after_handshake)
     server.middleware.append(_arguments_in_words)
-    for fn in (search, get_document, list_sources):
+    for fn in (search, search_alert, get_document, list_sources):
         server.add_tool(fn, description=inspect.cleandoc(fn.__doc__ or ""), annotations=_READ_ONLY)
     server.add_tool(feedback, description=inspect.cleandoc(feedback.__doc__ or ""), annotations=_APPENDS)
     return server
@@ -236,6 +237,41 @@ def search(
         "alert": alert,
     }
     return _answer(lambda: tools.search_tool(_app(ctx), query, k, repo, path, doc_type, max_tokens, metadata))
+
+
+def search_alert(
+    alert: Annotated[
+        str,
+        Field(
+            min_length=1,
+            max_length=200_000,
+            description="The alert as you have it, pasted whole: an Alertmanager notification or "
+            "webhook body (JSON), a Prometheus alert (JSON, e.g. from /api/v1/alerts), or text lines "
+            "such as 'alertname: KubePodCrashLooping', 'summary: ...', 'description: ...', "
+            "'runbook_url: ...'.",
+        ),
+    ],
+    ctx: Context[App, Any],
+    k: Annotated[
+        int, Field(ge=1, le=MAX_K, description="How many documents to return (each with its best sections).")
+    ] = 5,
+    repo: Annotated[
+        str | None, Field(description="Only this indexed repository (names: list_sources).")
+    ] = None,
+    max_tokens: Annotated[
+        int, Field(ge=MIN_SEARCH_BUDGET, le=MAX_BUDGET, description="Token budget for the whole answer.")
+    ] = 2000,
+) -> Annotated[CallToolResult, SearchOutput]:
+    """Find the runbook for an alert that fired: paste the alert, not a summary of it.
+
+    The alert's `runbook_url` annotation, when it names an indexed document, comes first; then the
+    documents the index's alert catalogue maps the alert name to (front matter `alerts`, a runbook
+    titled with the alert's name, or an indexed Prometheus rule file whose runbook_url names it);
+    then what search finds for the alert's name, summary and description. Each result's `route`
+    says which of these found it (`runbook_url`, `catalogue`, `search`), and `alert_match` why.
+    The answer has the same shape as search's.
+    """
+    return _answer(lambda: tools.search_alert_tool(_app(ctx), alert, k, repo, max_tokens))
 
 
 def get_document(

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from pydantic import BaseModel, Field
 
-from devrag.retrieval.search import SearchResponse
+from devrag.retrieval.alert_catalog import AlertMatch
+from devrag.retrieval.search import Route, SearchResponse
 
 
 class CommandOut(BaseModel):
@@ -71,6 +72,16 @@ class Result(BaseModel):
     passages: list[Passage] = Field(description="Its best matching sections, best first.")
     passages_left_out: int = Field(description="Further matching sections left out to fit max_tokens.")
     metadata: DocumentMeta | None = Field(default=None, description="The document's front matter facts.")
+    route: Route = Field(
+        default="search",
+        description="How it was found: 'runbook_url' (the alert's own runbook link), 'catalogue' (an alert "
+        "name the index maps to this document) or 'search' (ranked by its text).",
+    )
+    alert_match: AlertMatch | None = Field(
+        default=None,
+        description="For 'runbook_url' and 'catalogue': the alert name and where the mapping comes from "
+        "(front_matter, title, rule: the rule file that names this runbook, runbook_url).",
+    )
 
 
 class Freshness(BaseModel):

@@ -1,0 +1,37 @@
+"""Which known services a query names: the `service` values the indexed documents carry.
+
+Generated alerts name the component that fired ("the kube service (main stage) has a saturation
+exceeding SLO") rather than a symptom a page describes, and the page that answers them is that
+service's. The names come from the index (front matter `service`, or the folder a path convention
+gives, see `doc_meta`), so every corpus brings its own.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from typing import Any
+
+_SEPARATORS = re.compile(r"[-_\s]+")
+
+
+class ServiceNames:
+    """The services documents carry, and a matcher for them in free text."""
+
+    def __init__(self, chunks: Mapping[str, Mapping[str, Any]], documents: Mapping[Any, list[str]]) -> None:
+        names = {chunks[ids[0]].get("service") for ids in documents.values()}
+        self.names = sorted((n for n in names if n), key=len, reverse=True)  # `redis-cache` before `redis`
+        # `google-cloud-storage` is named as "Google Cloud Storage" too: separators match each other.
+        alternatives = ["[-_\\s]+".join(map(re.escape, _SEPARATORS.split(n))) for n in self.names]
+        self._pattern = (
+            re.compile(r"(?<![\w-])(?:" + "|".join(f"({a})" for a in alternatives) + r")(?![\w-])", re.I)
+            if alternatives
+            else None
+        )
+
+    def named_in(self, text: str) -> list[str]:
+        """The services `text` names as whole words (any case), in order of first mention."""
+        if self._pattern is None:
+            return []
+        found = (self.names[m.lastindex - 1] for m in self._pattern.finditer(text) if m.lastindex)
+        return list(dict.fromkeys(found))
