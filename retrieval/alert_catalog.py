@@ -21,6 +21,8 @@ from urllib.parse import urlsplit
 
 from pydantic import BaseModel
 
+from devrag.retrieval.index import Index
+
 Document = tuple[str, str]  # (repo, path)
 # `runbook_url`: not the catalogue's but the alert's own annotation, when an alert is passed whole.
 CatalogSource = Literal["front_matter", "title", "rule", "runbook_url"]
@@ -91,13 +93,31 @@ class AlertCatalog:
         """The indexed documents a runbook URL (or a path in `repo`) names; empty when none or unclear."""
         return self._paths.resolve(url, repo)
 
-    def counts(self) -> dict[str, int]:
-        """Per repository, how many alert names the catalogue maps to its documents."""
-        out: dict[str, set[str]] = {}
+    def counts(self) -> dict[str, dict[str, int]]:
+        """Per repository, how many alert names the catalogue maps to its documents, by source."""
+        out: dict[str, dict[str, set[str]]] = {}
         for name, entries in self._entries.items():
-            for (repo, _path), _match in entries:
-                out.setdefault(repo, set()).add(name)
-        return {repo: len(names) for repo, names in sorted(out.items())}
+            for (repo, _path), match in entries:
+                out.setdefault(repo, {}).setdefault(match.source, set()).add(name)
+        return {
+            repo: {source: len(names) for source, names in sorted(sources.items())}
+            for repo, sources in sorted(out.items())
+        }
+
+
+_CATALOG_FIELDS = ("repo", "path", "title", "headings", "doc_type", "alerts", "alert_rules")
+
+
+def catalog_of(index: Index) -> AlertCatalog:
+    """The catalogue of what the index holds, read from payloads alone (no models, no view)."""
+    chunks: dict[str, dict[str, Any]] = {}
+    documents: dict[Document, list[str]] = {}
+    for point in index.store.scroll(fields=list(_CATALOG_FIELDS)):
+        doc = (point.payload["repo"], point.payload["path"])
+        if doc not in documents:  # every chunk carries its document's title, H1, alerts and rules
+            documents[doc] = [point.id]
+            chunks[point.id] = point.payload
+    return AlertCatalog(chunks, documents)
 
 
 def _title_alert(path: str, chunk: Mapping[str, Any]) -> str | None:

@@ -75,6 +75,7 @@ class SearchConfig(BaseModel):
     service_vote: float = Field(default=1.0, ge=0)
     # At most this many named services get a leg each (a query rarely names more on purpose).
     max_services: int = Field(default=3, ge=1)
+    service_explicit: bool = False
 
 
 class StageScores(BaseModel):
@@ -359,7 +360,7 @@ class HybridIndex:
         """
         if mode not in ("hybrid", "hybrid+rerank") or self.config.service_vote == 0:
             return [], []
-        named = view.services.named_in(query)[: self.config.max_services]
+        named = view.services.named_in(query, self.config.service_explicit)[: self.config.max_services]
         flt = _store_filter(filters, scope)
         if not named or flt is False:
             return named, []

@@ -29,9 +29,22 @@ class ServiceNames:
             else None
         )
 
-    def named_in(self, text: str) -> list[str]:
+    def named_in(self, text: str, explicit: bool = False) -> list[str]:
         """The services `text` names as whole words (any case), in order of first mention."""
         if self._pattern is None:
             return []
-        found = (self.names[m.lastindex - 1] for m in self._pattern.finditer(text) if m.lastindex)
+        found = (
+            self.names[m.lastindex - 1]
+            for m in self._pattern.finditer(text)
+            if m.lastindex and (not explicit or _called_a_service(text, m.start(), m.end()))
+        )
         return list(dict.fromkeys(found))
+
+
+_BEFORE = re.compile(r"(?:\bservices?|\bsvc|\bservice_name)\s*[:=]?\s*[\"'`]?\s*$", re.I)
+_AFTER = re.compile(r"^[\"'`]?\s+(?:services?|svc)\b", re.I)
+
+
+def _called_a_service(text: str, start: int, end: int) -> bool:
+    """Whether the mention at text[start:end] is called a service: `the kube service`, `service=kube`."""
+    return bool(_BEFORE.search(text[max(0, start - 24) : start]) or _AFTER.match(text[end : end + 16]))

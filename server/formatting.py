@@ -183,6 +183,9 @@ def sources_text(out: SourcesOutput) -> str:
             f"{r.chunks} chunks ({types}){f'; {r.path}' if r.path else ''}"
         )
         lines += [f"  {field}: {_values(counts)}" for field, counts in r.metadata.items() if counts]
+        if r.alert_catalogue:
+            by = ", ".join(f"{source.replace('_', ' ')} {n}" for source, n in r.alert_catalogue.items())
+            lines.append(f"  alert catalogue (names that route here): {by}")
     return "\n".join(lines)
 
 

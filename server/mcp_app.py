@@ -226,7 +226,10 @@ def search(
     say about themselves (list_sources lists the values present; matching ignores case, except
     alert names). Each result carries that metadata; each passage lists the commands it quotes,
     classed read-only, mutating or destructive, and a line starting `! destructive:` precedes a
-    passage with a destructive one: confirm with the user before running it.
+    passage with a destructive one: confirm with the user before running it. A query that holds an
+    alert name the index catalogues (see search_alert) puts that alert's runbook first, `route`
+    "catalogue" with `alert_match` saying why; a query that calls something a known service ("the
+    kube service") prefers that service's documents.
     """
     metadata = {
         "service": service,

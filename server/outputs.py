@@ -149,6 +149,11 @@ class Source(BaseModel):
         description="Per filter of search (service, team, severity, environment, tags, alerts): each "
         "value present and how many documents carry it.",
     )
+    alert_catalogue: dict[str, int] = Field(
+        default_factory=dict,
+        description="Alert names that route to this repository's documents (search_alert, or the name in "
+        "a search query), by where each mapping comes from: front_matter, title, rule (a rule file).",
+    )
 
 
 class SourcesOutput(BaseModel):

@@ -9,6 +9,7 @@ from typing import Any, Generic, TypeVar
 from pydantic import BaseModel
 
 from devrag.ingest.status import head_of, index_status
+from devrag.retrieval.alert_catalog import catalog_of
 from devrag.retrieval.alert_input import AlertInput, parse_alerts, query_of
 from devrag.retrieval.facets import metadata_values
 from devrag.retrieval.index import Index
@@ -331,6 +332,7 @@ def list_sources_tool(app: App) -> Answer[SourcesOutput]:
     status = index_status(index)
     types = index.doc_types()
     values = metadata_values(index)
+    catalogue = catalog_of(index).counts()
     repos = [
         Source(
             name=r.name,
@@ -343,6 +345,7 @@ def list_sources_tool(app: App) -> Answer[SourcesOutput]:
             chunks=r.chunks,
             doc_types=dict(types.get(r.name, {})),
             metadata=values.get(r.name, {}),
+            alert_catalogue=catalogue.get(r.name, {}),
         )
         for r in status.repos
     ]

@@ -145,7 +145,7 @@ def test_a_rule_file_maps_its_alert_to_the_document_its_runbook_url_names_in_any
     assert doc == ("po", PO) and match.source == "rule" and match.rule == "gl:rules/all.yml"
     assert [d for d, _ in with_rules.documents("SidekiqQueueTooLarge")] == [("gl", "docs/sidekiq/README.md")]
     assert with_rules.documents("NoRunbook") == [] and with_rules.documents("Elsewhere") == []
-    assert with_rules.counts() == {"gl": 1, "po": 1}
+    assert with_rules.counts() == {"gl": {"rule": 1}, "po": {"rule": 1}}
 
 
 @pytest.mark.parametrize(

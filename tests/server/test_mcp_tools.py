@@ -44,7 +44,7 @@ async def call(client: Client, tool: str, **args: Any) -> dict[str, Any]:
 
 async def test_tools_publish_typed_inputs_and_output_schemas(client):
     tools = {t.name: t for t in (await client.list_tools()).tools}
-    assert set(tools) == {"search", "get_document", "list_sources", "feedback"}
+    assert set(tools) == {"search", "search_alert", "get_document", "list_sources", "feedback"}
     search = tools["search"].input_schema
     assert search["required"] == ["query"]
     assert (search["properties"]["k"]["minimum"], search["properties"]["k"]["maximum"]) == (1, 20)
