@@ -165,6 +165,16 @@ def _answer(call: Callable[[], tools.Answer[Any]]) -> CallToolResult:
     )
 
 
+# Arguments search and search_alert share.
+DocumentCount = Annotated[
+    int, Field(ge=1, le=MAX_K, description="How many documents to return (each with its best sections).")
+]
+RepoName = Annotated[str | None, Field(description="Only this indexed repository (names: list_sources).")]
+SearchBudget = Annotated[
+    int, Field(ge=MIN_SEARCH_BUDGET, le=MAX_BUDGET, description="Token budget for the whole answer.")
+]
+
+
 def _app(ctx: Context[App, Any]) -> App:
     return ctx.request_context.lifespan_context
 
@@ -180,12 +190,8 @@ def search(
         ),
     ],
     ctx: Context[App, Any],
-    k: Annotated[
-        int, Field(ge=1, le=MAX_K, description="How many documents to return (each with its best sections).")
-    ] = 5,
-    repo: Annotated[
-        str | None, Field(description="Only this indexed repository (names: list_sources).")
-    ] = None,
+    k: DocumentCount = 5,
+    repo: RepoName = None,
     path: Annotated[
         str | None,
         Field(
@@ -193,9 +199,7 @@ def search(
         ),
     ] = None,
     doc_type: Annotated[DocType | None, Field(description="Only this kind of document.")] = None,
-    max_tokens: Annotated[
-        int, Field(ge=MIN_SEARCH_BUDGET, le=MAX_BUDGET, description="Token budget for the whole answer.")
-    ] = 2000,
+    max_tokens: SearchBudget = 2000,
     service: Annotated[
         str | None,
         Field(
@@ -255,15 +259,9 @@ def search_alert(
         ),
     ],
     ctx: Context[App, Any],
-    k: Annotated[
-        int, Field(ge=1, le=MAX_K, description="How many documents to return (each with its best sections).")
-    ] = 5,
-    repo: Annotated[
-        str | None, Field(description="Only this indexed repository (names: list_sources).")
-    ] = None,
-    max_tokens: Annotated[
-        int, Field(ge=MIN_SEARCH_BUDGET, le=MAX_BUDGET, description="Token budget for the whole answer.")
-    ] = 2000,
+    k: DocumentCount = 5,
+    repo: RepoName = None,
+    max_tokens: SearchBudget = 2000,
 ) -> Annotated[CallToolResult, SearchOutput]:
     """Find the runbook for an alert that fired: paste the alert, not a summary of it.
 

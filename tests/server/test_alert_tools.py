@@ -4,17 +4,12 @@ from __future__ import annotations
 
 import json
 from collections.abc import AsyncIterator
-from typing import Any
 
 import pytest
 from mcp import Client
-from mcp_types import TextContent
 
-from devrag.server.mcp_app import create_server
-from devrag.server.settings import Settings
-from devrag.server.state import Models
-from tests.server.mcp_support import ingest_repo
-from tests.support import GitRepo, HashEmbedder
+from tests.server.mcp_support import call_text as call
+from tests.server.mcp_support import hash_client
 
 CRASH = "runbooks/kubernetes/KubePodCrashLooping.md"
 QUOTA = "runbooks/kubernetes/KubeQuotaFullyUsed.md"
@@ -47,22 +42,8 @@ WEBHOOK = {
 
 @pytest.fixture
 async def client(tmp_path) -> AsyncIterator[Client]:
-    embedder = HashEmbedder()
-    repo = GitRepo(tmp_path / "ops")
-    repo.commit(FILES)
-    ingest_repo(tmp_path / "index", repo, embedder)
-    server = create_server(Settings(index_dir=tmp_path / "index"), Models.loaded(embedder, None))
-    async with Client(server) as c:
+    async with hash_client(tmp_path, FILES) as c:
         yield c
-
-
-async def call(client: Client, tool: str, **args: Any) -> dict[str, Any]:
-    result = await client.call_tool(tool, args)
-    (block,) = result.content
-    assert isinstance(block, TextContent)
-    assert not result.is_error, block.text
-    assert result.structured_content is not None
-    return {**result.structured_content, "_text": block.text}
 
 
 @pytest.mark.anyio
