@@ -68,14 +68,14 @@ class SearchConfig(BaseModel):
     # A query that holds a catalogued alert name exactly puts that alert's runbook first (see
     # `_routed`); off only to measure what routing adds.
     alert_routing: bool = True
-    # A query that names a known service (a `service` value of the indexed documents) gets one
-    # more first-stage leg, dense search within that service's documents, and the fused modes
-    # count it as a vote of this weight (0 turns it off). Evidence, not a filter: other
-    # documents still win on the other votes. Measured in README "Retrieval quality".
+    # A query that names a known service (a `service` value of the indexed documents, called a
+    # service: "the kube service", `service="kube"`) gets one more first-stage leg, dense search
+    # within that service's documents, and the fused modes count it as a vote of this weight (0
+    # turns it off). Evidence, not a filter: other documents still win on the other votes.
+    # Measured in README "Retrieval quality" (GitLab +0.14 nDCG@10 in hybrid, other sets unchanged).
     service_vote: float = Field(default=1.0, ge=0)
     # At most this many named services get a leg each (a query rarely names more on purpose).
     max_services: int = Field(default=3, ge=1)
-    service_explicit: bool = False
 
 
 class StageScores(BaseModel):
@@ -360,7 +360,7 @@ class HybridIndex:
         """
         if mode not in ("hybrid", "hybrid+rerank") or self.config.service_vote == 0:
             return [], []
-        named = view.services.named_in(query, self.config.service_explicit)[: self.config.max_services]
+        named = view.services.named_in(query)[: self.config.max_services]
         flt = _store_filter(filters, scope)
         if not named or flt is False:
             return named, []

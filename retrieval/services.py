@@ -29,14 +29,23 @@ class ServiceNames:
             else None
         )
 
-    def named_in(self, text: str, explicit: bool = False) -> list[str]:
-        """The services `text` names as whole words (any case), in order of first mention."""
+    def named_in(self, text: str) -> list[str]:
+        """The services `text` calls services, in order of first mention: `the kube service`,
+        `service="kube"`, `service: kube` (any case; `-`, `_` and spaces alike).
+
+        A bare word is not enough: runbook folders are named for components (`node`, `prometheus`,
+        `alertmanager` in the prometheus-operator runbooks), and a query that merely mentions a
+        node is seldom about the `node` folder. Counting every whole-word mention gained more on the
+        GitLab set (hybrid nDCG@10 +0.18 on a third of it, against +0.14) but cost the
+        prometheus-operator set 0.041; called a service, 451 of 457 GitLab mentions name the
+        service whose runbook answers.
+        """
         if self._pattern is None:
             return []
         found = (
             self.names[m.lastindex - 1]
             for m in self._pattern.finditer(text)
-            if m.lastindex and (not explicit or _called_a_service(text, m.start(), m.end()))
+            if m.lastindex and _called_a_service(text, m.start(), m.end())
         )
         return list(dict.fromkeys(found))
 

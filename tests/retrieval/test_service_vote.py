@@ -72,6 +72,4 @@ def names(*services: str) -> ServiceNames:
     ],
 )
 def test_a_service_is_named_when_the_text_calls_it_a_service(text, named):
-    assert (
-        names("kube", "redis", "redis-cache", "google-cloud-storage").named_in(text, explicit=True) == named
-    )
+    assert names("kube", "redis", "redis-cache", "google-cloud-storage").named_in(text) == named
