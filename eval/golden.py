@@ -42,6 +42,9 @@ class GoldenQuery:
     """The query text occurs verbatim in a relevant page (an "easy", lexically leaked query)."""
     kind: str | None = None
     """``summary`` / ``description`` for alert sets; None when the source has no such notion."""
+    alert: str | None = None
+    """The alert's name in alert sets: with `--as-alert` it is put before the text, as an agent has
+    the alert; never read by the ranking."""
 
 
 def _read_jsonl(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
@@ -89,12 +92,16 @@ def _parse_golden(obj: dict[str, Any], where: str) -> GoldenQuery:
     kind = obj.get("query_kind")
     if kind is not None and not isinstance(kind, str):
         raise ValueError(f"{where}: field 'query_kind' must be a string")
+    alert = obj.get("alert")
+    if alert is not None and not isinstance(alert, str):
+        raise ValueError(f"{where}: field 'alert' must be a string")
     return GoldenQuery(
         id=_require_str(obj, "id", where),
         query=_require_str(obj, "query", where),
         relevant=_parse_relevant(obj, where),
         verbatim=verbatim,
         kind=kind,
+        alert=alert,
     )
 
 

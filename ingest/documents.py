@@ -7,13 +7,14 @@ from dataclasses import dataclass, field, replace
 from pathlib import PurePosixPath
 from typing import Any
 
+from devrag.ingest.alert_rules import alert_rules
 from devrag.ingest.code_chunker import chunk_code, language_for
 from devrag.ingest.doc_meta import document_meta
 from devrag.ingest.git_source import MODE_SUBMODULE, MODE_SYMLINK, TreeEntry
 from devrag.ingest.markdown_chunker import MARKDOWN_SUFFIXES, parse_markdown
 from devrag.ingest.redaction import redact
 from devrag.ingest.windows import TokenCounter, clip
-from devrag.retrieval.schema import DOC_TYPES, ChunkDraft, DocMeta
+from devrag.retrieval.schema import DOC_TYPES, AlertRule, ChunkDraft, DocMeta
 
 log = logging.getLogger(__name__)
 
@@ -37,6 +38,8 @@ class Parsed:
     meta: DocMeta = field(default_factory=DocMeta)
     # Secrets replaced in the file's text before it was chunked: kind -> values (see `redaction`).
     redacted: dict[str, int] = field(default_factory=dict)
+    # The alerting rules of a Prometheus/Alertmanager rule file (see `alert_rules`); empty otherwise.
+    rules: list[AlertRule] = field(default_factory=list)
 
 
 def skip_reason(entry: TreeEntry, max_bytes: int) -> str | None:
@@ -124,7 +127,9 @@ def parse_file(
         title = clip(path, max_tokens // 4, count)
         budget = max_tokens - count(title) - _SYMBOL_MARGIN
         drafts = chunk_code(path, text, budget, count, symbol_tokens=_SYMBOL_MARGIN - 2)
-        parsed = Parsed(title, doc_type_for(path, {}), drafts, meta=document_meta(path, {})[0])
+        rules, notes = alert_rules(path, text)
+        meta = document_meta(path, {})[0]
+        parsed = Parsed(title, doc_type_for(path, {}), drafts, notes, meta, rules=rules)
     parsed = replace(_cut(parsed, max_chunks), redacted=dict(redaction.kinds))
     for warning in parsed.warnings:
         log.warning("%s: %s", path, warning)
@@ -142,4 +147,4 @@ def _cut(parsed: Parsed, max_chunks: int) -> Parsed:
         if kept
         else f"over the {max_chunks}-chunk limit"
     )
-    return Parsed(parsed.title, parsed.doc_type, kept, [*parsed.warnings, note], parsed.meta)
+    return replace(parsed, drafts=kept, warnings=[*parsed.warnings, note])

@@ -49,3 +49,15 @@ def load_front_matter(text: str) -> Any:
         yaml.YAMLError: it is not valid YAML.
     """
     return yaml.load(text, Loader=_FrontMatterLoader)  # noqa: S506 - a SafeLoader subclass
+
+
+def load_yaml_documents(text: str) -> list[Any]:
+    """Every document of a YAML stream (`---`-separated), read under the same limits as front matter.
+
+    Rule files have no more use for aliases than front matter has, and are as open to alias bombs.
+
+    Raises:
+        FrontMatterError: the stream uses aliases or nests too deep.
+        yaml.YAMLError: it is not valid YAML.
+    """
+    return list(yaml.load_all(text, Loader=_FrontMatterLoader))  # noqa: S506 - a SafeLoader subclass

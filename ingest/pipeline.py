@@ -275,6 +275,7 @@ class _Run:
                     last_commit_date=last_commit_date,
                     blob_sha=entry.blob_sha,
                     symbol=draft.symbol,
+                    alert_rules=parsed.rules,
                     **parsed.meta.model_dump(),
                 )
             )

@@ -18,8 +18,12 @@ __all__ = ["rrf"]
 T = TypeVar("T", bound=Hashable)
 
 
-def rrf(rankings: Sequence[Sequence[T]], k: int = 60) -> list[tuple[T, float]]:
+def rrf(
+    rankings: Sequence[Sequence[T]], k: int = 60, weights: Sequence[float] | None = None
+) -> list[tuple[T, float]]:
     """Fuse ``rankings`` (each best first) into ``(id, score)`` pairs, best first.
+
+    ``weights`` scales each ranking's contributions (default 1 each).
 
     An id repeated within one list counts once, at its best rank. Equal scores keep the
     order in which the ids first appear (list by list), so output never depends on hashing.
@@ -28,12 +32,12 @@ def rrf(rankings: Sequence[Sequence[T]], k: int = 60) -> list[tuple[T, float]]:
     if k < 0:
         raise ValueError(f"rrf k must be >= 0, got {k}")
     contributions: dict[T, list[float]] = {}  # insertion order = first appearance
-    for ranking in rankings:
+    for ranking, weight in zip(rankings, weights or [1.0] * len(rankings), strict=True):
         seen: set[T] = set()
         for rank, item in enumerate(ranking, start=1):
             if item not in seen:
                 seen.add(item)
-                contributions.setdefault(item, []).append(1.0 / (k + rank))
+                contributions.setdefault(item, []).append(weight / (k + rank))
     fused = [(item, math.fsum(parts)) for item, parts in contributions.items()]
     fused.sort(key=lambda pair: -pair[1])  # stable: ties stay in first-appearance order
     return fused

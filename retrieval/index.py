@@ -157,8 +157,8 @@ class Index:
             built = f"chunk payloads of version {payload}" if payload else "chunks without document metadata"
             why = (
                 "this devrag filters and cites by document metadata (service, team, severity, alerts, "
-                "tags from front matter or path) and dates each result by its last commit, payload "
-                f"version {PAYLOAD_VERSION}"
+                "tags from front matter or path), dates each result by its last commit and routes "
+                f"alerts by the rules of indexed rule files, payload version {PAYLOAD_VERSION}"
             )
             raise IndexMismatchError(self._rebuild(built, why))
 

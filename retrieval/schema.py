@@ -17,7 +17,8 @@ DOC_TYPES: tuple[str, ...] = ("runbook", "postmortem", "guide", "code", "other")
 CHUNKER_VERSION = "3"
 # Bump when the payload fields that filters and results read change (see DocMeta): an index
 # without them would drop every document from a filtered search, so it is refused until rebuilt.
-# 2: `last_commit_date`, which each result's review age reads.
+# 2: `last_commit_date`, which each result's review age reads, and `alert_rules`, the rules of a
+#    rule file, which the alert catalogue reads.
 PAYLOAD_VERSION = "2"
 
 _ID_NAMESPACE = uuid.UUID("5b0f7c52-3c1e-4d0a-9a43-2f4f4d1b6e11")
@@ -82,6 +83,17 @@ def keyword(value: str) -> str:
     return " ".join(value.split()).lower()
 
 
+class AlertRule(BaseModel):
+    """One alerting rule of a Prometheus or Alertmanager rule file: its name and the runbook it names.
+
+    `runbook_url` is the rule's `runbook_url` (or `runbook`) annotation as written: a URL, or a path
+    in the rule file's own repository; None when the rule names no runbook.
+    """
+
+    alert: str
+    runbook_url: str | None = None
+
+
 class Chunk(DocMeta):
     """One indexed chunk: the payload stored beside its vector, its document's DocMeta included."""
 
@@ -101,6 +113,9 @@ class Chunk(DocMeta):
     last_commit_date: str | None = None
     blob_sha: str
     symbol: str | None = None
+    # Set on the chunks of a Prometheus/Alertmanager rule file: its alerting rules, which the
+    # alert catalogue maps to the runbooks their `runbook_url` names (see `alert_catalog`).
+    alert_rules: list[AlertRule] = Field(default_factory=list)
 
     @property
     def embed_text(self) -> str:

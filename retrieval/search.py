@@ -9,12 +9,15 @@ from collections import OrderedDict
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
+from dataclasses import replace
 from typing import Literal
 
 from opentelemetry import context as otel_context
 from opentelemetry import trace
 from pydantic import BaseModel, Field
 
+from devrag.retrieval.alert_catalog import AlertMatch, Document
+from devrag.retrieval.alert_input import AlertInput
 from devrag.retrieval.commands import Command, section_commands
 from devrag.retrieval.fusion import rrf
 from devrag.retrieval.index import Index
@@ -29,6 +32,8 @@ from devrag.retrieval.view import Chunk, Filters, Scope, View, title_only
 Mode = Literal["dense", "bm25", "hybrid", "hybrid+rerank"]
 MODES: tuple[str, ...] = ("dense", "bm25", "hybrid", "hybrid+rerank")
 FIRST_STAGES: tuple[str, ...] = ("dense", "bm25")
+# How a result was found: the alert's own runbook_url, the alert catalogue, or the ranking.
+Route = Literal["runbook_url", "catalogue", "search"]
 # Without an OpenTelemetry SDK configured (devrag.server.tracing does so on request) every span is a
 # no-op; the query text is never an attribute here (the server adds it when the operator opts in).
 _tracer = trace.get_tracer("devrag.retrieval")
@@ -70,6 +75,17 @@ class SearchConfig(BaseModel):
     # first place in one vote is worth. Off by default: nothing measured says fresher pages answer
     # better, and an old runbook for a stable system is still the right one.
     recency_weight: float = Field(default=0.0, ge=0)
+    # A query that holds a catalogued alert name exactly puts that alert's runbook first (see
+    # `_routed`); off only to measure what routing adds.
+    alert_routing: bool = True
+    # A query that names a known service (a `service` value of the indexed documents, called a
+    # service: "the kube service", `service="kube"`) gets one more first-stage leg, dense search
+    # within that service's documents, and the fused modes count it as a vote of this weight (0
+    # turns it off). Evidence, not a filter: other documents still win on the other votes.
+    # Measured in README "Retrieval quality" (GitLab +0.14 nDCG@10 in hybrid, other sets unchanged).
+    service_vote: float = Field(default=1.0, ge=0)
+    # At most this many named services get a leg each (a query rarely names more on purpose).
+    max_services: int = Field(default=3, ge=1)
 
 
 class StageScores(BaseModel):
@@ -81,6 +97,9 @@ class StageScores(BaseModel):
     bm25_score: float | None = None
     rrf_score: float | None = None
     rerank_score: float | None = None
+    # Rank and cosine in the leg that searched only the documents of the services the query names.
+    service_rank: int | None = None
+    service_score: float | None = None
 
 
 class Section(BaseModel):
@@ -115,6 +134,10 @@ class SearchResult(BaseModel):
     sections: list[Section]  # best first
     metadata: DocMeta = Field(default_factory=DocMeta)  # service, team, severity... (see DocMeta)
     review: ReviewAge | None = None  # last commit date, last review, stale (see `review_age`)
+    route: Route = "search"
+    # Set when the result is first because of an alert: the name, and how the catalogue (or the
+    # alert's own runbook_url) ties it to this document.
+    alert_match: AlertMatch | None = None
 
 
 class SearchResponse(BaseModel):
@@ -130,6 +153,8 @@ class SearchResponse(BaseModel):
     # Set when the query was longer than the embedding model reads: every stage read only its head
     # of this many word pieces.
     read_tokens: int | None = None
+    # The known services the query names, whose documents got a vote (see `service_vote`).
+    services: list[str] = Field(default_factory=list)
 
 
 class HybridIndex:
@@ -194,19 +219,31 @@ class HybridIndex:
         return {stage: candidates[stage] for stage in FIRST_STAGES}
 
     def search(
-        self, query: str, k: int = 5, mode: Mode = "hybrid+rerank", filters: Filters | None = None
+        self,
+        query: str,
+        k: int = 5,
+        mode: Mode = "hybrid+rerank",
+        filters: Filters | None = None,
+        alerts: Sequence[AlertInput] = (),
     ) -> SearchResponse:
+        """The k best documents for `query`; with `alerts` (see `alert_input`), their runbooks first.
+
+        An alert's `runbook_url` names its runbook outright; its name is looked up in the alert
+        catalogue; a catalogued alert name inside `query` counts as well (`alert_routing`).
+        """
         if mode == "hybrid+rerank" and self.reranker is None:
             raise ValueError("Reranking is off (--no-rerank); choose mode 'hybrid', 'dense' or 'bm25'.")
         filters = filters or Filters()
         attributes = {"devrag.mode": mode, "devrag.k": k, **filter_attributes(filters)}
         with _tracer.start_as_current_span("retrieval.search", attributes=attributes) as span:
-            response = self._search(query, k, mode, filters)
+            response = self._search(query, k, mode, filters, alerts)
             span.set_attributes({f"devrag.candidates.{s}": n for s, n in response.candidates.items()})
             span.set_attribute("devrag.results", len(response.results))
         return response
 
-    def _search(self, query: str, k: int, mode: Mode, filters: Filters) -> SearchResponse:
+    def _search(
+        self, query: str, k: int, mode: Mode, filters: Filters, alerts: Sequence[AlertInput]
+    ) -> SearchResponse:
         timings: dict[str, float] = {}
         started = time.perf_counter()
         view = self.view()
@@ -215,28 +252,32 @@ class HybridIndex:
         n = max(config.overfetch * config.candidates_per_document * k, config.min_candidates)
         read, trimmed = self._part_read(query)
         dense, bm25 = self._first_stage(read, n, mode, filters, view, scope, timings)
+        services, service = self._service_leg(read, n, mode, filters, view, scope, timings)
         with _stage("fusion", timings):
-            fused = rrf([[i for i, _ in dense], [i for i, _ in bm25]], config.rrf_k)
+            votes = [[i for i, _ in dense], [i for i, _ in bm25], [i for i, _ in service]]
+            fused = rrf(votes, config.rrf_k, [1.0, 1.0, config.service_vote])
         legs = {"dense": dense, "bm25": bm25}
         candidates = {
             leg: len(hits) for leg, hits in legs.items() if mode in (leg, "hybrid", "hybrid+rerank")
         }
         candidates["fused"] = len(fused)
-        evidence = _evidence(dense, bm25, fused)
+        evidence = _evidence(dense, bm25, fused, service)
         if mode == "hybrid+rerank":
             rerank = self._rerank(read, fused, view, evidence, timings)
             candidates["rerank"] = len(rerank)
             with _stage("lead", timings):
                 lead = self._lead_similarity(read, dense, bm25, view)
-            ranked = _reranked_documents(fused, dense, bm25, rerank, lead, view.chunks, config)
+            ranked = _reranked_documents(fused, dense, bm25, service, rerank, lead, view.chunks, config)
         else:
             ranked = _by_document(legs.get(mode, fused), view.chunks)
-        results = [
-            _result(_shown(sections, view, config.sections_per_document), score, view.chunks, evidence)
-            for score, sections in ranked[:k]
-        ]
-        for result in results:
+        ranked, matched = _routed(ranked, self._alert_matches(read, alerts, view), view, scope)
+        results = []
+        for score, sections in ranked[:k]:
+            shown = _shown(sections, view, config.sections_per_document)
+            match = matched.get(_document(view.chunks[sections[0][0]]))
+            result = _result(shown, score, view.chunks, evidence, match)
             result.review = _review(view.chunks[result.sections[0].id], config, mode == "hybrid+rerank")
+            results.append(result)
         timings["total"] = _ms(started)
         return SearchResponse(
             query=query,
@@ -246,6 +287,7 @@ class HybridIndex:
             timings_ms=timings,
             candidates=candidates,
             read_tokens=self.config.pasted_query_tokens if trimmed else None,
+            services=services,
         )
 
     def _part_read(self, query: str) -> tuple[str, bool]:
@@ -293,6 +335,58 @@ class HybridIndex:
             hits, timings["bm25"] = bm25_job.result()
             bm25 = _in_view(hits, view)
         return dense, bm25
+
+    def _alert_matches(
+        self, query: str, alerts: Sequence[AlertInput], view: View
+    ) -> list[tuple[Document, AlertMatch]]:
+        """The documents routing puts first, in order: runbook_url, then catalogue by name."""
+        catalog = view.alerts
+        matches: list[tuple[Document, AlertMatch]] = []
+        for alert in alerts:
+            url = alert.runbook_url
+            for doc in catalog.runbook_documents(url) if url else []:
+                matches.append(
+                    (doc, AlertMatch(alert=alert.name or "", source="runbook_url", runbook_url=url))
+                )
+        names = [a.name for a in alerts if a.name]
+        if self.config.alert_routing:
+            names += catalog.names_in(query)
+        for name in dict.fromkeys(names):
+            matches += catalog.documents(name)
+        return matches
+
+    def _service_leg(
+        self,
+        query: str,
+        n: int,
+        mode: str,
+        filters: Filters,
+        view: View,
+        scope: Scope | None,
+        timings: dict[str, float],
+    ) -> tuple[list[str], list[tuple[str, float]]]:
+        """The services the query names, and dense candidates from their documents alone.
+
+        The first stages rank a service's pages by their words, and a generated alert's words
+        ("saturation", "SLO") fit every service's pages alike; searching within the named
+        service's documents brings its pages in even when the whole corpus outscores them.
+        """
+        if mode not in ("hybrid", "hybrid+rerank") or self.config.service_vote == 0:
+            return [], []
+        named = view.services.named_in(query)[: self.config.max_services]
+        flt = _store_filter(filters, scope)
+        if not named or flt is False:
+            return named, []
+        vector = self._embed_query(query)
+        with _stage("service", timings) as span:
+            hits: dict[str, float] = {}
+            for name in named:
+                within = replace(flt, metadata=(*flt.metadata, ("service", name)))
+                for hit in self.index.store.search(vector, n, within):
+                    hits[hit.id] = max(hits.get(hit.id, -math.inf), hit.score)
+            ranked = sorted(hits.items(), key=lambda pair: -pair[1])[:n]
+            span.set_attribute("devrag.candidates", len(ranked))
+        return named, [(i, s) for i, s in ranked if i in view.chunks]
 
     def _embed_query(self, query: str) -> list[float]:
         cached = self._query_vectors.get(query)
@@ -347,6 +441,28 @@ class HybridIndex:
 RankedDocument = tuple[float, list[tuple[str, float]]]
 
 
+def _routed(
+    ranked: list[RankedDocument], matches: list[tuple[Document, AlertMatch]], view: View, scope: Scope | None
+) -> tuple[list[RankedDocument], dict[Document, AlertMatch]]:
+    """The ranking with the alert's documents first, each with why; the rest keep their order.
+
+    A routed document keeps its own score and sections when the ranking found it; one it did not
+    find shows its opening section, scored 0 (its evidence is the match, not a stage). Filters
+    still apply: a routed document outside them is left out.
+    """
+    found = {_document(view.chunks[sections[0][0]]): (score, sections) for score, sections in ranked}
+    first: list[RankedDocument] = []
+    matched: dict[Document, AlertMatch] = {}
+    for doc, match in matches:
+        opening = view.opening(*doc)
+        if doc in matched or opening is None or (scope is not None and opening not in scope.ids):
+            continue
+        matched[doc] = match
+        first.append(found.get(doc) or (0.0, [(opening, 0.0)]))
+    rest = [item for item in ranked if _document(view.chunks[item[1][0][0]]) not in matched]
+    return first + rest, matched
+
+
 def _by_document(ranked: list[tuple[str, float]], chunks: dict[str, Chunk]) -> list[RankedDocument]:
     """A chunk ranking as documents in order of their best chunk, each scored by it."""
     return [(sections[0][1], sections) for sections in _members(ranked, chunks).values()]
@@ -366,6 +482,7 @@ def _reranked_documents(
     fused: list[tuple[str, float]],
     dense: list[tuple[str, float]],
     bm25: list[tuple[str, float]],
+    service: list[tuple[str, float]],
     rerank: dict[str, float],
     lead: dict[tuple[str, str], float],
     chunks: dict[str, Chunk],
@@ -379,7 +496,7 @@ def _reranked_documents(
     """
     members = _members(fused, chunks)
     ranked: list[RankedDocument] = []
-    for doc, score in _rank_documents(dense, bm25, rerank, lead, chunks, config):
+    for doc, score in _rank_documents(dense, bm25, service, rerank, lead, chunks, config):
         fused_sections = members[doc]  # every ranked document has a fused chunk
         read = sorted(((cid, rerank[cid]) for cid, _ in fused_sections if cid in rerank), key=lambda p: -p[1])
         ranked.append((score, read or fused_sections))
@@ -389,6 +506,7 @@ def _reranked_documents(
 def _rank_documents(
     dense: list[tuple[str, float]],
     bm25: list[tuple[str, float]],
+    service: list[tuple[str, float]],
     rerank: dict[str, float],
     lead: dict[tuple[str, str], float],
     chunks: dict[str, Chunk],
@@ -403,10 +521,13 @@ def _rank_documents(
     it scores every candidate as irrelevant, its near-random order gives way to the first stage.
     A lighter fourth vote ranks the documents by their lead section's similarity to the query
     (`lead`): chunk votes see a page's sections one at a time, this one what the page is about.
+    When the query names a known service, the documents of that service get a vote of weight
+    `service_vote`, in the order of their dense similarity (`service`; see `_service_leg`).
     Measured on the alert and question sets (README, "Retrieval quality").
     """
     k = config.document_rrf_k
-    scores = dict(rrf([_documents(dense, chunks), _documents(bm25, chunks)], k))
+    votes = [_documents(dense, chunks), _documents(bm25, chunks), _documents(service, chunks)]
+    scores = dict(rrf(votes, k, [1.0, 1.0, config.service_vote]))
     best: dict[tuple[str, str], float] = {}
     for cid, score in rerank.items():
         doc = _document(chunks[cid])
@@ -417,7 +538,7 @@ def _rank_documents(
     for rank, doc in enumerate(sorted(lead, key=lambda doc: -lead[doc]), start=1):
         scores[doc] = scores.get(doc, 0.0) + config.lead_vote / (k + rank)
     if config.recency_weight:
-        payloads = {_document(chunks[cid]): chunks[cid] for cid, _ in [*dense, *bm25]}
+        payloads = {_document(chunks[cid]): chunks[cid] for cid, _ in [*dense, *bm25, *service]}
         for doc in scores:
             scores[doc] += _review(payloads[doc], config, reranked=True).recency or 0.0
     return sorted(scores.items(), key=lambda pair: -pair[1])
@@ -464,13 +585,18 @@ def _store_filter(filters: Filters, scope: Scope | None) -> PointFilter | bool:
 
 
 def _evidence(
-    dense: Sequence[tuple[str, float]], bm25: Sequence[tuple[str, float]], fused: Sequence[tuple[str, float]]
+    dense: Sequence[tuple[str, float]],
+    bm25: Sequence[tuple[str, float]],
+    fused: Sequence[tuple[str, float]],
+    service: Sequence[tuple[str, float]] = (),
 ) -> dict[str, StageScores]:
     out: dict[str, StageScores] = {i: StageScores(rrf_score=s) for i, s in fused}
     for rank, (i, s) in enumerate(dense, start=1):
         out[i].dense_rank, out[i].dense_score = rank, s
     for rank, (i, s) in enumerate(bm25, start=1):
         out[i].bm25_rank, out[i].bm25_score = rank, s
+    for rank, (i, s) in enumerate(service, start=1):
+        out[i].service_rank, out[i].service_score = rank, s
     return out
 
 
@@ -493,8 +619,12 @@ def _result(
     score: float,
     chunks: dict[str, Chunk],
     evidence: dict[str, StageScores],
+    match: AlertMatch | None = None,
 ) -> SearchResult:
     first = chunks[sections[0][0]]
+    route: Route = (
+        "search" if match is None else "runbook_url" if match.source == "runbook_url" else "catalogue"
+    )
     return SearchResult(
         repo=first["repo"],
         path=first["path"],
@@ -502,8 +632,13 @@ def _result(
         doc_type=first["doc_type"],
         commit=first["commit"],
         score=score,
-        sections=[_section(cid, s, chunks[cid], evidence[by], by != cid) for cid, s, by in sections],
+        sections=[
+            _section(cid, s, chunks[cid], evidence.get(by, StageScores()), by != cid)
+            for cid, s, by in sections
+        ],
         metadata=DocMeta.of(first),
+        route=route,
+        alert_match=match,
     )
 
 

@@ -9,13 +9,16 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 
 from pydantic import BaseModel
 
+from devrag.retrieval.alert_catalog import AlertCatalog
 from devrag.retrieval.index import Index
 from devrag.retrieval.paths import path_matches
 from devrag.retrieval.schema import META_FIELDS, keyword
+from devrag.retrieval.services import ServiceNames
 
 Chunk = dict[str, Any]
 _VIEW_FIELDS = (
@@ -31,6 +34,7 @@ _VIEW_FIELDS = (
     "start_line",
     "end_line",
     "content_hash",
+    "alert_rules",
 )
 
 
@@ -97,6 +101,16 @@ class View:
         self._documents = {
             (repo, path): sorted(ids, key=lines.__getitem__) for (repo, path, _t), ids in self.files.items()
         }
+
+    @cached_property
+    def alerts(self) -> AlertCatalog:
+        """The alert catalogue of what this view holds, built on first use."""
+        return AlertCatalog(self.chunks, self._documents)
+
+    @cached_property
+    def services(self) -> ServiceNames:
+        """The services this view's documents carry, to find them named in queries."""
+        return ServiceNames(self.chunks, self._documents)
 
     def scope(self, filters: Filters) -> Scope | None:
         """The chunks and paths the filters allow; None when nothing is filtered."""

@@ -7,7 +7,7 @@ import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, TextIO, TypeVar
 
 import click
 from pydantic import BaseModel
@@ -17,6 +17,7 @@ from devrag.ingest.git_source import locate
 from devrag.ingest.pipeline import IngestOptions, ingest
 from devrag.ingest.reconcile import reconcile
 from devrag.ingest.status import index_status
+from devrag.retrieval.alert_input import AlertInput, parse_alerts, query_of
 from devrag.retrieval.errors import DevragError
 from devrag.retrieval.factory import open_store
 from devrag.retrieval.index import FileScope, Index
@@ -236,8 +237,49 @@ def search_cmd(
     if no_rerank and mode == "hybrid+rerank":
         raise click.BadParameter("--no-rerank contradicts --mode hybrid+rerank", param_hint="--mode")
     raw = {"query": query, "k": k, "repo": repo, "path": path_glob, "doc_type": doc_type, **metadata}
+    _answer_search(obj, raw, mode or ("hybrid" if no_rerank else "hybrid+rerank"), as_json)
+
+
+@main.command("alert")
+@click.argument("alert", required=False)
+@click.option(
+    "--file",
+    "alert_file",
+    type=click.File("r", encoding="utf-8"),
+    help="Read the alert from this file ('-': standard input) instead of the argument.",
+)
+@click.option("-k", "k", type=int, default=5, show_default=True, help=f"Documents to return (1-{MAX_K}).")
+@click.option("--no-rerank", is_flag=True, help="Skip the cross-encoder (mode hybrid).")
+@click.option("--repo", help="Only this indexed repository.")
+@click.option("--json", "as_json", is_flag=True, help="Print the answer as one JSON object.")
+@click.pass_obj
+def alert_cmd(
+    obj: Context,
+    alert: str | None,
+    alert_file: TextIO | None,
+    k: int,
+    no_rerank: bool,
+    repo: str | None,
+    as_json: bool,
+) -> None:
+    """The runbooks for an alert as pasted: Alertmanager or Prometheus JSON, or `alertname: X` text.
+
+    Its runbook_url and the alert catalogue name documents first, then search ranks the rest; each
+    result says which route found it.
+    """
+    if (alert is None) == (alert_file is None):
+        raise click.UsageError("Pass the alert as an argument or with --file PATH (--file - reads stdin).")
+    text = alert if alert is not None else alert_file.read()  # type: ignore[union-attr]
+    alerts = _load(lambda: parse_alerts(text))
+    raw = {"query": query_of(alerts), "k": k, "repo": repo}
+    _answer_search(obj, raw, "hybrid" if no_rerank else "hybrid+rerank", as_json, alerts)
+
+
+def _answer_search(
+    obj: Context, raw: dict[str, Any], mode: str, as_json: bool, alerts: list[AlertInput] | None = None
+) -> None:
+    """Check the arguments, search (alerts routed first) and print the answer, logged under its id."""
     args = _load(lambda: check_search(raw))
-    mode = mode or ("hybrid" if no_rerank else "hybrid+rerank")
     settings = obj.settings()
     with opened_index(settings) as index:
         # Checked before the models load: a wrong --repo or an empty index answers at once.
@@ -248,7 +290,7 @@ def search_cmd(
         index.check_compatible()
         filters = Filters(repo=args.repo, path=args.path, doc_type=args.doc_type, **args.metadata)
         searcher = HybridIndex(index, embedder, reranker, search_config(settings))
-        response = searcher.search(args.query, args.k, mode, filters)  # type: ignore[arg-type]
+        response = searcher.search(args.query, args.k, mode, filters, alerts or ())  # type: ignore[arg-type]
     query_id = new_query_id()
     log_search(open_query_log(settings), search_record(query_id, args.query, args.k, mode, filters, response))
     answer = SearchAnswer(query_id=query_id, **response.model_dump())

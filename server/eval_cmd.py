@@ -9,6 +9,7 @@ Three shapes, one command, because all three answer "how good is retrieval":
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar
 
@@ -20,7 +21,7 @@ from devrag.eval.runner import prepare
 from devrag.eval.shadow import Arm, ShadowConfig, ShadowReport, load_shadow_config, replay
 from devrag.retrieval.errors import DevragError
 from devrag.retrieval.query_log import read_log
-from devrag.retrieval.search import HybridIndex
+from devrag.retrieval.search import HybridIndex, SearchConfig
 
 if TYPE_CHECKING:
     from devrag.retrieval.rerank import Reranker
@@ -69,6 +70,16 @@ LIVE_MODE = "hybrid+rerank"  # what a server answers with when its reranker load
 @click.option(
     "--max-queries", type=click.IntRange(1), help="With --shadow: only the latest N logged searches."
 )
+@click.option(
+    "--as-alert",
+    is_flag=True,
+    help="Put each query's `alert` name before its text, as an agent pastes an alert (alert sets).",
+)
+@click.option(
+    "--search-config",
+    type=click.Path(path_type=Path),
+    help="A TOML/JSON/YAML file of SearchConfig keys (e.g. alert_routing = false) to score with.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the report as one JSON object.")
 @click.pass_obj
 def eval_cmd(
@@ -83,6 +94,8 @@ def eval_cmd(
     only_repo: str | None,
     shadow_path: Path | None,
     max_queries: int | None,
+    as_alert: bool,
+    search_config: Path | None,
     as_json: bool,
 ) -> None:
     """Score retrieval on GOLDEN (JSONL with --repo, or a BEIR folder), every mode beside vanilla.
@@ -99,8 +112,11 @@ def eval_cmd(
             )
         if output or shadow_path or only_repo or max_queries:
             raise click.UsageError("-o, --only-repo, --shadow and --max-queries go with --from-log LOG.")
-        _score(obj, golden, corpus, modes, k, workdir, as_json)
+        config = _search_config(search_config)
+        _score(obj, golden, corpus, modes, k, workdir, as_json, as_alert, config)
         return
+    if as_alert or search_config:
+        raise click.UsageError("--as-alert and --search-config go with GOLDEN, not --from-log.")
     if golden is not None or (output is None) == (shadow_path is None):
         raise click.UsageError("--from-log LOG takes either -o OUT.jsonl or --shadow CONFIG, and no GOLDEN.")
     if (only_repo and output is None) or (max_queries and shadow_path is None):
@@ -124,8 +140,26 @@ def _checked(call: Callable[[], T]) -> T:
         raise click.ClickException(str(exc)) from exc
 
 
+def _search_config(path: Path | None) -> SearchConfig | None:
+    """The SearchConfig a --search-config file sets (its keys only; mode and model come from flags)."""
+    if path is None:
+        return None
+    config = _checked(lambda: load_shadow_config(path))
+    if config.mode is not None or config.rerank_model is not None:
+        raise click.UsageError(f"{path}: 'mode' and 'rerank_model' are not scored here; use --modes.")
+    return config.search_config()
+
+
 def _score(
-    obj: Context, golden: Path, corpus: Path | None, modes: str, k: int, workdir: Path, as_json: bool
+    obj: Context,
+    golden: Path,
+    corpus: Path | None,
+    modes: str,
+    k: int,
+    workdir: Path,
+    as_json: bool,
+    as_alert: bool = False,
+    config: SearchConfig | None = None,
 ) -> None:
     from devrag.server import render
     from devrag.server.cli import _load, _load_embedder, emit, opened_index, reranker_for
@@ -137,14 +171,19 @@ def _score(
             f"unknown modes {unknown}; choose from {list(DEFAULT_MODES)}", param_hint="--modes"
         )
     eval_set = _checked(lambda: prepare(golden, corpus, workdir))
+    queries = eval_set.queries
+    if as_alert:
+        if not any(q.alert for q in queries):
+            raise click.UsageError(f"--as-alert: {golden} has no 'alert' field to put before the text.")
+        queries = [replace(q, query=f"{q.alert} {q.query}") if q.alert else q for q in queries]
     # One index per corpus: BM25's statistics cover the whole index, so sharing it with another
     # corpus would make one set's scores depend on which others were evaluated before.
     settings = obj.settings(index_dir=workdir / "index" / eval_set.repo.name)
     embedder = _load_embedder(settings)
     reranker = _load(lambda: reranker_for(settings)) if "hybrid+rerank" in wanted else None
     with opened_index(settings, embedder) as index:
-        searcher = HybridIndex(index, embedder, reranker)
-        result = evaluate(eval_set.queries, eval_set.repo, index, embedder, searcher, wanted, k)
+        searcher = HybridIndex(index, embedder, reranker, config)
+        result = evaluate(queries, eval_set.repo, index, embedder, searcher, wanted, k)
     emit(as_json, result, lambda: render.eval_report(eval_set.name, result))
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+from devrag.retrieval.alert_catalog import AlertMatch
 from devrag.retrieval.review_age import ReviewAge
 from devrag.server.outputs import (
     DocumentMeta,
@@ -25,9 +26,10 @@ def result_line(r: Result) -> str:
     title = f" | {r.title}" if r.title != r.path else ""
     meta = f" | {meta_line(r.metadata)}" if r.metadata and meta_line(r.metadata) else ""
     age = f" | {review_line(r.review)}" if r.review and review_line(r.review) else ""
+    found = f" | {how}" if (how := route_words(r.alert_match)) else ""
     return (
         f"[{r.rank}] {r.repo}:{r.path} @ {short(r.commit)}{title} | {r.doc_type}{meta}{age} "
-        f"| score {r.score:.3f}"
+        f"| score {r.score:.3f}{found}"
     )
 
 
@@ -38,6 +40,16 @@ def review_line(review: Review | ReviewAge) -> str:
         since = "review" if review.basis == "last_reviewed" else "last change"
         parts.append(f"STALE: {review.age_days} days since {since} (limit {review.stale_after_days})")
     return ", ".join(parts)
+
+
+def route_words(match: AlertMatch | None) -> str | None:
+    """Why an alert put this document first: `runbook_url of X`, `catalogue: X (rule ops:rules.yml)`."""
+    if match is None:
+        return None
+    if match.source == "runbook_url":
+        return f"runbook_url of {match.alert or 'the alert'}"
+    where = f"rule {match.rule}" if match.rule else match.source.replace("_", " ")
+    return f"catalogue: {match.alert} ({where})"
 
 
 def meta_line(m: DocumentMeta) -> str:
@@ -183,6 +195,9 @@ def sources_text(out: SourcesOutput) -> str:
             f"{r.chunks} chunks ({types}){f'; {r.path}' if r.path else ''}"
         )
         lines += [f"  {field}: {_values(counts)}" for field, counts in r.metadata.items() if counts]
+        if r.alert_catalogue:
+            by = ", ".join(f"{source.replace('_', ' ')} {n}" for source, n in r.alert_catalogue.items())
+            lines.append(f"  alert catalogue (names that route here): {by}")
     return "\n".join(lines)
 
 

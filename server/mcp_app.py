@@ -1,4 +1,4 @@
-"""The MCP layer: a server whose typed lifespan owns the index and models, and four thin tools."""
+"""The MCP layer: a server whose typed lifespan owns the index and models, and five thin tools."""
 
 from __future__ import annotations
 
@@ -37,7 +37,8 @@ INSTRUCTIONS = (
     "devrag searches the team's runbooks, postmortems, deployment guides and ops code, as committed "
     "in Git. Use `search` first with the exact strings you have (alert name, error message, service "
     "or command name), then `get_document` to read a cited file or section in full. Every passage "
-    "cites repo, path, lines and commit; `freshness` says whether the repository has moved on since."
+    "cites repo, path, lines and commit; `freshness` says whether the repository has moved on since. "
+    "For an alert that fired, pass it whole (the notification JSON or its text) to `search_alert`."
 )
 FEEDBACK_HINT = (
     " Once you know whether an answer helped (the runbook that fixed it, or none did), call `feedback` "
@@ -112,7 +113,7 @@ def create_server(
     server: MCPServer[App] = MCPServer("devrag", instructions=instructions, lifespan=lifespan)
     server.middleware.append(_load_models_after_handshake)
     server.middleware.append(_arguments_in_words)
-    for fn in (search, get_document, list_sources):
+    for fn in (search, search_alert, get_document, list_sources):
         server.add_tool(fn, description=inspect.cleandoc(fn.__doc__ or ""), annotations=_READ_ONLY)
     server.add_tool(feedback, description=inspect.cleandoc(feedback.__doc__ or ""), annotations=_APPENDS)
     return server
@@ -164,6 +165,16 @@ def _answer(call: Callable[[], tools.Answer[Any]]) -> CallToolResult:
     )
 
 
+# Arguments search and search_alert share.
+DocumentCount = Annotated[
+    int, Field(ge=1, le=MAX_K, description="How many documents to return (each with its best sections).")
+]
+RepoName = Annotated[str | None, Field(description="Only this indexed repository (names: list_sources).")]
+SearchBudget = Annotated[
+    int, Field(ge=MIN_SEARCH_BUDGET, le=MAX_BUDGET, description="Token budget for the whole answer.")
+]
+
+
 def _app(ctx: Context[App, Any]) -> App:
     return ctx.request_context.lifespan_context
 
@@ -179,12 +190,8 @@ def search(
         ),
     ],
     ctx: Context[App, Any],
-    k: Annotated[
-        int, Field(ge=1, le=MAX_K, description="How many documents to return (each with its best sections).")
-    ] = 5,
-    repo: Annotated[
-        str | None, Field(description="Only this indexed repository (names: list_sources).")
-    ] = None,
+    k: DocumentCount = 5,
+    repo: RepoName = None,
     path: Annotated[
         str | None,
         Field(
@@ -192,9 +199,7 @@ def search(
         ),
     ] = None,
     doc_type: Annotated[DocType | None, Field(description="Only this kind of document.")] = None,
-    max_tokens: Annotated[
-        int, Field(ge=MIN_SEARCH_BUDGET, le=MAX_BUDGET, description="Token budget for the whole answer.")
-    ] = 2000,
+    max_tokens: SearchBudget = 2000,
     service: Annotated[
         str | None,
         Field(
@@ -225,7 +230,10 @@ def search(
     say about themselves (list_sources lists the values present; matching ignores case, except
     alert names). Each result carries that metadata; each passage lists the commands it quotes,
     classed read-only, mutating or destructive, and a line starting `! destructive:` precedes a
-    passage with a destructive one: confirm with the user before running it.
+    passage with a destructive one: confirm with the user before running it. A query that holds an
+    alert name the index catalogues (see search_alert) puts that alert's runbook first, `route`
+    "catalogue" with `alert_match` saying why; a query that calls something a known service ("the
+    kube service") prefers that service's documents.
     """
     metadata = {
         "service": service,
@@ -236,6 +244,35 @@ def search(
         "alert": alert,
     }
     return _answer(lambda: tools.search_tool(_app(ctx), query, k, repo, path, doc_type, max_tokens, metadata))
+
+
+def search_alert(
+    alert: Annotated[
+        str,
+        Field(
+            min_length=1,
+            max_length=200_000,
+            description="The alert as you have it, pasted whole: an Alertmanager notification or "
+            "webhook body (JSON), a Prometheus alert (JSON, e.g. from /api/v1/alerts), or text lines "
+            "such as 'alertname: KubePodCrashLooping', 'summary: ...', 'description: ...', "
+            "'runbook_url: ...'.",
+        ),
+    ],
+    ctx: Context[App, Any],
+    k: DocumentCount = 5,
+    repo: RepoName = None,
+    max_tokens: SearchBudget = 2000,
+) -> Annotated[CallToolResult, SearchOutput]:
+    """Find the runbook for an alert that fired: paste the alert, not a summary of it.
+
+    The alert's `runbook_url` annotation, when it names an indexed document, comes first; then the
+    documents the index's alert catalogue maps the alert name to (front matter `alerts`, a runbook
+    titled with the alert's name, or an indexed Prometheus rule file whose runbook_url names it);
+    then what search finds for the alert's name, summary and description. Each result's `route`
+    says which of these found it (`runbook_url`, `catalogue`, `search`), and `alert_match` why.
+    The answer has the same shape as search's.
+    """
+    return _answer(lambda: tools.search_alert_tool(_app(ctx), alert, k, repo, max_tokens))
 
 
 def get_document(

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from pydantic import BaseModel, Field
 
-from devrag.retrieval.search import SearchResponse
+from devrag.retrieval.alert_catalog import AlertMatch
+from devrag.retrieval.search import Route, SearchResponse
 
 
 class CommandOut(BaseModel):
@@ -90,6 +91,16 @@ class Result(BaseModel):
     passages_left_out: int = Field(description="Further matching sections left out to fit max_tokens.")
     metadata: DocumentMeta | None = Field(default=None, description="The document's front matter facts.")
     review: Review | None = Field(default=None, description="Last commit, last review and staleness.")
+    route: Route = Field(
+        default="search",
+        description="How it was found: 'runbook_url' (the alert's own runbook link), 'catalogue' (an alert "
+        "name the index maps to this document) or 'search' (ranked by its text).",
+    )
+    alert_match: AlertMatch | None = Field(
+        default=None,
+        description="For 'runbook_url' and 'catalogue': the alert name and where the mapping comes from "
+        "(front_matter, title, rule: the rule file that names this runbook, runbook_url).",
+    )
 
 
 class Freshness(BaseModel):
@@ -156,6 +167,11 @@ class Source(BaseModel):
         default_factory=dict,
         description="Per filter of search (service, team, severity, environment, tags, alerts): each "
         "value present and how many documents carry it.",
+    )
+    alert_catalogue: dict[str, int] = Field(
+        default_factory=dict,
+        description="Alert names that route to this repository's documents (search_alert, or the name in "
+        "a search query), by where each mapping comes from: front_matter, title, rule (a rule file).",
     )
 
 

@@ -20,7 +20,7 @@ from devrag.ingest.reconcile import Drift
 from devrag.ingest.status import IndexStatus, RepoStatus
 from devrag.retrieval.index import FileScope
 from devrag.retrieval.lexical_field import LEXICAL_FIELD
-from devrag.server.formatting import review_line
+from devrag.server.formatting import review_line, route_words
 
 if TYPE_CHECKING:
     from devrag.server.config_cmd import Setting
@@ -254,6 +254,9 @@ def search_results(response: SearchAnswer) -> None:
             facts.append(review_line(r.review))
         if facts:
             out.print(f"   [dim]{escape(', '.join(facts))}[/dim]")
+        how = route_words(r.alert_match)
+        if how:
+            out.print(f"   found by {how}", markup=False)
         for section in r.sections:
             destructive = [c.text for c in section.commands if c.kind == "destructive"]
             if destructive:

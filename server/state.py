@@ -6,10 +6,11 @@ import contextvars
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
+from devrag.retrieval.alert_input import AlertInput
 from devrag.retrieval.errors import DevragError, ModelLoadError
 from devrag.retrieval.factory import open_store
 from devrag.retrieval.index import Index
@@ -189,12 +190,15 @@ class App:
                 self._searcher = HybridIndex(index, embedder, reranker, search_config(self.settings))
             return self._searcher
 
-    def search(self, query: str, k: int, mode: Mode, filters: Filters) -> SearchResponse | None:
+    def search(
+        self, query: str, k: int, mode: Mode, filters: Filters, alerts: Sequence[AlertInput] = ()
+    ) -> SearchResponse | None:
         """A search through the read API, once admitted (see devrag.server.admission), traced and counted.
 
         None when the filters match no indexed chunk: there is nothing to rank. When the server is
         busy and `search_when_busy` is `hybrid`, a reranked search is answered without the rerank
-        stage instead: the response's `mode` says `hybrid`.
+        stage instead: the response's `mode` says `hybrid`. `alerts` route their runbooks first
+        (see HybridIndex.search).
 
         Raises:
             ServerBusyError: too many searches are running or waiting; retry in a few seconds.
@@ -202,22 +206,30 @@ class App:
 
         def run() -> SearchResponse | None:
             searcher = self.searcher()
-            return self._admitted(searcher, query, k, mode, filters) if searcher.matches(filters) else None
+            if not searcher.matches(filters):
+                return None
+            return self._admitted(searcher, query, k, mode, filters, alerts)
 
         request = (query, k, mode, filters)
         return observed_search(run, self.metrics, request, self.settings.trace_queries)
 
     def _admitted(
-        self, searcher: HybridIndex, query: str, k: int, mode: Mode, filters: Filters
+        self,
+        searcher: HybridIndex,
+        query: str,
+        k: int,
+        mode: Mode,
+        filters: Filters,
+        alerts: Sequence[AlertInput],
     ) -> SearchResponse:
         try:
             with self.admission.slot():  # only entering raises ServerBusyError
-                return self._computed(searcher.search, query, k, mode, filters)
+                return self._computed(searcher.search, query, k, mode, filters, alerts)
         except ServerBusyError:
             if self._fallback is None or mode != "hybrid+rerank":
                 raise
         with self._fallback.slot():
-            return self._computed(searcher.search, query, k, "hybrid", filters)
+            return self._computed(searcher.search, query, k, "hybrid", filters, alerts)
 
     def _computed(self, search: Callable[..., SearchResponse], *args: Any) -> SearchResponse:
         """`search(*args)` on a compute thread, in this thread's context (its trace span)."""

@@ -9,6 +9,8 @@ from typing import Any, Generic, TypeVar
 from pydantic import BaseModel
 
 from devrag.ingest.status import head_of, index_status
+from devrag.retrieval.alert_catalog import catalog_of
+from devrag.retrieval.alert_input import AlertInput, parse_alerts, query_of
 from devrag.retrieval.facets import metadata_values
 from devrag.retrieval.index import Index
 from devrag.retrieval.query_records import new_query_id, search_record
@@ -55,11 +57,13 @@ def search_tool(
     doc_type: str | None = None,
     max_tokens: int = 2000,
     metadata: dict[str, str | None] | None = None,
+    alerts: list[AlertInput] | None = None,
 ) -> Answer[SearchOutput]:
     """Hybrid search with citations and per-repository freshness, fitted into `max_tokens`.
 
-    `metadata` holds the document metadata filters by argument name (`METADATA_FILTERS`). The
-    answer carries a fresh query_id; with the query log on, the answer is logged under it.
+    `metadata` holds the document metadata filters by argument name (`METADATA_FILTERS`).
+    `alerts` (from `search_alert_tool`) put their runbooks first. The answer carries a fresh
+    query_id; with the query log on, the answer is logged under it.
     """
     query_id = new_query_id()
     raw = {"query": query, "k": k, "repo": repo, "path": path, "doc_type": doc_type, "max_tokens": max_tokens}
@@ -69,7 +73,7 @@ def search_tool(
     tokens = check_query_length(args.query, searcher.embedder.count_tokens)
     mode: Mode = "hybrid+rerank" if searcher.reranker is not None else "hybrid"
     filters = Filters(repo=args.repo, path=args.path, doc_type=args.doc_type, **args.metadata)
-    response = app.search(args.query, args.k, mode, filters)
+    response = app.search(args.query, args.k, mode, filters, alerts or ())
     results = [_result(rank, r) for rank, r in enumerate(response.results if response else [], start=1)]
     fresh = _freshness(searcher.index, results)
     notes = _search_notes(app, results, path) + _trim_note(tokens, response)
@@ -102,6 +106,21 @@ def search_tool(
         max_tokens=max_tokens,
     )
     return Answer(output, fitted.text)
+
+
+def search_alert_tool(
+    app: App, alert: str, k: int = 5, repo: str | None = None, max_tokens: int = 2000
+) -> Answer[SearchOutput]:
+    """The runbooks for an alert as the agent has it (Alertmanager or Prometheus JSON, or text).
+
+    Its `runbook_url` and the alert catalogue name documents first; then search ranks the rest
+    by the alert's name, summary and description. Each result says which route found it.
+
+    Raises:
+        InputError: the text holds no alert name, runbook_url, summary or description.
+    """
+    alerts = parse_alerts(alert)
+    return search_tool(app, query_of(alerts), k, repo, None, None, max_tokens, None, alerts)
 
 
 def _reading_order(results: list[Result]) -> list[tuple[int, int]]:
@@ -154,6 +173,8 @@ def _result(rank: int, r: SearchResult) -> Result:
         passages_left_out=0,
         metadata=_metadata(r.metadata),
         review=Review.model_validate(r.review.model_dump()) if r.review else None,
+        route=r.route,
+        alert_match=r.alert_match,
     )
 
 
@@ -313,6 +334,7 @@ def list_sources_tool(app: App) -> Answer[SourcesOutput]:
     status = index_status(index)
     types = index.doc_types()
     values = metadata_values(index)
+    catalogue = catalog_of(index).counts()
     repos = [
         Source(
             name=r.name,
@@ -325,6 +347,7 @@ def list_sources_tool(app: App) -> Answer[SourcesOutput]:
             chunks=r.chunks,
             doc_types=dict(types.get(r.name, {})),
             metadata=values.get(r.name, {}),
+            alert_catalogue=catalogue.get(r.name, {}),
         )
         for r in status.repos
     ]

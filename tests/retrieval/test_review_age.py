@@ -103,9 +103,9 @@ def test_the_recency_vote_decides_between_documents_the_other_votes_tie_on(fresh
         for cid in ("a1", "b1")
     }
     dense, bm25 = [("a1", 0.9), ("b1", 0.8)], [("b1", 7.0), ("a1", 6.0)]  # one first place each
-    tied = _rank_documents(dense, bm25, {}, {}, chunks, SearchConfig())
+    tied = _rank_documents(dense, bm25, [], {}, {}, chunks, SearchConfig())
     assert tied[0][1] == tied[1][1], "without recency the two documents tie"
-    ranked = _rank_documents(dense, bm25, {}, {}, chunks, SearchConfig(recency_weight=0.5))
+    ranked = _rank_documents(dense, bm25, [], {}, {}, chunks, SearchConfig(recency_weight=0.5))
     assert ranked[0][0] == ("ops", fresher)
     assert ranked[0][1] - tied[0][1] == pytest.approx(0.5 / 3)
 

@@ -216,8 +216,8 @@ def test_the_lead_vote_decides_between_documents_the_chunk_votes_tie_on(about):
     chunks = {cid: {"repo": "ops", "path": f"{cid[0]}.md"} for cid in ("a1", "a2", "b1", "b2")}
     dense, bm25 = [("a1", 0.9), ("b1", 0.8)], [("b2", 7.0), ("a2", 6.0)]  # one first place each
     lead = {("ops", "a.md"): 0.2, ("ops", "b.md"): 0.2} | {("ops", about): 0.7}
-    ranked = _rank_documents(dense, bm25, {}, lead, chunks, SearchConfig())
+    ranked = _rank_documents(dense, bm25, [], {}, lead, chunks, SearchConfig())
     other = "b.md" if about == "a.md" else "a.md"
     assert [doc for doc, _ in ranked] == [("ops", about), ("ops", other)]
-    untied = _rank_documents(dense, bm25, {}, lead, chunks, SearchConfig(lead_vote=0))
+    untied = _rank_documents(dense, bm25, [], {}, lead, chunks, SearchConfig(lead_vote=0))
     assert untied[0][1] == untied[1][1], "without it the two documents tie"

@@ -23,7 +23,10 @@ from devrag.ingest.pipeline import ingest
 from devrag.retrieval.edge_store import EdgeStore
 from devrag.retrieval.index import Index
 from devrag.retrieval.models import Embedder
-from tests.support import ONNX_DIR, RERANKER, RUNBOOK, GitRepo
+from devrag.server.mcp_app import create_server
+from devrag.server.settings import Settings
+from devrag.server.state import Models
+from tests.support import ONNX_DIR, RERANKER, RUNBOOK, GitRepo, HashEmbedder
 
 _STAGES = ["Prepare", "Build", "Canary", "Promote", "Verify", "Rollback", "Cleanup", "Notify"]
 
@@ -74,6 +77,23 @@ def make_ops(
     index_dir = root / "index"
     ingest_repo(index_dir, repo, embedder, name)
     return Ingested(repo, index_dir, commit)
+
+
+# Every tool a devrag server lists.
+TOOLS = {"search", "search_alert", "get_document", "list_sources", "feedback"}
+
+
+@asynccontextmanager
+async def hash_client(tmp_path: Path, files: dict[str, str | bytes | None]) -> AsyncIterator[Client]:
+    """An in-memory client of a server over `files`, committed to repository `ops` and indexed with
+    the fast HashEmbedder (no reranker)."""
+    embedder = HashEmbedder()
+    repo = GitRepo(tmp_path / "ops")
+    repo.commit(files)
+    ingest_repo(tmp_path / "index", repo, embedder)
+    server = create_server(Settings(index_dir=tmp_path / "index"), Models.loaded(embedder, None))
+    async with Client(server) as client:
+        yield client
 
 
 def ingest_repo(index_dir: Path, repo: GitRepo, embedder: Embedder, name: str = "ops") -> None:

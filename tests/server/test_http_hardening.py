@@ -20,7 +20,7 @@ import pytest
 from pydantic import ValidationError
 
 from devrag.server.serve import ServeSettings
-from tests.server.mcp_support import free_port, mcp_client, serve_args, server_env, stop
+from tests.server.mcp_support import TOOLS, free_port, mcp_client, serve_args, server_env, stop
 
 pytestmark = [pytest.mark.anyio, pytest.mark.model]
 
@@ -113,7 +113,7 @@ async def test_a_forged_host_or_origin_is_rejected_beyond_the_exact_loopback_nam
         assert post(address, token).status_code == 200
         async with mcp_client(f"http://{address}/mcp", token) as client:
             tools = await client.list_tools()
-    assert {t.name for t in tools.tools} == {"search", "get_document", "list_sources", "feedback"}
+    assert {t.name for t in tools.tools} == TOOLS
 
 
 async def test_allowed_hosts_admit_the_names_clients_use_and_nothing_else(tmp_path):

@@ -20,6 +20,7 @@ from mcp.client.streamable_http import streamable_http_client
 
 from devrag.server.cli import main
 from tests.server.mcp_support import (
+    TOOLS,
     Ingested,
     file_lines,
     free_port,
@@ -88,7 +89,7 @@ async def test_each_tool_answers_over_http_with_real_citations(served):
         search = await client.call_tool("search", {"query": "helm rollback checkout-api 41", "k": 3})
         sources = await client.call_tool("list_sources", {})
         page = await client.call_tool("get_document", {"repo": "ops", "path": "guides/rollback.md"})
-    assert names == {"search", "get_document", "list_sources", "feedback"}
+    assert names == TOOLS
     hits = search.structured_content["results"]
     assert "guides/rollback.md" in [h["path"] for h in hits]
     for hit in hits:

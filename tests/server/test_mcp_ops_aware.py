@@ -9,11 +9,7 @@ from collections.abc import AsyncIterator
 import pytest
 from mcp import Client
 
-from devrag.server.mcp_app import create_server
-from devrag.server.settings import Settings
-from devrag.server.state import Models
-from tests.server.mcp_support import call, ingest_repo
-from tests.support import GitRepo, HashEmbedder
+from tests.server.mcp_support import call, hash_client
 
 pytestmark = pytest.mark.anyio
 
@@ -50,12 +46,7 @@ FILES = {
 
 @pytest.fixture
 async def client(tmp_path) -> AsyncIterator[Client]:
-    embedder = HashEmbedder()
-    repo = GitRepo(tmp_path / "ops")
-    repo.commit(FILES)
-    ingest_repo(tmp_path / "index", repo, embedder)
-    server = create_server(Settings(index_dir=tmp_path / "index"), Models.loaded(embedder, None))
-    async with Client(server) as c:
+    async with hash_client(tmp_path, FILES) as c:
         yield c
 
 

@@ -12,7 +12,7 @@ import pytest
 from mcp import Client
 from mcp.client.stdio import StdioServerParameters, stdio_client
 
-from tests.server.mcp_support import file_lines, make_ops, serve_args, server_env
+from tests.server.mcp_support import TOOLS, file_lines, make_ops, serve_args, server_env
 
 pytestmark = [pytest.mark.anyio, pytest.mark.model]
 
@@ -45,7 +45,7 @@ async def test_stdio_answers_every_tool_and_writes_only_jsonrpc_to_stdout(tmp_pa
             sources = await client.call_tool("list_sources", {})
     # Reported, not asserted: timings belong to benchmarks, and CI machines are noisy.
     print(f"initialize + tools/list answered {ready:.2f} s after start")
-    assert {t.name for t in tools.tools} == {"search", "get_document", "list_sources", "feedback"}
+    assert {t.name for t in tools.tools} == TOOLS
     top = answer["results"][0]
     lines = file_lines(ops.repo, top["commit"], top["path"])
     assert top["path"] == "runbooks/disk.md" and top["commit"] == ops.commit

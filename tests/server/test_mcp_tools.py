@@ -15,7 +15,7 @@ from devrag.retrieval.errors import ModelLoadError
 from devrag.server.mcp_app import create_server
 from devrag.server.settings import Settings
 from devrag.server.state import Models
-from tests.server.mcp_support import Ingested, file_lines, ingest_repo, make_ops
+from tests.server.mcp_support import TOOLS, Ingested, file_lines, ingest_repo, make_ops
 from tests.support import GitRepo
 
 pytestmark = [pytest.mark.anyio, pytest.mark.model]
@@ -44,7 +44,7 @@ async def call(client: Client, tool: str, **args: Any) -> dict[str, Any]:
 
 async def test_tools_publish_typed_inputs_and_output_schemas(client):
     tools = {t.name: t for t in (await client.list_tools()).tools}
-    assert set(tools) == {"search", "get_document", "list_sources", "feedback"}
+    assert set(tools) == TOOLS
     search = tools["search"].input_schema
     assert search["required"] == ["query"]
     assert (search["properties"]["k"]["minimum"], search["properties"]["k"]["maximum"]) == (1, 20)
