@@ -63,19 +63,26 @@ def open_embedder(name: str, runtime: Runtime, device: str, onnx_dir: Path) -> E
 
 
 def open_reranker(name: str, runtime: Runtime, device: str, onnx_dir: Path, precision: Precision) -> Reranker:
-    """The cross-encoder on the chosen runtime; `precision` is the torch runtime's (ONNX runs float32).
+    """The cross-encoder on the chosen runtime and precision (bfloat16 is torch's, int8 onnx's).
 
     Raises:
-        ModelLoadError: the model cannot be loaded, or the torch runtime is not installed.
+        ModelLoadError: the model cannot be loaded, the torch runtime is not installed, or the
+            precision is not the resolved runtime's.
     """
-    if resolve_runtime(runtime) == "torch":
+    resolved = resolve_runtime(runtime)
+    if (resolved, precision) in (("torch", "int8"), ("onnx", "bfloat16")):
+        raise ModelLoadError(
+            f"rerank_precision {precision} is not the {resolved} runtime's: bfloat16 needs torch, int8 needs "
+            "onnx. Set DEVRAG_RERANK_PRECISION=auto or another DEVRAG_RUNTIME."
+        )
+    if resolved == "torch":
         _need_torch()
         from devrag.retrieval.rerank import CrossEncoderReranker
 
         return CrossEncoderReranker(name, device, precision=precision)
     from devrag.retrieval.onnx_models import OnnxReranker
 
-    return OnnxReranker(name, onnx_dir)
+    return OnnxReranker(name, onnx_dir, precision="int8" if precision == "int8" else "float32")
 
 
 def _need_torch() -> None:

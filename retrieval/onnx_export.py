@@ -3,8 +3,8 @@
 Why: fastembed downloads its own ONNX copies of the hub models, but a machine without the hub
 (CI, an air-gapped laptop) has only the torch weights: the bundled all-MiniLM-L6-v2 and a local
 cross-encoder folder. This writes each as `<onnx_dir>/<export_name(model)>/model.onnx` beside its
-tokenizer files, in float32, as `torch.onnx.export` traces it (seconds per model). It needs torch
-and transformers (`pip install 'devrag[torch]'`); devrag itself runs the result without them.
+tokenizer files, in float32, as `torch.onnx.export` traces it (seconds per model). It needs torch,
+transformers and onnx (`pip install 'devrag[torch]'`); devrag itself runs the result without them.
 
     python -m devrag.retrieval.onnx_export --onnx-dir ~/.cache/devrag/onnx \
         --embed-model sentence-transformers/all-MiniLM-L6-v2 --rerank-model ../shared/models/<folder>
@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import json
+import logging
 import shutil
 import sys
 import warnings
@@ -23,9 +24,9 @@ from typing import Any
 
 from devrag.retrieval.errors import DevragError
 from devrag.retrieval.models import quiet_model_loading, resolve_model_path
-from devrag.retrieval.onnx_models import EXPORT_MANIFEST, MODEL_FILE, export_dir
+from devrag.retrieval.onnx_models import EXPORT_MANIFEST, INT8_MODEL_FILE, MODEL_FILE, export_dir
 
-EXPORT_VERSION = 1  # bump when the exported graph changes, so existing exports are redone
+EXPORT_VERSION = 2  # bump when the exported graphs change, so existing exports are redone (2: int8 reranker)
 OPSET = 17
 HIDDEN_STATES = "last_hidden_state"  # (batch, sequence, hidden): fastembed pools it
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "vocab.txt")
@@ -64,7 +65,8 @@ def export_reranker(name: str, onnx_dir: Path, force: bool = False) -> Path:
     """A sequence-classification cross-encoder whose one logit is its score (as its CrossEncoder's).
 
     The shared MS MARCO L12 copy holds float32 weights dequantised from an int8 ONNX file: its
-    export is a plain float32 graph of exactly the weights torch runs, not an int8 model.
+    export is a plain float32 graph of exactly the weights torch runs. Beside it goes the same graph
+    with dynamic int8 weights (`precision="int8"` of `OnnxReranker`).
 
     Raises:
         ExportError: the model has more than one label.
@@ -79,6 +81,7 @@ def export_reranker(name: str, onnx_dir: Path, force: bool = False) -> Path:
 
     model = AutoModelForSequenceClassification.from_pretrained(folder, attn_implementation="eager")
     _export(model, folder, out, "logits", {})
+    _quantize(out)
     _write_manifest(out, name, folder, "reranker")
     return out
 
@@ -138,6 +141,20 @@ def _export(model: Any, folder: Path, out: Path, output: str, tokenizer_override
     scratch.replace(out)
 
 
+def _quantize(out: Path) -> None:
+    """The float32 graph with int8 weights, activations quantised per call (ONNX Runtime's dynamic
+    quantisation: per-tensor signed weights, the scheme the shared L12 copy's weights came from)."""
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    scratch = out / (INT8_MODEL_FILE + ".partial")
+    logging.disable(logging.WARNING)  # its advice to pre-process concerns convolutional image models
+    try:
+        quantize_dynamic(out / MODEL_FILE, scratch, weight_type=QuantType.QInt8)
+    finally:
+        logging.disable(logging.NOTSET)
+    scratch.replace(out / INT8_MODEL_FILE)
+
+
 def _stamp(folder: Path, kind: str) -> dict[str, Any]:
     """What an export was made from: a changed weights file or exporter means a new export."""
     weights = sorted(folder.glob("*.safetensors")) or sorted(folder.glob("*.bin"))
@@ -177,8 +194,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--rerank-model", action="append", default=[], help="Cross-encoder to export.")
     parser.add_argument("--force", action="store_true", help="Export again even when an export is current.")
     args = parser.parse_args(argv)
-    if importlib.util.find_spec("torch") is None or importlib.util.find_spec("transformers") is None:
-        sys.exit("onnx_export needs torch and transformers: pip install 'devrag[torch]'")
+    if any(importlib.util.find_spec(needed) is None for needed in ("torch", "transformers", "onnx")):
+        sys.exit("onnx_export needs torch, transformers and onnx: pip install 'devrag[torch]'")
     quiet_model_loading()
     jobs = [(export_embedder, m) for m in args.embed_model]
     jobs += [(export_reranker, m) for m in args.rerank_model]

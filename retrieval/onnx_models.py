@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 
 from devrag.retrieval.models import (
     DEFAULT_EMBED_MODEL,
@@ -23,15 +23,21 @@ from devrag.retrieval.models import (
 )
 from devrag.retrieval.rerank import (
     DEFAULT_RERANK_MODEL,
-    RERANK_BATCH_SIZE,
     RERANK_MAX_LENGTH,
     RERANK_MODEL_FIX,
     CachedReranker,
 )
 
-T = TypeVar("T")
 R = TypeVar("R")
 MODEL_FILE = "model.onnx"
+INT8_MODEL_FILE = "model_int8.onnx"  # the reranker with dynamic int8 weights, beside its float32 graph
+OnnxPrecision = Literal["float32", "int8"]
+# One text (or pair) per model call. Measured on 2 cores: a batch pads every member to its longest,
+# and even sorted by length that costs more than batching saves (all-MiniLM-L6-v2: 105 texts/s one
+# at a time, 55 in batches of 64; the L12 cross-encoder, 20 pairs: 362 ms one at a time, 491 ms in
+# eights). And int8 quantises activations over the whole batch, so in a batch a pair's score would
+# depend on its neighbours, and the cache would keep whichever it got.
+ONNX_BATCH_SIZE = 1
 EXPORT_MANIFEST = "devrag-export.json"
 # fastembed carries these cross-encoders under the name of their ONNX conversion.
 FASTEMBED_RERANKERS = {
@@ -74,7 +80,7 @@ class OnnxEmbedder:
     """A mean-pooled bi-encoder on ONNX Runtime; what a chunk may hold comes from its own tokenizer."""
 
     def __init__(
-        self, name: str = DEFAULT_EMBED_MODEL, onnx_dir: Path | None = None, batch_size: int = 64
+        self, name: str = DEFAULT_EMBED_MODEL, onnx_dir: Path | None = None, batch_size: int = ONNX_BATCH_SIZE
     ) -> None:
         self.name = name
         self.batch_size = batch_size
@@ -94,48 +100,37 @@ class OnnxEmbedder:
     def embed(self, texts: Sequence[str]) -> list[list[float]]:
         if not texts:
             return []
-        return by_length(texts, len, lambda ts: [v.tolist() for v in self.model.embed(ts, self.batch_size)])
+        return [v.tolist() for v in self.model.embed(list(texts), self.batch_size)]
 
 
 class OnnxReranker(CachedReranker):
-    """A cross-encoder on ONNX Runtime, cut and batched as `CrossEncoderReranker` is (its docstring: why)."""
+    """A cross-encoder on ONNX Runtime, cut as `CrossEncoderReranker` is (its docstring: why).
+
+    `precision="int8"` runs the export's dynamic int8 graph (`model_int8.onnx`, written by
+    `devrag.retrieval.onnx_export`): about 1.7x as fast on a CPU with VNNI; what it costs in quality
+    is measured in the README ("Search latency").
+    """
 
     def __init__(
         self,
         name: str = DEFAULT_RERANK_MODEL,
         onnx_dir: Path | None = None,
         max_length: int = RERANK_MAX_LENGTH,
-        batch_size: int = RERANK_BATCH_SIZE,
+        precision: OnnxPrecision = "float32",
         cache_size: int = 4096,
     ) -> None:
         super().__init__(name, cache_size)
-        self.batch_size = batch_size
+        self.batch_size = ONNX_BATCH_SIZE
+        self.precision = precision
         folder = onnx_dir or default_onnx_dir()
-        self.model: Any = _loaded(lambda: _load_cross_encoder(name, folder), "the reranker", name)
+        self.model: Any = _loaded(lambda: _load_cross_encoder(name, folder, precision), "the reranker", name)
         tokenizer = self.model.model.tokenizer
         tokenizer.enable_truncation(max_length=max_length, direction=tokenizer.truncation["direction"])
 
     def predict(self, pairs: Sequence[tuple[str, str]]) -> list[float]:
         if not pairs:
             return []
-        scores = by_length(pairs, _pair_length, lambda ps: list(self.model.rerank_pairs(ps, self.batch_size)))
-        return [float(s) for s in scores]
-
-
-def by_length(items: Sequence[T], length: Callable[[T], int], run: Callable[[list[T]], list[R]]) -> list[R]:
-    """`run` over `items` longest first, answers in the order given.
-
-    Why: a batch is padded to its longest member, so batches of like lengths waste least. fastembed
-    batches in the order it is given; sentence-transformers sorts the same way before it batches.
-    """
-    order = sorted(range(len(items)), key=lambda i: -length(items[i]))
-    answers = run([items[i] for i in order])
-    rank = {item: at for at, item in enumerate(order)}
-    return [answers[rank[i]] for i in range(len(items))]
-
-
-def _pair_length(pair: tuple[str, str]) -> int:
-    return len(pair[0]) + len(pair[1])
+        return [float(s) for s in self.model.rerank_pairs(list(pairs), self.batch_size)]
 
 
 def _load_embedding(name: str, onnx_dir: Path) -> Any:
@@ -156,16 +151,21 @@ def _load_embedding(name: str, onnx_dir: Path) -> Any:
     return cache_then_hub(lambda **more: TextEmbedding(name, **more), name)
 
 
-def _load_cross_encoder(name: str, onnx_dir: Path) -> Any:
+def _load_cross_encoder(name: str, onnx_dir: Path, precision: OnnxPrecision) -> Any:
     from fastembed.common.model_description import ModelSource
     from fastembed.rerank.cross_encoder import TextCrossEncoder
 
     export = _export_of(onnx_dir, name)
     if export is not None:
-        alias = f"devrag-onnx/{export.name}"
+        model_file = INT8_MODEL_FILE if precision == "int8" else MODEL_FILE
+        if not (export / model_file).exists():
+            raise MissingExportError(f"its export in {export} has no {model_file} (made before int8)")
+        alias = f"devrag-onnx/{export.name}" + ("-int8" if precision == "int8" else "")
         if not _carries(TextCrossEncoder, alias):
-            TextCrossEncoder.add_custom_model(alias, ModelSource(hf=alias), model_file=MODEL_FILE)
+            TextCrossEncoder.add_custom_model(alias, ModelSource(hf=alias), model_file=model_file)
         return TextCrossEncoder(alias, specific_model_path=str(export))
+    if precision == "int8":
+        raise MissingExportError(f"{onnx_dir} holds no ONNX export of it, and int8 runs only from an export")
     carried = FASTEMBED_RERANKERS.get(name, name)
     if not _carries(TextCrossEncoder, carried):
         raise MissingExportError(f"{onnx_dir} holds no ONNX export of it and fastembed does not carry it")

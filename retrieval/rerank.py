@@ -13,7 +13,8 @@ from devrag.retrieval.models import load_error, load_pretrained, quiet_model_loa
 log = logging.getLogger(__name__)
 
 DEFAULT_RERANK_MODEL = "cross-encoder/ms-marco-MiniLM-L6-v2"
-Precision = Literal["auto", "float32", "bfloat16"]
+# bfloat16 is the torch runtime's, int8 the onnx runtime's; auto picks per runtime and CPU.
+Precision = Literal["auto", "float32", "bfloat16", "int8"]
 RERANK_MAX_LENGTH = 192  # word pieces of (query, passage); the reason is CrossEncoderReranker's
 RERANK_BATCH_SIZE = 8
 RERANK_MODEL_FIX = (

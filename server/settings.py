@@ -88,7 +88,8 @@ class Settings(BaseSettings):
     device: str = "auto"
     runtime: Runtime = "onnx"  # auto: torch where a CUDA GPU is present, else onnx
     onnx_dir: Path = Field(default_factory=default_onnx_dir)  # exports of local models, one folder each
-    rerank_precision: Precision = "auto"  # the torch runtime's: bfloat16 where the CPU computes it natively
+    # auto: torch runs bfloat16 where the CPU computes it natively, onnx float32; int8 is onnx's.
+    rerank_precision: Precision = "auto"
     max_file_bytes: int = Field(default=1_000_000, gt=0)
     # Admission control of a server's searches (devrag.server.admission says why these numbers).
     search_in_flight: int = Field(default=1, ge=1)  # the models already use every core
@@ -145,9 +146,11 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _precision_fits_the_runtime(self) -> Self:
-        """ONNX Runtime has no bfloat16 kernels for this model on a CPU: asking for it there is a mistake."""
+        """ONNX Runtime has no bfloat16 kernels for this model on a CPU, and int8 is an ONNX graph."""
         if self.runtime == "onnx" and self.rerank_precision == "bfloat16":
-            raise ValueError("rerank_precision bfloat16 needs runtime torch; the onnx runtime runs float32.")
+            raise ValueError("rerank_precision bfloat16 needs runtime torch; onnx runs float32 or int8.")
+        if self.runtime == "torch" and self.rerank_precision == "int8":
+            raise ValueError("rerank_precision int8 needs runtime onnx; torch runs float32 or bfloat16.")
         return self
 
     @property

@@ -14,8 +14,8 @@ import pytest
 from devrag.retrieval.errors import ModelLoadError
 from devrag.retrieval.factory import open_embedder, open_reranker, resolve_runtime
 from devrag.retrieval.models import Embedder
-from devrag.retrieval.onnx_models import OnnxEmbedder, OnnxReranker, by_length
-from devrag.retrieval.rerank import CachedReranker
+from devrag.retrieval.onnx_models import INT8_MODEL_FILE, OnnxEmbedder, OnnxReranker, export_dir
+from devrag.retrieval.rerank import DEFAULT_RERANK_MODEL, CachedReranker
 from devrag.server.settings import ConfigError, Settings, embedder_for, load_settings, reranker_for
 from tests.support import EMBED_MODEL, ETCD_PASSAGES, ETCD_QUERY, ONNX_DIR, RERANKER, onnx_export_missing
 
@@ -157,11 +157,35 @@ def test_a_model_with_no_export_that_fastembed_does_not_carry_says_how_to_export
         OnnxEmbedder("devrag-tests/no-such-embedder", onnx_dir=tmp_path / "onnx")
 
 
-def test_onnx_batches_run_longest_first_and_answer_in_the_order_given():
-    seen: list[list[str]] = []
-    upper = lambda xs: seen.append(xs) or [x.upper() for x in xs]  # noqa: E731
-    answers = by_length(["bb", "a", "cccc", "ddd"], len, upper)
-    assert answers == ["BB", "A", "CCCC", "DDD"] and seen == [["cccc", "ddd", "bb", "a"]]
+def test_the_int8_reranker_ranks_as_float32_and_scores_a_pair_alike_in_any_company(rerankers):
+    if not (export_dir(ONNX_DIR, str(RERANKER)) / INT8_MODEL_FILE).exists():
+        pytest.skip(f"no int8 export of {RERANKER} in {ONNX_DIR}: run `make onnx-models`")
+    int8 = open_reranker(str(RERANKER), "onnx", "cpu", ONNX_DIR, "int8")
+    assert isinstance(int8, OnnxReranker) and int8.precision == "int8"
+    pairs = [(QUERY, p) for p in PASSAGES]
+    together = int8.predict(pairs)
+    exact = rerankers("onnx").predict(pairs)
+    assert sorted(range(len(pairs)), key=lambda i: -together[i])[0] == 0
+    assert together != exact, "the int8 graph is not the float32 one"
+    assert max(abs(a - b) for a, b in zip(exact, together, strict=True)) < 2.5
+    # int8 quantises activations per call: scored one by one, a pair's score never depends on the others
+    assert [int8.predict([pair])[0] for pair in pairs] == together
+
+
+def test_a_precision_of_the_other_runtime_is_refused_naming_both(monkeypatch):
+    monkeypatch.setenv("DEVRAG_RUNTIME", "torch")
+    monkeypatch.setenv("DEVRAG_RERANK_PRECISION", "int8")
+    with pytest.raises(ConfigError, match="int8 needs runtime onnx"):
+        load_settings({})
+    with pytest.raises(ModelLoadError, match="rerank_precision int8 is not the torch runtime's"):
+        open_reranker(str(RERANKER), "torch", "cpu", ONNX_DIR, "int8")
+    with pytest.raises(ModelLoadError, match="rerank_precision bfloat16 is not the onnx runtime's"):
+        open_reranker(str(RERANKER), "onnx", "cpu", ONNX_DIR, "bfloat16")
+
+
+def test_int8_without_an_export_says_how_to_make_one(tmp_path):
+    with pytest.raises(ModelLoadError, match="int8 runs only from an export.*onnx_export"):
+        OnnxReranker(DEFAULT_RERANK_MODEL, onnx_dir=tmp_path / "onnx", precision="int8")
 
 
 def test_exports_are_named_by_folder_or_hub_name(tmp_path: Path):
