@@ -143,6 +143,8 @@ def resolve_device(device: str) -> str:
 class SentenceTransformerEmbedder:
     """A sentence-transformers bi-encoder; texts longer than the model reads are the chunker's job."""
 
+    runtime = "torch"
+
     def __init__(self, name: str = DEFAULT_EMBED_MODEL, device: str = "auto", batch_size: int = 64):
         from sentence_transformers import SentenceTransformer
 

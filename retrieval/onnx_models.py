@@ -79,6 +79,8 @@ class MissingExportError(LookupError):
 class OnnxEmbedder:
     """A mean-pooled bi-encoder on ONNX Runtime; what a chunk may hold comes from its own tokenizer."""
 
+    runtime = "onnx"
+
     def __init__(
         self, name: str = DEFAULT_EMBED_MODEL, onnx_dir: Path | None = None, batch_size: int = ONNX_BATCH_SIZE
     ) -> None:
@@ -110,6 +112,8 @@ class OnnxReranker(CachedReranker):
     `devrag.retrieval.onnx_export`): about 1.7x as fast on a CPU with VNNI; what it costs in quality
     is measured in the README ("Search latency").
     """
+
+    runtime = "onnx"
 
     def __init__(
         self,

@@ -72,6 +72,8 @@ class CrossEncoderReranker(CachedReranker):
     where dynamic int8 moved scores by up to 0.7 and cost Recall@1 (README, "Search latency").
     """
 
+    runtime = "torch"
+
     def __init__(
         self,
         name: str = DEFAULT_RERANK_MODEL,

@@ -85,7 +85,13 @@ def _load(name: str, load: Callable[[], M]) -> tuple[M | None, Check]:
         model = load()
     except DevragError as exc:
         return None, Check(name=name, ok=False, detail=str(exc))
-    return model, Check(name=name, ok=True, detail=f"{getattr(model, 'name', '')} loaded".strip())
+    return model, Check(name=name, ok=True, detail=_loaded_detail(model))
+
+
+def _loaded_detail(model: object) -> str:
+    """`<name> loaded (onnx, int8)`: which runtime and precision answer is what a slow search asks first."""
+    how = [str(v) for v in (getattr(model, "runtime", None), getattr(model, "precision", None)) if v]
+    return f"{getattr(model, 'name', '')} loaded" + (f" ({', '.join(how)})" if how else "")
 
 
 def _compatibility(index: Index) -> Check:
