@@ -36,7 +36,7 @@ from rich.table import Table
 
 from devrag.eval.bench_index import build_index
 from devrag.eval.golden import load_golden
-from devrag.retrieval.models import SentenceTransformerEmbedder
+from devrag.eval.model_args import add_runtime_args, embedder_from, runtime_env
 
 _SHARED = Path(os.environ.get("DEVRAG_SHARED_DIR", Path(__file__).resolve().parents[2] / "shared"))
 CORPUS = _SHARED / "data" / "runbooks-corpus" / "prometheus-operator"
@@ -104,10 +104,13 @@ def _free_port() -> int:
 
 
 @contextmanager
-def serving(index_dir: Path, log: Path) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
-    """`devrag serve --transport http` on loopback over `index_dir`; yields its /mcp URL and process."""
+def serving(
+    index_dir: Path, log: Path, settings: dict[str, str]
+) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
+    """`devrag serve --transport http` on loopback over `index_dir` with these settings' variables;
+    yields its /mcp URL and process."""
     port = _free_port()
-    env = {**os.environ, "DEVRAG_INDEX_DIR": str(index_dir)}
+    env = {**os.environ, **settings, "DEVRAG_INDEX_DIR": str(index_dir)}
     command = [sys.executable, "-m", "devrag.server.cli", "serve", "--transport", "http"]
     with log.open("wb") as err:
         process = subprocess.Popen(
@@ -192,9 +195,14 @@ async def run_level(url: str, pid: int, queries: list[str], clients: int, second
 
 
 async def run(
-    index_dir: Path, levels: list[int], seconds: float, queries: list[str], log: Path
+    index_dir: Path,
+    levels: list[int],
+    seconds: float,
+    queries: list[str],
+    log: Path,
+    settings: dict[str, str],
 ) -> list[Level]:
-    with serving(index_dir, log) as (url, process):
+    with serving(index_dir, log, settings) as (url, process):
         warm = await run_level(url, process.pid, queries, 1, 0)  # loads the models, opens the index
         if warm.errors:
             raise RuntimeError(f"the first search failed: {warm.error_examples}; see {log}")
@@ -240,6 +248,7 @@ def main(argv: list[str] | None = None) -> int:
         "--golden", type=Path, action="append", help="Golden JSONL whose queries to send (repeatable)."
     )
     parser.add_argument("--json", action="store_true", help="Print the levels as JSON lines.")
+    add_runtime_args(parser)
     args = parser.parse_args(argv)
     levels = [int(n) for n in args.clients.split(",") if n.strip()]
     queries = list(dict.fromkeys(q.query for golden in args.golden or GOLDEN for q in load_golden(golden)))
@@ -247,12 +256,12 @@ def main(argv: list[str] | None = None) -> int:
         workdir = Path(tmp)
         index_dir = args.index_dir
         if index_dir is None:
-            index, built = build_index(args.corpus, workdir, SentenceTransformerEmbedder(), copies=1)
+            index, built = build_index(args.corpus, workdir, embedder_from(args), copies=1)
             index.store.close()  # the embedded index admits one process: the server's
             index_dir = workdir / "index-x1"
             Console(stderr=True).print(f"indexed {built.files} files in {built.ingest_seconds:.0f} s")
         log = workdir / "server.log"
-        results = anyio.run(run, index_dir, levels, args.seconds, queries, log)
+        results = anyio.run(run, index_dir, levels, args.seconds, queries, log, runtime_env(args))
         if any(level.errors for level in results):  # the log goes with the temporary folder
             sys.stderr.write(f"server log:\n{log.read_text(errors='replace')[-6000:]}")
     if args.json:

@@ -22,11 +22,10 @@ from rich.table import Table
 from devrag.eval.golden import GoldenQuery, load_golden
 from devrag.eval.harness import git_snapshot
 from devrag.eval.metrics import summarize
+from devrag.eval.model_args import add_runtime_args, embedder_from, reranker_from
 from devrag.ingest.pipeline import ingest
 from devrag.retrieval.factory import open_store
 from devrag.retrieval.index import Index
-from devrag.retrieval.models import SentenceTransformerEmbedder
-from devrag.retrieval.rerank import CrossEncoderReranker
 from devrag.retrieval.search import HybridIndex, SearchConfig
 
 
@@ -56,14 +55,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--reranker", default=os.environ.get("DEVRAG_RERANK_MODEL"), help="[DEVRAG_RERANK_MODEL]"
     )
+    add_runtime_args(parser)
     args = parser.parse_args(argv)
     queries = load_golden(args.golden)[:: args.every]
-    embedder = SentenceTransformerEmbedder(device="cpu")
+    embedder = embedder_from(args)
     with tempfile.TemporaryDirectory() as tmp:
         repo = git_snapshot(args.repo, Path(tmp) / "repo")
         index = Index(open_store(Path(tmp) / "index"), embedder.name, embedder.dim)
         ingest(index, embedder, repo, "corpus")
-        searcher = HybridIndex(index, embedder, CrossEncoderReranker(args.reranker, device="cpu"))
+        searcher = HybridIndex(index, embedder, reranker_from(args, args.reranker))
         table = Table("query", "each stage reads", "recall@1", "mrr@10", "ndcg@10", title=args.golden.name)
         table.add_row("plain", "all", *score(searcher, queries, [q.query for q in queries]))
         pasted = [f"{q.query}\n{kubelet_log(i)}" for i, q in enumerate(queries)]

@@ -28,12 +28,13 @@ from mcp import Client
 from mcp.client.stdio import StdioServerParameters, stdio_client
 
 from devrag.eval.harness import git_snapshot
+from devrag.eval.model_args import add_runtime_args, embedder_from, runtime_env
 from devrag.eval.share_report import Ingested, Probe, ShareReport, analyse, print_report
 from devrag.ingest.git_source import GitSource
 from devrag.ingest.pipeline import ingest
 from devrag.retrieval.factory import open_store
 from devrag.retrieval.index import Index
-from devrag.retrieval.models import Embedder, SentenceTransformerEmbedder
+from devrag.retrieval.models import Embedder
 
 REPO_NAME = "shared"
 _SAMPLE = Path(__file__).resolve().parents[1] / "corpus-sample"
@@ -139,15 +140,17 @@ async def session(
             probes.append(Probe(number, query, started, time.monotonic(), hits, error))
 
 
-async def run(sessions: int, seconds: float, interval: float, corpus: Path, workdir: Path) -> ShareReport:
+async def run(
+    sessions: int, seconds: float, interval: float, corpus: Path, workdir: Path, models: argparse.Namespace
+) -> ShareReport:
     repo = git_snapshot(corpus, workdir / "repo")
     index_dir = workdir / "index"
-    embedder = SentenceTransformerEmbedder()
+    embedder = embedder_from(models)
     store = open_store(index_dir)
     index = Index(store, embedder.name, embedder.dim)
     ingest(index, embedder, repo, REPO_NAME)
     questions = questions_of(repo)
-    env = {**os.environ, "DEVRAG_INDEX_DIR": str(index_dir)}
+    env = {**os.environ, **runtime_env(models), "DEVRAG_INDEX_DIR": str(index_dir)}
     params = StdioServerParameters(command=sys.executable, args=["-m", "devrag.server.cli", "serve"], env=env)
     probes: list[Probe] = []
     writer = Writer(repo, index, embedder, interval)
@@ -183,10 +186,11 @@ def main(argv: list[str] | None = None) -> int:
         "--corpus", type=Path, default=_SAMPLE, help="A folder of documents (default: corpus-sample)."
     )
     parser.add_argument("--json", action="store_true", help="Print the report as one JSON object.")
+    add_runtime_args(parser)
     args = parser.parse_args(argv)
     workdir = Path(tempfile.mkdtemp(prefix="devrag-share-"))
     try:
-        report = anyio.run(run, args.sessions, args.seconds, args.interval, args.corpus, workdir)
+        report = anyio.run(run, args.sessions, args.seconds, args.interval, args.corpus, workdir, args)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
     print_report(report, args.json)

@@ -85,16 +85,18 @@ def _stale(source: GitSource, probe: Probe, ingests: list[Ingested]) -> list[str
     for hit in probe.hits:
         if hit["path"] in gone:
             out.append(f"{hit['path']} was deleted before the query began")
-        elif not hit["truncated"] and _lines(_cited_text(source, hit)) != _lines(hit["text"]):
-            out.append(
-                f"{hit['path']}#L{hit['start_line']}-L{hit['end_line']} differs from {hit['commit'][:12]}"
-            )
+            continue
+        for passage in hit["passages"]:
+            cited = _cited_text(source, hit, passage)
+            if not passage["truncated"] and _lines(cited) != _lines(passage["text"]):
+                lines = f"L{passage['start_line']}-L{passage['end_line']}"
+                out.append(f"{hit['path']}#{lines} differs from {hit['commit'][:12]}")
     return out
 
 
-def _cited_text(source: GitSource, hit: dict[str, Any]) -> str:
+def _cited_text(source: GitSource, hit: dict[str, Any], passage: dict[str, Any]) -> str:
     lines = source.repo.git.show(f"{hit['commit']}:{hit['path']}").split("\n")
-    return "\n".join(lines[hit["start_line"] - 1 : hit["end_line"]])
+    return "\n".join(lines[passage["start_line"] - 1 : passage["end_line"]])
 
 
 def _lines(text: str) -> list[str]:
