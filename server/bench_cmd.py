@@ -105,8 +105,9 @@ def _counts(ctx: click.Context, param: click.Parameter, value: str) -> list[int]
 @click.option(
     "--runtimes",
     callback=lambda ctx, param, value: _runtimes(value),
-    help="Instead, with --corpus: these runtimes side by side (onnx,torch): raw embedding "
-    "throughput on the corpus and the rerank stage, each on the same index and queries.",
+    help="Instead, with --corpus: these runtimes side by side (onnx,torch; runtime:precision picks the "
+    "reranker's, e.g. onnx:int8): raw embedding throughput on the corpus and the rerank stage, each on "
+    "the same index and queries.",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print the report as one JSON object.")
 @click.pass_obj
@@ -175,11 +176,19 @@ def bench_cmd(
         render(report, title=f"{title}: {report.chunks} chunks")
 
 
+RUNTIME_PRECISIONS = {"onnx": ("float32", "int8"), "torch": ("float32", "bfloat16")}
+
+
 def _runtimes(value: str | None) -> list[str]:
+    """`runtime` or `runtime:precision` entries, each checked against what that runtime runs."""
     runtimes = parse_list(value or "")
-    unknown = sorted(set(runtimes) - {"onnx", "torch"})
-    if unknown:
-        raise click.BadParameter(f"unknown runtimes {unknown}; choose from ['onnx', 'torch']")
+    for entry in runtimes:
+        runtime, _, precision = entry.partition(":")
+        if runtime not in RUNTIME_PRECISIONS:
+            raise click.BadParameter(f"unknown runtime {runtime!r} in {entry!r}; choose from onnx, torch")
+        if precision and precision not in RUNTIME_PRECISIONS[runtime]:
+            choices = ", ".join(RUNTIME_PRECISIONS[runtime])
+            raise click.BadParameter(f"{entry!r}: the {runtime} runtime runs {choices}")
     return runtimes
 
 
@@ -199,9 +208,10 @@ def _compare(
     from devrag.server.cli import _load, _load_embedder, reranker_for
 
     models = {}
-    for runtime in runtimes:
-        chosen = settings.model_copy(update={"runtime": runtime})
-        models[runtime] = (_load_embedder(chosen), _load(lambda chosen=chosen: reranker_for(chosen)))
+    for entry in runtimes:
+        runtime, _, precision = entry.partition(":")
+        chosen = settings.model_copy(update={"runtime": runtime, "rerank_precision": precision or "auto"})
+        models[entry] = (_load_embedder(chosen), _load(lambda chosen=chosen: reranker_for(chosen)))
     first = models[runtimes[0]][0]
     with _bench_index(settings, first, corpus, 1, workdir) as (index, title, _):
         report = compare_runtimes(index, models, chunk_texts(corpus, first), queries, repeats, k)

@@ -39,11 +39,13 @@ def test_bench_compares_the_onnx_and_torch_runtimes_on_one_corpus(tmp_path, monk
         (corpus / rel).write_text(text)
     monkeypatch.setenv("DEVRAG_ONNX_DIR", str(ONNX_DIR))
     monkeypatch.setenv("DEVRAG_RERANK_MODEL", str(RERANKER))
-    args = ["bench", "--corpus", str(corpus), "--runtimes", "onnx,torch", "--repeats", "1"]
+    args = ["bench", "--corpus", str(corpus), "--runtimes", "onnx,onnx:int8,torch", "--repeats", "1"]
     result = CliRunner().invoke(main, [*args, "--max-queries", "2", "--json"], catch_exceptions=False)
     assert result.exit_code == 0, result.output
     report = json.loads(result.output)
-    assert [r["runtime"] for r in report["rows"]] == ["onnx", "torch"]
+    assert [r["runtime"] for r in report["rows"]] == ["onnx", "onnx:int8", "torch"]
     assert all(r["embed_chunks"] > 0 and r["raw_rerank"] for r in report["rows"])
     bad = CliRunner().invoke(main, ["bench", "--runtimes", "onnx,jax", "--corpus", str(corpus)])
-    assert bad.exit_code == 2 and "unknown runtimes ['jax']" in bad.output
+    assert bad.exit_code == 2 and "unknown runtime 'jax'" in bad.output
+    bad = CliRunner().invoke(main, ["bench", "--runtimes", "onnx:bfloat16", "--corpus", str(corpus)])
+    assert bad.exit_code == 2 and "the onnx runtime runs float32, int8" in bad.output
