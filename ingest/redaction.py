@@ -52,6 +52,10 @@ _PEM = re.compile(rf"-----BEGIN {_PEM_LABEL}(?P<body>.*?)-----END {_PEM_LABEL}",
 _SCALARS = {"true", "false", "yes", "no", "null", "none"}
 _PLACEHOLDER = re.compile(r"(.)\1{5}|example|redacted|placeholder|changeme", re.IGNORECASE)
 _DIGEST_LENGTHS = {40, 64}  # SHA-1 (git object names) and SHA-256 digests
+# A URL's password (`scheme://user:password@host`): any characters RFC 3986 lets userinfo hold
+# unescaped, `!` and `*` included, which detect-secrets' basic-auth pattern stops at.
+_URL_PASSWORD = re.compile(r"[A-Za-z][A-Za-z0-9+.\-]*://[^\s:/?#@\[\]]+:(?P<password>[^\s/?#@\[\]]+)@")
+_BASIC_AUTH = "basic-auth-credentials"
 # The rest of a token after a reported value: base64 and token characters, dots only inside it.
 _TOKEN_TAIL = r"[A-Za-z0-9_\-+/=]*(?:\.[A-Za-z0-9_\-+/=]+)*"
 
@@ -159,7 +163,7 @@ def _secrets_in(path: str, lines: list[str], number: int) -> list[tuple[str, str
     line = lines[number - 1]
     if not line.strip():
         return []
-    out = []
+    out = [(value, _BASIC_AUTH) for value in _url_passwords(line)]
     for plugin in _plugins():
         for secret in plugin.analyze_line(filename=path, line=line, line_number=number):
             value = _unquoted_word(secret.secret_value or "", line)
@@ -173,6 +177,16 @@ def _secrets_in(path: str, lines: list[str], number: int) -> list[tuple[str, str
     ):
         return []
     return out
+
+
+def _url_passwords(line: str) -> list[str]:
+    """Passwords in the line's URLs, unless a placeholder or reference (`:${PASS}@`, `:<password>@`)."""
+    found = (m.group("password") for m in _URL_PASSWORD.finditer(line))
+    return [
+        value
+        for value in found
+        if not (is_templated_secret(value) or is_prefixed_with_dollar_sign(value) or _is_placeholder(value))
+    ]
 
 
 def _unquoted_word(value: str, line: str) -> str:

@@ -124,15 +124,16 @@ def _title_alert(path: str, chunk: Mapping[str, Any]) -> str | None:
     """The alert name a document's title or H1 is, if it is one.
 
     An identifier with a camel hump alone also fits product names (`PostgreSQL`, `GitLab`,
-    `InfluxDB` are titles in the GitLab runbooks), so it counts only when it also names the file
-    (`KubePodCrashLooping.md`) or the document is a runbook.
+    `InfluxDB` are titles in the GitLab runbooks), so it counts only when it also names the file,
+    case and all as Prometheus compares alert names (`KubePodCrashLooping.md`; `zendesk.md` titled
+    `ZenDesk` is a product page), or the document is a runbook.
     """
     headings = chunk.get("headings") or []
     for text in (chunk.get("title"), headings[0] if headings else None):
         name = (text or "").strip()
         if not _IDENTIFIER.fullmatch(name) or not _HUMP.search(name):
             continue
-        if PurePosixPath(path).stem.lower() == name.lower() or chunk.get("doc_type") == "runbook":
+        if PurePosixPath(path).stem == name or chunk.get("doc_type") == "runbook":
             return name
     return None
 

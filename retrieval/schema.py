@@ -14,7 +14,8 @@ DOC_TYPES: tuple[str, ...] = ("runbook", "postmortem", "guide", "code", "other")
 
 # Bump when chunk boundaries or chunk text change: an index built by another version is refused.
 # 3: secrets replaced by `[REDACTED:<kind>]` before chunking, so an older index may hold them.
-CHUNKER_VERSION = "3"
+# 4: URL passwords holding `!` or `*` replaced too.
+CHUNKER_VERSION = "4"
 # Bump when the payload fields that filters and results read change (see DocMeta): an index
 # without them would drop every document from a filtered search, so it is refused until rebuilt.
 # 2: `last_commit_date`, which each result's review age reads, and `alert_rules`, the rules of a

@@ -41,6 +41,19 @@ SECRET_LINES = [
         PASSWORD,
         "basic-auth-credentials",
     ),
+    # RFC 3986 lets a URL's password hold `!` and `*` unescaped; detect-secrets' own pattern stops there
+    (
+        "sh",
+        "redis-cli -u redis://default:Kq7vR2mW!x9Lp@redis-cache:6379 info",
+        "Kq7vR2mW!x9Lp",
+        "basic-auth-credentials",
+    ),
+    (
+        "sh",
+        "curl https://admin:*Zt4Nw8Qe2Hs@grafana.internal/api/health",
+        "*Zt4Nw8Qe2Hs",
+        "basic-auth-credentials",
+    ),
     ("yaml", f"  password: {PASSWORD}", PASSWORD, "secret-keyword"),
     ("json", f'{{"username": "replicator", "password": "{PASSWORD}"}}', PASSWORD, "secret-keyword"),
     ("sh", f"export DD_API_KEY={HEX_KEY}", HEX_KEY, "secret-keyword"),
@@ -57,6 +70,9 @@ ORDINARY_LINES = [
     "  password: <password>",
     "  password: ${DB_PASSWORD}",
     "export PGPASSWORD=$DB_PASSWORD",
+    'psql "postgres://app:${DB_PASSWORD}@db-primary.internal:5432/app"',
+    "Grafana answers at https://admin:<password>@grafana.internal/api/health",
+    "git clone ssh://git@gitlab.com:22/ops/runbooks.git",
     'password = "{{ vault_db_password }}"',
     "export AWS_ACCESS_KEY_ID=AKIAIOSFODNN7EXAMPLE",  # AWS's own documentation key
     "slack_api_url: https://hooks.slack.com/services/T00000000/B00000000/XXXXXXXXXXXXXXXXXXXXXXXX",

@@ -36,6 +36,7 @@ CORPUS = catalog(
         chunk("docs/patroni/postgresql-disk-space.md", "PostgreSQL", "guide"),
     ),
     ("gl", "docs/kube/k8s-operations.md", chunk("docs/kube/k8s-operations.md", "GitLab", "guide")),
+    ("gl", "certificates/zendesk.md", chunk("certificates/zendesk.md", "ZenDesk", "other")),
     (
         "os",
         "alerts/cno/NorthboundStaleAlert.md",
@@ -62,6 +63,7 @@ CORPUS = catalog(
         ("payments_5xx", [("ops", "runbooks/payments.md")]),
         ("PostgreSQL", []),  # a product name titling a guide is not an alert
         ("GitLab", []),
+        ("ZenDesk", []),  # names its file only if case is ignored, and alert names keep their case
         ("Sidekiq", []),  # no camel hump
         ("alertmanagerfailedreload", []),  # names compare exactly, as Prometheus compares them
     ],
