@@ -221,3 +221,13 @@ def test_the_lead_vote_decides_between_documents_the_chunk_votes_tie_on(about):
     assert [doc for doc, _ in ranked] == [("ops", about), ("ops", other)]
     untied = _rank_documents(dense, bm25, [], {}, lead, chunks, SearchConfig(lead_vote=0))
     assert untied[0][1] == untied[1][1], "without it the two documents tie"
+
+
+@pytest.mark.parametrize(("lead_vote", "weight"), [(0.5, 1.75), (0.0, 1.5)])
+def test_the_service_vote_keeps_its_first_stage_share_among_the_reranked_votes(lead_vote, weight):
+    """In the first stage it is one of three equal votes; among the reranked ranking's two first
+    stages, cross-encoder and opening vote it weighs (3 + lead_vote) / 2 times as much."""
+    chunks = {"s1": {"repo": "ops", "path": "svc.md"}}
+    config = SearchConfig(lead_vote=lead_vote)
+    [(doc, score)] = _rank_documents([], [], [("s1", 0.9)], {}, {}, chunks, config)
+    assert doc == ("ops", "svc.md") and score == pytest.approx(weight / (config.document_rrf_k + 1))
