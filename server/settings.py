@@ -195,7 +195,9 @@ def load_settings(flags: dict[str, Any]) -> Settings:
 
 
 def _problem(where: dict[str, str], error: Any) -> str:
-    name = str(error["loc"][0]) if error["loc"] else ""
+    if not error["loc"]:  # a check across settings: its message names them, the input is all of them
+        return str(error["msg"]).removeprefix("Value error, ")
+    name = str(error["loc"][0])
     origin = where.get(name, "default")
     if origin.startswith("config file "):
         origin = f"{origin.removeprefix('config file ')}: key {name!r}"

@@ -175,8 +175,9 @@ def test_the_int8_reranker_ranks_as_float32_and_scores_a_pair_alike_in_any_compa
 def test_a_precision_of_the_other_runtime_is_refused_naming_both(monkeypatch):
     monkeypatch.setenv("DEVRAG_RUNTIME", "torch")
     monkeypatch.setenv("DEVRAG_RERANK_PRECISION", "int8")
-    with pytest.raises(ConfigError, match="int8 needs runtime onnx"):
+    with pytest.raises(ConfigError) as error:
         load_settings({})
+    assert str(error.value) == "rerank_precision int8 needs runtime onnx; torch runs float32 or bfloat16."
     with pytest.raises(ModelLoadError, match="rerank_precision int8 is not the torch runtime's"):
         open_reranker(str(RERANKER), "torch", "cpu", ONNX_DIR, "int8")
     with pytest.raises(ModelLoadError, match="rerank_precision bfloat16 is not the onnx runtime's"):
