@@ -182,11 +182,7 @@ def _secrets_in(path: str, lines: list[str], number: int) -> list[tuple[str, str
 def _url_passwords(line: str) -> list[str]:
     """Passwords in the line's URLs, unless a placeholder or reference (`:${PASS}@`, `:<password>@`)."""
     found = (m.group("password") for m in _URL_PASSWORD.finditer(line))
-    return [
-        value
-        for value in found
-        if not (is_templated_secret(value) or is_prefixed_with_dollar_sign(value) or _is_placeholder(value))
-    ]
+    return [value for value in found if not _stands_in(value)]
 
 
 def _unquoted_word(value: str, line: str) -> str:
@@ -203,15 +199,18 @@ def _unquoted_word(value: str, line: str) -> str:
 def _ordinary(value: str, line: str, plugin: BasePlugin) -> bool:
     """Whether a reported value is a placeholder, reference, identifier or digest, not a secret."""
     return (
-        is_templated_secret(value)
-        or is_prefixed_with_dollar_sign(value)
+        _stands_in(value)
         or is_sequential_string(value)
         or is_potential_uuid(value)
         or is_not_alphanumeric_string(value)
         or is_likely_id_string(value, line, plugin)
         or _is_digest(value)
-        or _is_placeholder(value)
     )
+
+
+def _stands_in(value: str) -> bool:
+    """A template (`{{ pass }}`, `<password>`), a `$VAR` reference or a placeholder word, not a value."""
+    return is_templated_secret(value) or is_prefixed_with_dollar_sign(value) or _is_placeholder(value)
 
 
 def _is_placeholder(value: str) -> bool:
