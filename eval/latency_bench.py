@@ -9,8 +9,6 @@ What a number means:
 
 * every timed query is a *fresh* query: the searcher's query-vector cache and the reranker's
   score cache are cleared before each search, so repeats cost what a new query costs;
-* the BM25 view is built (and timed, as `view_build_ms`) before any timed query, and the report
-  says whether it was rebuilt during timing (it must not be: nothing writes to the index);
 * modes (and candidate counts) are interleaved query by query, so load on the machine falls on
   all of them alike, and ratios measured side by side are more trustworthy than absolute times;
 * `raw_rerank` is `predict()` on exactly the (query, passage) pairs the rerank stage sent to the
@@ -211,15 +209,11 @@ def run_bench(
     load_before = os.getloadavg()
     started = time.perf_counter()
     try:
-        t = time.perf_counter()
-        view = searcher.view()
-        view_ms = (time.perf_counter() - t) * 1000
         with recorder.installed():
             _warm_up(bench, searcher, base, warmup or queries[:3], modes, candidates)
             stage_samples, rerank_samples, sweep = _measure(
                 bench, searcher, base, queries, modes, candidates, repeats, sweep_repeats, progress
             )
-        rebuilt = searcher.view() is not view
     finally:
         searcher.config = base
         searcher.close()
@@ -234,8 +228,6 @@ def run_bench(
         k,
         filters,
         base,
-        view_ms,
-        rebuilt,
         time.perf_counter() - started,
         _environment(index, embedder, reranker, load_before),
     )
@@ -313,8 +305,6 @@ def _report(
     k: int,
     filters: Filters,
     base: SearchConfig,
-    view_ms: float,
-    rebuilt: bool,
     seconds: float,
     environment: dict[str, Any],
 ) -> LatencyReport:
@@ -362,8 +352,6 @@ def _report(
         rerank_pairs_mean=(
             round(statistics.fmean(s.pairs for s in rerank_samples), 1) if rerank_samples else None
         ),
-        view_build_ms=round(view_ms, 1),
-        view_rebuilt_during_timing=rebuilt,
         seconds=round(seconds, 1),
         environment=environment,
     )

@@ -47,8 +47,6 @@ class LatencyReport(BaseModel):
     filters: dict[str, str]  # applied to every timed search (none by default)
     rerank_candidates: int
     rerank_pairs_mean: float | None
-    view_build_ms: float
-    view_rebuilt_during_timing: bool
     seconds: float
     environment: dict[str, Any]
 
@@ -159,11 +157,6 @@ def _targets(report: LatencyReport) -> Table:
         f"on {env.get('cpus')} CPUs, {env.get('torch_threads')} torch threads, "
         f"OMP_WAIT_POLICY={(env.get('omp') or {}).get('OMP_WAIT_POLICY') or 'unset'}",
         "",
-    )
-    table.add_row(
-        "BM25 view build (before timing)",
-        f"{report.view_build_ms:.0f} ms; rebuilt during timing: {report.view_rebuilt_during_timing}",
-        _verdict(not report.view_rebuilt_during_timing),
     )
     return table
 

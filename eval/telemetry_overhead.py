@@ -64,7 +64,7 @@ def run_overhead(
     """
     texts = unique_queries(queries)
     with _switched_tracing() as (switch, exported):
-        for query in texts[:3]:  # warm the models and the view in both conditions
+        for query in texts[:3]:  # warm the models in both conditions
             for mode in modes:
                 for on in (False, True):
                     _timed(searcher, instrumented, switch, on, query, mode, k)

@@ -3,8 +3,8 @@
 A rule file (`groups: - rules: - alert: X, annotations: {runbook_url: ...}`, alone or as the
 `spec` of a PrometheusRule object) says which page answers each alert it defines. The rules are
 stored on the file's chunks as written; the search side maps each `runbook_url` to an indexed
-document when it builds its view, so a rule file or a runbook that changes re-maps on its next
-ingest, in whichever repository either lives.
+document when a query names the alert (`alert_catalog`), so a rule file or a runbook that changes
+re-maps with its next ingest, in whichever repository either lives.
 """
 
 from __future__ import annotations

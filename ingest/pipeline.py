@@ -18,7 +18,7 @@ from devrag.ingest.plan import Plan, make_plan
 from devrag.retrieval.index import FileScope, Index, RepoState, SkippedRecord
 from devrag.retrieval.models import Embedder
 from devrag.retrieval.review_age import commit_date
-from devrag.retrieval.schema import Chunk, chunk_id, content_hash, embed_text_for
+from devrag.retrieval.schema import Chunk, chunk_id, content_hash, embed_text_for, with_document_fields
 from devrag.retrieval.search_input import check_glob
 
 
@@ -280,7 +280,7 @@ class _Run:
                 )
             )
             seen[digest] += 1
-        return out
+        return with_document_fields(out)
 
     def _parse(self, entry: TreeEntry) -> Parsed | None:
         """The file's chunks, or None after recording why it has none."""

@@ -7,32 +7,36 @@ Three sources, all read from what the index holds, so the catalogue is always th
 - `rule`: an indexed Prometheus/Alertmanager rule file defines the alert, and its `runbook_url`
   names the document (see `runbook_documents` for how a URL maps to a path).
 
-It is rebuilt with every view (a few milliseconds: one pass over payloads the view holds already),
-so a rule file or a runbook that changes, moves or goes away re-maps on the next read.
+Ingest writes each document's names (`alert_names`) and the key its path is found by (`path_key`)
+onto its chunks (see `doc_fields`), so a search asks the engine about the few names a query holds
+rather than keep a catalogue of the whole corpus; a rule file or a runbook that changes, moves or
+goes away re-maps with the write that changes it.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import PurePosixPath
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 from urllib.parse import urlsplit
 
 from pydantic import BaseModel
 
+from devrag.retrieval.doc_fields import segments
 from devrag.retrieval.index import Index
+from devrag.retrieval.store import PointFilter, VectorStore
 
 Document = tuple[str, str]  # (repo, path)
+Record = Mapping[str, Any]  # a document's first chunk's payload, CATALOG_FIELDS of it
 # `runbook_url`: not the catalogue's but the alert's own annotation, when an alert is passed whole.
 CatalogSource = Literal["front_matter", "title", "rule", "runbook_url"]
+CATALOG_FIELDS = ("repo", "path", "alerts", "title_alert", "alert_rules")
 
-# An alert name as a title: one identifier with a lower-to-upper hump (`KubeAPIDown`, `etcdNoLeader`).
-_IDENTIFIER = re.compile(r"[A-Za-z][A-Za-z0-9_]*")
-_HUMP = re.compile(r"[a-z0-9][A-Z]")
-# A page a URL to its folder means (`.../sidekiq/` -> `sidekiq/README.md`).
-_FOLDER_PAGES = {"readme", "index", "_index"}
-_PAGE_SUFFIXES = {".md", ".markdown", ".mdx", ".html", ".htm"}
+# Words of a text that may be alert names: runs between spaces, quotes, brackets and separators,
+# and their word-character parts (`alertname=X,` holds `X`).
+_CANDIDATE = re.compile(r"[^\s\"'`,;=(){}\[\]<>]+")
+_WORD = re.compile(r"\w+")
 # Forge URLs put the path after `blob/<ref>/` (GitHub, GitLab's `-/blob/<ref>/`) or `raw`/`tree`/`edit`.
 _FORGE_VERBS = {"blob", "tree", "raw", "edit"}
 
@@ -46,133 +50,82 @@ class AlertMatch(BaseModel):
     runbook_url: str | None = None  # the rule's (or the alert's) annotation
 
 
+class Documents(Protocol):
+    """The indexed documents, as the catalogue asks about them (the engine, or records in memory)."""
+
+    def naming(self, names: Sequence[str]) -> list[Record]:
+        """The documents that bring any of `names` to the catalogue, in (repo, path) order."""
+
+    def ending(self, key: str) -> list[Document]:
+        """The documents whose path's last segment compares equal to `key` (see `segments`)."""
+
+    def exists(self, doc: Document) -> bool: ...
+
+
 class AlertCatalog:
-    """Alert name -> the documents that answer it, built from one view's chunk payloads."""
+    """Alert name -> the documents that answer it, asked of `Documents`."""
 
-    def __init__(
-        self, chunks: Mapping[str, Mapping[str, Any]], documents: Mapping[Document, list[str]]
-    ) -> None:
-        """`documents` maps each (repo, path) to its chunk ids in line order."""
-        self._paths = _PathIndex(documents)
-        self._entries: dict[str, list[tuple[Document, AlertMatch]]] = {}
-        for doc, ids in documents.items():
-            first = chunks[ids[0]]
-            for name in first.get("alerts") or []:
-                self._add(name, doc, AlertMatch(alert=name, source="front_matter"))
-            title = _title_alert(doc[1], first)
-            if title:
-                self._add(title, doc, AlertMatch(alert=title, source="title"))
-            for rule in first.get("alert_rules") or []:
-                url = rule.get("runbook_url")
-                for target in self._paths.resolve(url, doc[0]) if url else []:
-                    match = AlertMatch(
-                        alert=rule["alert"], source="rule", rule=f"{doc[0]}:{doc[1]}", runbook_url=url
-                    )
-                    self._add(rule["alert"], target, match)
-        names = sorted(self._entries, key=len, reverse=True)  # longest first: `FooBarHigh` before `FooBar`
-        self._names = (
-            re.compile(r"(?<!\w)(?:" + "|".join(map(re.escape, names)) + r")(?!\w)") if names else None
-        )
-
-    def _add(self, name: str, doc: Document, match: AlertMatch) -> None:
-        entries = self._entries.setdefault(name, [])
-        if all(d != doc for d, _ in entries):  # the first source to name it is the one shown
-            entries.append((doc, match))
+    def __init__(self, documents: Documents) -> None:
+        self._documents = documents
 
     def documents(self, alert: str) -> list[tuple[Document, AlertMatch]]:
         """The documents that answer `alert` (exact name, as Prometheus compares them)."""
-        return list(self._entries.get(alert.strip(), []))
+        name = alert.strip()
+        found: dict[Document, AlertMatch] = {}  # the first source to name a document is the one shown
+        for record in self._documents.naming([name]):
+            for doc, match in self._entries(record, name):
+                found.setdefault(doc, match)
+        return list(found.items())
+
+    def _entries(self, record: Record, name: str) -> Iterable[tuple[Document, AlertMatch]]:
+        doc = (record["repo"], record["path"])
+        if name in (record.get("alerts") or []):
+            yield doc, AlertMatch(alert=name, source="front_matter")
+        if record.get("title_alert") == name:
+            yield doc, AlertMatch(alert=name, source="title")
+        for rule in record.get("alert_rules") or []:
+            url = rule.get("runbook_url")
+            if rule["alert"] == name and url:
+                match = AlertMatch(alert=name, source="rule", rule=f"{doc[0]}:{doc[1]}", runbook_url=url)
+                yield from ((target, match) for target in self.runbook_documents(url, doc[0]))
 
     def names_in(self, text: str) -> list[str]:
         """Catalogued alert names that occur in `text` as whole words, in order of first occurrence."""
-        if self._names is None:
+        words = {w.rstrip(".:!?") for w in _CANDIDATE.findall(text)} | set(_WORD.findall(text))
+        words.discard("")
+        if not words:
             return []
-        return list(dict.fromkeys(m.group(0) for m in self._names.finditer(text)))
+        known = {n for r in self._documents.naming(sorted(words)) for n in _names(r)} & words
+        if not known:
+            return []
+        names = sorted(known, key=len, reverse=True)  # longest first: `FooBarHigh` before `FooBar`
+        pattern = re.compile(r"(?<!\w)(?:" + "|".join(map(re.escape, names)) + r")(?!\w)")
+        return list(dict.fromkeys(m.group(0) for m in pattern.finditer(text)))
 
     def runbook_documents(self, url: str, repo: str | None = None) -> list[Document]:
-        """The indexed documents a runbook URL (or a path in `repo`) names; empty when none or unclear."""
-        return self._paths.resolve(url, repo)
+        """The indexed documents a runbook URL (or a path in `repo`) names; empty when none or unclear.
 
-    def counts(self) -> dict[str, dict[str, int]]:
-        """Per repository, how many alert names the catalogue maps to its documents, by source."""
-        out: dict[str, dict[str, set[str]]] = {}
-        for name, entries in self._entries.items():
-            for (repo, _path), match in entries:
-                out.setdefault(repo, {}).setdefault(match.source, set()).add(name)
-        return {
-            repo: {source: len(names) for source, names in sorted(sources.items())}
-            for repo, sources in sorted(out.items())
-        }
-
-
-_CATALOG_FIELDS = ("repo", "path", "title", "headings", "doc_type", "alerts", "alert_rules")
-
-
-def catalog_of(index: Index) -> AlertCatalog:
-    """The catalogue of what the index holds, read from payloads alone (no models, no view)."""
-    chunks: dict[str, dict[str, Any]] = {}
-    documents: dict[Document, list[str]] = {}
-    for point in index.store.scroll(fields=list(_CATALOG_FIELDS)):
-        doc = (point.payload["repo"], point.payload["path"])
-        if doc not in documents:  # every chunk carries its document's title, H1, alerts and rules
-            documents[doc] = [point.id]
-            chunks[point.id] = point.payload
-    return AlertCatalog(chunks, documents)
-
-
-def _title_alert(path: str, chunk: Mapping[str, Any]) -> str | None:
-    """The alert name a document's title or H1 is, if it is one.
-
-    An identifier with a camel hump alone also fits product names (`PostgreSQL`, `GitLab`,
-    `InfluxDB` are titles in the GitLab runbooks), so it counts only when it also names the file,
-    case and all as Prometheus compares alert names (`KubePodCrashLooping.md`; `zendesk.md` titled
-    `ZenDesk` is a product page), or the document is a runbook.
-    """
-    headings = chunk.get("headings") or []
-    for text in (chunk.get("title"), headings[0] if headings else None):
-        name = (text or "").strip()
-        if not _IDENTIFIER.fullmatch(name) or not _HUMP.search(name):
-            continue
-        if PurePosixPath(path).stem == name or chunk.get("doc_type") == "runbook":
-            return name
-    return None
-
-
-class _PathIndex:
-    """Indexed documents by the last segment of their path, for mapping runbook URLs to them.
-
-    A URL names a document when its path's last segments equal the document path's last segments,
-    case-insensitively and without the page suffix: a site URL
-    (https://runbooks.prometheus-operator.dev/runbooks/alertmanager/alertmanagerfailedreload ->
-    content/runbooks/alertmanager/AlertmanagerFailedReload.md), a forge URL
-    (https://github.com/org/runbooks/blob/main/alerts/X.md -> alerts/X.md), or a folder URL (its
-    README or index page). The document sharing the most segments wins; a tie is no answer, so a
-    vague URL falls through to search rather than to a guess.
-    """
-
-    def __init__(self, documents: Iterable[Document]) -> None:
-        self._by_last: dict[str, list[tuple[Document, list[str]]]] = {}
-        self._exact: set[Document] = set()
-        for doc in documents:
-            self._exact.add(doc)
-            segments = _segments(doc[1])
-            if segments:
-                self._by_last.setdefault(segments[-1], []).append((doc, segments))
-
-    def resolve(self, url: str, repo: str | None) -> list[Document]:
+        A URL names a document when its path's last segments equal the document path's last
+        segments, case-insensitively and without the page suffix: a site URL
+        (https://runbooks.prometheus-operator.dev/runbooks/alertmanager/alertmanagerfailedreload ->
+        content/runbooks/alertmanager/AlertmanagerFailedReload.md), a forge URL
+        (https://github.com/org/runbooks/blob/main/alerts/X.md -> alerts/X.md), or a folder URL (its
+        README or index page). The document sharing the most segments wins; a tie is no answer, so
+        a vague URL falls through to search rather than to a guess.
+        """
         url = url.strip()
         parts = urlsplit(url)
         if not parts.scheme and not parts.netloc and repo is not None:
             path = str(PurePosixPath(parts.path.lstrip("/")))
-            if (repo, path) in self._exact:
+            if self._documents.exists((repo, path)):
                 return [(repo, path)]
-        wanted = _segments(_forge_path(parts.path))
+        wanted = segments(_forge_path(parts.path))
         if not wanted:
             return []
         best: list[Document] = []
         best_length = 0.0
-        for doc, segments in self._by_last.get(wanted[-1], []):
-            length = float(_common_suffix(segments, wanted))
+        for doc in self._documents.ending(wanted[-1]):
+            length = float(_common_suffix(segments(doc[1]), wanted))
             if repo is not None and doc[0] == repo:
                 length += 0.5  # a relative path or a tie prefers the rule file's own repository
             if length > best_length:
@@ -182,25 +135,79 @@ class _PathIndex:
         return best if len(best) == 1 else []
 
 
+def _names(record: Record) -> list[str]:
+    rules = [r["alert"] for r in record.get("alert_rules") or []]
+    title = record.get("title_alert")
+    return [*(record.get("alerts") or []), *([title] if title else []), *rules]
+
+
+class StoreDocuments:
+    """`Documents` answered by the engine's payload indexes, one query per question."""
+
+    def __init__(self, store: VectorStore) -> None:
+        self._store = store
+
+    def naming(self, names: Sequence[str]) -> list[Record]:
+        flt = PointFilter(first=True, alert_names=list(names))
+        found = self._store.scroll(flt, fields=list(CATALOG_FIELDS))
+        return sorted((p.payload for p in found), key=lambda r: (r["repo"], r["path"]))
+
+    def ending(self, key: str) -> list[Document]:
+        found = self._store.scroll(PointFilter(first=True, path_key=key), fields=["repo", "path"])
+        return sorted((p.payload["repo"], p.payload["path"]) for p in found)
+
+    def exists(self, doc: Document) -> bool:
+        return self._store.count(PointFilter(repo=doc[0], paths=[doc[1]], first=True)) > 0
+
+
+class RecordDocuments:
+    """`Documents` over every document's record in memory: for counting the whole catalogue."""
+
+    def __init__(self, records: Iterable[Record]) -> None:
+        self.records = sorted(records, key=lambda r: (r["repo"], r["path"]))
+        self._by_key: dict[str, list[Document]] = {}
+        for r in self.records:
+            keys = segments(r["path"])
+            if keys:
+                self._by_key.setdefault(keys[-1], []).append((r["repo"], r["path"]))
+        self._exact = {(r["repo"], r["path"]) for r in self.records}
+
+    def naming(self, names: Sequence[str]) -> list[Record]:
+        wanted = set(names)
+        return [r for r in self.records if wanted.intersection(_names(r))]
+
+    def ending(self, key: str) -> list[Document]:
+        return list(self._by_key.get(key, []))
+
+    def exists(self, doc: Document) -> bool:
+        return doc in self._exact
+
+
+def catalog_counts(index: Index) -> dict[str, dict[str, int]]:
+    """Per repository, how many alert names the catalogue maps to its documents, by source.
+
+    Reads one record per document (not per chunk); a status question, never a search's.
+    """
+    firsts = index.store.scroll(PointFilter(first=True), fields=list(CATALOG_FIELDS))
+    records = RecordDocuments(p.payload for p in firsts)
+    catalog = AlertCatalog(records)
+    out: dict[str, dict[str, set[str]]] = {}
+    for name in sorted({n for r in records.records for n in _names(r)}):
+        for (repo, _path), match in catalog.documents(name):
+            out.setdefault(repo, {}).setdefault(match.source, set()).add(name)
+    return {
+        repo: {source: len(names) for source, names in sorted(sources.items())}
+        for repo, sources in sorted(out.items())
+    }
+
+
 def _forge_path(path: str) -> str:
     """A forge URL's path within the repository (after `blob/<ref>/`); other paths as they are."""
-    segments = [s for s in path.split("/") if s]
-    for i, segment in enumerate(segments[:-2]):
-        if segment in _FORGE_VERBS and i >= 2:
-            return "/".join(segments[i + 2 :])
-    return "/".join(segments)
-
-
-def _segments(path: str) -> list[str]:
-    """A path's segments as compared: lowercased, page suffix dropped, a folder's page as the folder."""
-    segments = [s.lower() for s in path.split("/") if s and s != "-"]
-    if segments:
-        last = PurePosixPath(segments[-1])
-        if last.suffix in _PAGE_SUFFIXES:
-            segments[-1] = last.stem
-        if segments[-1] in _FOLDER_PAGES:
-            segments.pop()
-    return segments
+    parts = [s for s in path.split("/") if s]
+    for i, part in enumerate(parts[:-2]):
+        if part in _FORGE_VERBS and i >= 2:
+            return "/".join(parts[i + 2 :])
+    return "/".join(parts)
 
 
 def _common_suffix(a: list[str], b: list[str]) -> int:

@@ -13,7 +13,14 @@ import qdrant_edge as qe
 
 from devrag.retrieval.errors import IndexBusyError
 from devrag.retrieval.lexical_field import K1, LEXICAL_FIELD, B
-from devrag.retrieval.store import KEYWORD_FIELDS, PointFilter, ScoredId, StoredPoint, scroll_pages
+from devrag.retrieval.store import (
+    KEYWORD_FIELDS,
+    SECTION_FIELD,
+    PointFilter,
+    ScoredId,
+    StoredPoint,
+    scroll_pages,
+)
 
 _SCROLL_PAGE = 1024
 _BUSY_HINT = (
@@ -87,10 +94,12 @@ class EdgeStore:
             self.shard.update(qe.UpdateOperation.delete_points(list(ids)))
             self.shard.flush()
 
-    def retrieve(self, ids: Sequence[str], with_vectors: bool = False) -> list[StoredPoint]:
+    def retrieve(
+        self, ids: Sequence[str], with_vectors: bool = False, fields: Sequence[str] | None = None
+    ) -> list[StoredPoint]:
         if self._shard is None or not ids:
             return []
-        records = self._shard.retrieve(list(ids), True, with_vectors)
+        records = self._shard.retrieve(list(ids), list(fields) if fields is not None else True, with_vectors)
         return [_stored(r.id, r.payload, r.vector if with_vectors else None) for r in records]
 
     def scroll(
@@ -154,6 +163,12 @@ class EdgeStore:
             return 0
         return int(self._shard.count(qe.CountRequest(exact=True, filter=_edge_filter(flt))))
 
+    def facet(self, field: str, flt: PointFilter | None = None, limit: int = 1000) -> dict[str, int]:
+        if self._shard is None:
+            return {}
+        request = qe.FacetRequest(field, limit=limit, exact=True, filter=_edge_filter(flt))
+        return {str(hit.value): int(hit.count) for hit in self._shard.facet(request).hits}
+
     def _read_meta(self) -> dict[str, Any]:
         if not self._meta_path.exists():
             return {}
@@ -203,6 +218,8 @@ def _index_payload(shard: qe.EdgeShard) -> None:
     for name in KEYWORD_FIELDS:
         if name not in present:
             shard.update(qe.UpdateOperation.create_field_index(name, qe.PayloadSchemaType.Keyword))
+    if SECTION_FIELD not in present:
+        shard.update(qe.UpdateOperation.create_field_index(SECTION_FIELD, qe.PayloadSchemaType.Integer))
     if LEXICAL_FIELD not in present:
         # The field holds devrag's terms already (see lexical_field): split on spaces, nothing more.
         params = qe.TextIndexParams(tokenizer=qe.TokenizerType.Whitespace, lowercase=False, scoring=True)

@@ -6,6 +6,7 @@ from collections import Counter
 
 from devrag.retrieval.index import Index
 from devrag.retrieval.schema import FILTER_FIELDS
+from devrag.retrieval.store import PointFilter
 
 Facets = dict[str, dict[str, int]]  # field -> value -> documents
 
@@ -14,13 +15,12 @@ def metadata_values(index: Index) -> dict[str, Facets]:
     """repo -> field -> value -> how many documents carry it, most common first.
 
     Counted per document, not per chunk: a long runbook is one `payments` page, however many
-    sections it has. Read from the payloads (a scroll of a few small fields), so it needs no models.
+    sections it has: the engine lists each document's first chunk, a few small fields of it, so
+    this needs no models and reads one payload per document.
     """
-    documents: dict[tuple[str, str], dict[str, object]] = {}
-    for point in index.store.scroll(fields=["repo", "path", *FILTER_FIELDS]):
-        documents.setdefault((point.payload["repo"], point.payload["path"]), point.payload)
     counts: dict[str, dict[str, Counter[str]]] = {}
-    for (repo, _path), payload in documents.items():
+    for point in index.store.scroll(PointFilter(first=True), fields=["repo", *FILTER_FIELDS]):
+        payload, repo = point.payload, point.payload["repo"]
         per_field = counts.setdefault(repo, {name: Counter() for name in FILTER_FIELDS})
         for name in FILTER_FIELDS:
             value = payload.get(name)

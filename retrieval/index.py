@@ -157,8 +157,9 @@ class Index:
             built = f"chunk payloads of version {payload}" if payload else "chunks without document metadata"
             why = (
                 "this devrag filters and cites by document metadata (service, team, severity, alerts, "
-                "tags from front matter or path), dates each result by its last commit and routes "
-                f"alerts by the rules of indexed rule files, payload version {PAYLOAD_VERSION}"
+                "tags from front matter or path), dates each result by its last commit, routes "
+                "alerts by the rules of indexed rule files and reads each document's sections, "
+                f"alert names and folders from its chunks, payload version {PAYLOAD_VERSION}"
             )
             raise IndexMismatchError(self._rebuild(built, why))
 
@@ -194,8 +195,8 @@ class Index:
     def generation(self) -> str:
         """A token that every verified write replaces, kept in the store itself.
 
-        Readers in any process, on any machine, compare it with the one their cached view was
-        built at: equal means the store holds exactly what the view holds. A fresh random token
+        Readers in any process, on any machine, compare it with the one their cached state was
+        read at: equal means nothing was written since. A fresh random token
         per write (not a counter) means two writers can never leave it unchanged.
         """
         meta = self.store.get_meta(GENERATION_META_KEY)

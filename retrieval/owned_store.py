@@ -65,8 +65,11 @@ class OwnedStore:
         if ids:
             self._call("delete", list(ids))
 
-    def retrieve(self, ids: Sequence[str], with_vectors: bool = False) -> list[StoredPoint]:
-        return list(self._call("retrieve", list(ids), with_vectors)) if ids else []
+    def retrieve(
+        self, ids: Sequence[str], with_vectors: bool = False, fields: Sequence[str] | None = None
+    ) -> list[StoredPoint]:
+        wanted = list(fields) if fields is not None else None
+        return list(self._call("retrieve", list(ids), with_vectors, wanted)) if ids else []
 
     def scroll(
         self,
@@ -95,6 +98,9 @@ class OwnedStore:
 
     def count(self, flt: PointFilter | None = None) -> int:
         return int(self._call("count", flt))
+
+    def facet(self, field: str, flt: PointFilter | None = None, limit: int = 1000) -> dict[str, int]:
+        return dict(self._call("facet", field, flt, limit))
 
     def get_meta(self, key: str) -> dict[str, Any] | None:
         value = self._call("get_meta", key)

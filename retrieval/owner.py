@@ -51,6 +51,7 @@ STORE_CALLS = frozenset(
         "lexical_search",
         "set_payload",
         "count",
+        "facet",
         "get_meta",
         "put_meta",
         "delete_meta",

@@ -12,7 +12,7 @@ from qdrant_client import QdrantClient, models
 from qdrant_client.http.exceptions import ApiException
 
 from devrag.retrieval.lexical_field import K1, LEXICAL_FIELD, B
-from devrag.retrieval.store import INDEXED_FIELDS, PointFilter, ScoredId, StoredPoint
+from devrag.retrieval.store import INDEXED_FIELDS, SECTION_FIELD, PointFilter, ScoredId, StoredPoint
 
 log = logging.getLogger(__name__)
 
@@ -22,6 +22,12 @@ _META_VECTOR = [1.0]
 # of the field's words whole, and it is the only one qdrant-client's local mode ranks with. Text
 # queries with BM25 scoring need Qdrant 1.20 or later.
 _TEXT_INDEX = models.TextIndexParams(type=models.TextIndexType.TEXT, scoring=True)
+# The indexes that are not keyword ones. `repo` is every deployment's tenant key.
+_SCHEMAS: dict[str, Any] = {
+    LEXICAL_FIELD: _TEXT_INDEX,
+    SECTION_FIELD: models.PayloadSchemaType.INTEGER,
+    "repo": models.KeywordIndexParams(type=models.KeywordIndexType.KEYWORD, is_tenant=True),
+}
 
 
 def _client_filter(flt: PointFilter | None) -> models.Filter | None:
@@ -89,7 +95,7 @@ class QdrantStore:
         # Local mode keeps no keyword indexes, but it needs the text index to answer text queries.
         missing = [LEXICAL_FIELD] if present is None else [n for n in INDEXED_FIELDS if n not in present]
         for name in missing:
-            schema: Any = _TEXT_INDEX if name == LEXICAL_FIELD else models.PayloadSchemaType.KEYWORD
+            schema: Any = _SCHEMAS.get(name, models.PayloadSchemaType.KEYWORD)
             self.client.create_payload_index(self.collection, name, field_schema=schema)
 
     def payload_indexes(self) -> set[str] | None:
@@ -109,11 +115,14 @@ class QdrantStore:
             selector = models.PointIdsList(points=list(ids))
             self.client.delete(self.collection, points_selector=selector, wait=True)
 
-    def retrieve(self, ids: Sequence[str], with_vectors: bool = False) -> list[StoredPoint]:
+    def retrieve(
+        self, ids: Sequence[str], with_vectors: bool = False, fields: Sequence[str] | None = None
+    ) -> list[StoredPoint]:
         if not ids or not self._exists():
             return []
+        with_payload: Any = list(fields) if fields is not None else True
         records = self.client.retrieve(
-            self.collection, ids=list(ids), with_payload=True, with_vectors=with_vectors
+            self.collection, ids=list(ids), with_payload=with_payload, with_vectors=with_vectors
         )
         return [_stored(r.id, r.payload, r.vector if with_vectors else None) for r in records]
 
@@ -180,6 +189,14 @@ class QdrantStore:
         if not self._exists():
             return 0
         return int(self.client.count(self.collection, count_filter=_client_filter(flt), exact=True).count)
+
+    def facet(self, field: str, flt: PointFilter | None = None, limit: int = 1000) -> dict[str, int]:
+        if not self._exists():
+            return {}
+        response = self.client.facet(
+            self.collection, key=field, facet_filter=_client_filter(flt), limit=limit, exact=True
+        )
+        return {str(hit.value): int(hit.count) for hit in response.hits}
 
     def _meta_id(self, key: str) -> str:
         return str(uuid.uuid5(uuid.NAMESPACE_URL, f"devrag-meta:{key}"))

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import hashlib
 import uuid
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any, Literal
 
 from pydantic import BaseModel, Field
+
+from devrag.retrieval.doc_fields import DocFields, document_fields
 
 DocType = Literal["runbook", "postmortem", "guide", "code", "other"]
 DOC_TYPES: tuple[str, ...] = ("runbook", "postmortem", "guide", "code", "other")
@@ -20,7 +22,9 @@ CHUNKER_VERSION = "4"
 # without them would drop every document from a filtered search, so it is refused until rebuilt.
 # 2: `last_commit_date`, which each result's review age reads, and `alert_rules`, the rules of a
 #    rule file, which the alert catalogue reads.
-PAYLOAD_VERSION = "2"
+# 3: the document's shape on every chunk (DocFields), which searches read instead of a copy of
+#    every payload.
+PAYLOAD_VERSION = "3"
 
 _ID_NAMESPACE = uuid.UUID("5b0f7c52-3c1e-4d0a-9a43-2f4f4d1b6e11")
 
@@ -95,8 +99,9 @@ class AlertRule(BaseModel):
     runbook_url: str | None = None
 
 
-class Chunk(DocMeta):
-    """One indexed chunk: the payload stored beside its vector, its document's DocMeta included."""
+class Chunk(DocMeta, DocFields):
+    """One indexed chunk: the payload stored beside its vector, its document's DocMeta and
+    DocFields included."""
 
     id: str
     repo: str
@@ -121,6 +126,16 @@ class Chunk(DocMeta):
     @property
     def embed_text(self) -> str:
         return embed_text_for(self.title, self.headings, self.text)
+
+
+def with_document_fields(chunks: Sequence[Chunk]) -> list[Chunk]:
+    """One document's chunks, in line order, each carrying the DocFields of the whole document."""
+    if not chunks:
+        return []
+    first = chunks[0]
+    view = [c.model_dump(include={"id", "text", "title", "headings", "doc_type"}) for c in chunks]
+    shape = document_fields(first.path, view, first.alerts, [r.alert for r in first.alert_rules])
+    return [c.model_copy(update=f.model_dump()) for c, f in zip(chunks, shape, strict=True)]
 
 
 def embed_text_for(title: str, headings: list[str], text: str) -> str:

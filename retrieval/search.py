@@ -6,28 +6,31 @@ import math
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import replace
-from typing import Literal
+from typing import Any, Literal
 
 from opentelemetry import context as otel_context
 from opentelemetry import trace
 from pydantic import BaseModel, Field
 
-from devrag.retrieval.alert_catalog import AlertMatch, Document
+from devrag.retrieval.alert_catalog import AlertCatalog, AlertMatch, Document, StoreDocuments
 from devrag.retrieval.alert_input import AlertInput
 from devrag.retrieval.commands import Command, section_commands
+from devrag.retrieval.filters import Filters, store_filter
 from devrag.retrieval.fusion import rrf
 from devrag.retrieval.index import Index
 from devrag.retrieval.lexical_query import bm25_search
 from devrag.retrieval.models import Embedder, head
 from devrag.retrieval.rerank import Reranker
 from devrag.retrieval.review_age import ReviewAge, freshness, review_age
-from devrag.retrieval.schema import DocMeta, embed_text_for
+from devrag.retrieval.schema import META_FIELDS, DocMeta, embed_text_for
+from devrag.retrieval.services import ServiceNames
 from devrag.retrieval.store import PointFilter, ScoredId, VectorStore
-from devrag.retrieval.view import Chunk, Filters, Scope, View, title_only
+
+Chunk = dict[str, Any]
 
 Mode = Literal["dense", "bm25", "hybrid", "hybrid+rerank"]
 MODES: tuple[str, ...] = ("dense", "bm25", "hybrid", "hybrid+rerank")
@@ -37,6 +40,22 @@ Route = Literal["runbook_url", "catalogue", "search"]
 # Without an OpenTelemetry SDK configured (devrag.server.tracing does so on request) every span is a
 # no-op; the query text is never an attribute here (the server adds it when the operator opts in).
 _tracer = trace.get_tracer("devrag.retrieval")
+# What a search reads of every candidate: enough to group chunks into documents, find a document's
+# opening section and date it. Text is read only for the reranker's input and the results.
+_CANDIDATE_FIELDS = ("repo", "path", "title_only", "opening", "lead", "last_commit_date", "last_reviewed")
+_RESULT_FIELDS = (
+    *META_FIELDS,
+    *_CANDIDATE_FIELDS,
+    "title",
+    "headings",
+    "doc_type",
+    "text",
+    "commit",
+    "start_line",
+    "end_line",
+)
+# More services than documents are never named; the facet reads them all.
+_MAX_SERVICES = 100_000
 
 
 class SearchConfig(BaseModel):
@@ -115,7 +134,7 @@ class Section(BaseModel):
     # reranker read it, else the stage's (RRF, cosine or BM25) score.
     score: float
     scores: StageScores
-    # True when the document matched by its title alone (see `view.title_only`): this is its first
+    # True when the document matched by its title alone (see `doc_fields.title_only`): this is its first
     # section, shown under the title's score and evidence.
     via_title: bool = False
     # Commands the section quotes, each classed read-only, mutating or destructive (see `commands`).
@@ -159,13 +178,14 @@ class SearchResponse(BaseModel):
 
 
 class HybridIndex:
-    """The one read API over an Index: searches and document reads, each from one consistent view.
+    """The one read API over an Index: searches and document reads, answered by the engine.
 
-    Every call first compares the index's generation (kept in the store, advanced by every
-    verified write from any process or machine) with its view's; when they differ the view is
-    rebuilt before answering, so no call serves a chunk the store no longer holds, and none misses
-    one it holds. A call holds on to the view it started with, so a write meanwhile never shows
-    half-done.
+    The process holds no copy of the corpus: each search reads from the engine the payloads of its
+    own candidates (their document fields; text only for the reranker's input and the results),
+    and alert names, services and folders are looked up by payload indexes. So any number of
+    processes, on any number of machines, answer from the store as it is now, and opening an index
+    costs the same at any size. The one thing kept is the list of services, refreshed whenever the
+    index's generation (advanced by every verified write, from any process) moves.
     """
 
     def __init__(
@@ -179,43 +199,50 @@ class HybridIndex:
         self.embedder = embedder
         self.reranker = reranker
         self.config = config or SearchConfig()
-        self._view: View | None = None
-        self._view_lock = threading.Lock()
+        self.alerts = AlertCatalog(StoreDocuments(index.store))
+        self._services: tuple[str, ServiceNames] | None = None
+        self._services_lock = threading.Lock()
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="devrag-bm25")
         self._query_vectors: OrderedDict[str, list[float]] = OrderedDict()
 
-    def view(self) -> View:
-        """The view at the index's current generation, rebuilt (once, under a lock) when it moved."""
+    def services(self) -> ServiceNames:
+        """The services the indexed documents carry, read again when the index's generation moved."""
         generation = self.index.generation()
-        with self._view_lock:
-            if self._view is None or self._view.generation != generation:
-                self._view = View(self.index)
-            return self._view
+        with self._services_lock:
+            if self._services is None or self._services[0] != generation:
+                names = self.index.store.facet("service", limit=_MAX_SERVICES)
+                self._services = (generation, ServiceNames(names))
+            return self._services[1]
 
     def matches(self, filters: Filters) -> bool:
         """Whether any indexed chunk passes the filters; a search over none has nothing to rank."""
-        scope = self.view().scope(filters)
-        return scope is None or bool(scope.ids)
+        if not filters.active:
+            return True
+        flt = store_filter(filters, self.index.store)
+        return flt is not None and self.index.store.count(flt) > 0
 
     def document(self, repo: str, path: str) -> list[Chunk]:
         """The indexed chunks of one document, in line order; empty when it is not indexed."""
-        return self.view().document(repo, path)
+        fields = [*_RESULT_FIELDS, "section"]
+        found = self.index.store.scroll(PointFilter(repo=repo, paths=[path]), fields=fields)
+        return sorted((p.payload for p in found), key=lambda c: c["section"])
 
     def paths(self, repo: str) -> list[str]:
         """Every indexed path of a repository."""
-        return self.view().paths(repo)
+        found = self.index.store.scroll(PointFilter(repo=repo, first=True), fields=["path"])
+        return sorted(p.payload["path"] for p in found)
 
     def probe(self) -> dict[str, int]:
         """Candidates each first stage returns for words the index holds: a health check's question.
 
-        The query is one indexed chunk's title and path, which both legs read, so a leg that
-        returns nothing is broken (an empty BM25 view, a store that lost its vectors), however
+        The query is one indexed document's title and path, which both legs read, so a leg that
+        returns nothing is broken (an empty BM25 field, a store that lost its vectors), however
         well the process answers otherwise. An empty index probes nothing and returns {}.
         """
-        chunks = self.view().chunks
-        if not chunks:
+        first = next(iter(self.index.store.scroll(PointFilter(first=True), fields=["title", "path"])), None)
+        if first is None:
             return {}
-        chunk = chunks[min(chunks)]
+        chunk = first.payload
         candidates = self.search(f"{chunk['title']} {chunk['path']}", 1, "hybrid").candidates
         return {stage: candidates[stage] for stage in FIRST_STAGES}
 
@@ -247,13 +274,17 @@ class HybridIndex:
     ) -> SearchResponse:
         timings: dict[str, float] = {}
         started = time.perf_counter()
-        view = self.view()
-        scope = view.scope(filters)
         config = self.config
+        flt = store_filter(filters, self.index.store) if filters.active else PointFilter()
         n = max(config.overfetch * config.candidates_per_document * k, config.min_candidates)
         read, trimmed = self._part_read(query)
-        dense, bm25 = self._first_stage(read, n, mode, filters, view, scope, timings)
-        services, service = self._service_leg(read, n, mode, filters, view, scope, timings)
+        dense, bm25 = self._first_stage(read, n, mode, flt, timings)
+        services, service = self._service_leg(read, n, mode, flt, timings)
+        # Hits of chunks deleted since the engine ranked them have no payload and drop out here.
+        payloads = _Payloads(self.index.store)
+        with _stage("payloads", timings):
+            payloads.read([i for hits in (dense, bm25, service) for i, _ in hits], _CANDIDATE_FIELDS)
+        dense, bm25, service = (payloads.known(hits) for hits in (dense, bm25, service))
         with _stage("fusion", timings):
             votes = [[i for i, _ in dense], [i for i, _ in bm25], [i for i, _ in service]]
             fused = rrf(votes, config.rrf_k, [1.0, 1.0, config.service_vote])
@@ -263,21 +294,26 @@ class HybridIndex:
         }
         candidates["fused"] = len(fused)
         evidence = _evidence(dense, bm25, fused, service)
+        chunks = payloads.chunks
         if mode == "hybrid+rerank":
-            rerank = self._rerank(read, fused, view, evidence, timings)
+            rerank = self._rerank(read, fused, payloads, evidence, timings)
             candidates["rerank"] = len(rerank)
             with _stage("lead", timings):
-                lead = self._lead_similarity(read, dense, bm25, view)
-            ranked = _reranked_documents(fused, dense, bm25, service, rerank, lead, view.chunks, config)
+                lead = self._lead_similarity(read, dense, bm25, chunks)
+            ranked = _reranked_documents(fused, dense, bm25, service, rerank, lead, chunks, config)
         else:
-            ranked = _by_document(legs.get(mode, fused), view.chunks)
-        ranked, matched = _routed(ranked, self._alert_matches(read, alerts, view), view, scope)
+            ranked = _by_document(legs.get(mode, fused), chunks)
+        routes = self._alert_matches(read, alerts)
+        ranked, matched = _routed(ranked, routes, chunks, self._openings([d for d, _ in routes], flt))
+        payloads.read([sections[0][0] for _, sections in ranked[:k]], _CANDIDATE_FIELDS)
+        limit = config.sections_per_document
+        shown = [(score, _shown(sections, chunks, limit)) for score, sections in ranked[:k]]
+        payloads.read([cid for _, sections in shown for cid, _, _ in sections], _RESULT_FIELDS)
         results = []
-        for score, sections in ranked[:k]:
-            shown = _shown(sections, view, config.sections_per_document)
-            match = matched.get(_document(view.chunks[sections[0][0]]))
-            result = _result(shown, score, view.chunks, evidence, match)
-            result.review = _review(view.chunks[result.sections[0].id], config, mode == "hybrid+rerank")
+        for score, sections in shown:
+            match = matched.get(_document(chunks[sections[0][2]]))
+            result = _result(sections, score, chunks, evidence, match)
+            result.review = _review(chunks[result.sections[0].id], config, mode == "hybrid+rerank")
             results.append(result)
         timings["total"] = _ms(started)
         return SearchResponse(
@@ -303,24 +339,16 @@ class HybridIndex:
         return head(query, self.config.pasted_query_tokens, self.embedder.count_tokens), True
 
     def _first_stage(
-        self,
-        query: str,
-        n: int,
-        mode: str,
-        filters: Filters,
-        view: View,
-        scope: Scope | None,
-        timings: dict[str, float],
+        self, query: str, n: int, mode: str, flt: PointFilter | None, timings: dict[str, float]
     ) -> tuple[list[tuple[str, float]], list[tuple[str, float]]]:
-        """Dense and BM25 candidates, both ranked by the engine under the same filter.
+        """Dense and BM25 candidates, both ranked by the engine under the same filter (None: nothing
+        passes it).
 
         BM25 is the engine's text query over each chunk's BM25 field (`lexical_field`); it runs on
-        a worker thread while the query is embedded. Like dense hits, BM25 hits written after the
-        view was built are dropped, so every candidate has its payload in the view.
+        a worker thread while the query is embedded.
         """
-        flt = _store_filter(filters, scope)
         bm25_job = None
-        if mode != "dense" and flt is not False:
+        if mode != "dense" and flt is not None:
             here = otel_context.get_current()  # the worker's span belongs under this search's
             bm25_job = self._pool.submit(_bm25_leg, here, self.index.store, query, n, flt)
         dense: list[tuple[str, float]] = []
@@ -328,43 +356,45 @@ class HybridIndex:
             with _stage("embed", timings):
                 vector = self._embed_query(query)
             with _stage("dense", timings) as span:
-                hits = [] if flt is False else self.index.store.search(vector, n, flt)
-                dense = _in_view(hits, view)
+                hits = [] if flt is None else self.index.store.search(vector, n, flt)
+                dense = [(h.id, h.score) for h in hits]
                 span.set_attribute("devrag.candidates", len(dense))
         bm25: list[tuple[str, float]] = []
         if bm25_job is not None:
             hits, timings["bm25"] = bm25_job.result()
-            bm25 = _in_view(hits, view)
+            bm25 = [(h.id, h.score) for h in hits]
         return dense, bm25
 
-    def _alert_matches(
-        self, query: str, alerts: Sequence[AlertInput], view: View
-    ) -> list[tuple[Document, AlertMatch]]:
+    def _alert_matches(self, query: str, alerts: Sequence[AlertInput]) -> list[tuple[Document, AlertMatch]]:
         """The documents routing puts first, in order: runbook_url, then catalogue by name."""
-        catalog = view.alerts
         matches: list[tuple[Document, AlertMatch]] = []
         for alert in alerts:
             url = alert.runbook_url
-            for doc in catalog.runbook_documents(url) if url else []:
+            for doc in self.alerts.runbook_documents(url) if url else []:
                 matches.append(
                     (doc, AlertMatch(alert=alert.name or "", source="runbook_url", runbook_url=url))
                 )
         names = [a.name for a in alerts if a.name]
         if self.config.alert_routing:
-            names += catalog.names_in(query)
+            names += self.alerts.names_in(query)
         for name in dict.fromkeys(names):
-            matches += catalog.documents(name)
+            matches += self.alerts.documents(name)
         return matches
 
+    def _openings(self, docs: Sequence[Document], flt: PointFilter | None) -> dict[Document, str]:
+        """The opening section of each of `docs` that passes the search's filter, by document."""
+        paths = sorted({path for _, path in docs})
+        if flt is not None and flt.paths is not None:
+            paths = sorted(set(paths).intersection(flt.paths))
+        if flt is None or not paths:
+            return {}
+        firsts = replace(flt, paths=paths, first=True)
+        found = self.index.store.scroll(firsts, fields=["repo", "path", "opening"])
+        wanted = set(docs)
+        return {d: p.payload["opening"] for p in found if (d := _document(p.payload)) in wanted}
+
     def _service_leg(
-        self,
-        query: str,
-        n: int,
-        mode: str,
-        filters: Filters,
-        view: View,
-        scope: Scope | None,
-        timings: dict[str, float],
+        self, query: str, n: int, mode: str, flt: PointFilter | None, timings: dict[str, float]
     ) -> tuple[list[str], list[tuple[str, float]]]:
         """The services the query names, and dense candidates from their documents alone.
 
@@ -374,9 +404,8 @@ class HybridIndex:
         """
         if mode not in ("hybrid", "hybrid+rerank") or self.config.service_vote == 0:
             return [], []
-        named = view.services.named_in(query)[: self.config.max_services]
-        flt = _store_filter(filters, scope)
-        if not named or flt is False:
+        named = self.services().named_in(query)[: self.config.max_services]
+        if not named or flt is None:
             return named, []
         vector = self._embed_query(query)
         with _stage("service", timings) as span:
@@ -387,7 +416,7 @@ class HybridIndex:
                     hits[hit.id] = max(hits.get(hit.id, -math.inf), hit.score)
             ranked = sorted(hits.items(), key=lambda pair: -pair[1])[:n]
             span.set_attribute("devrag.candidates", len(ranked))
-        return named, [(i, s) for i, s in ranked if i in view.chunks]
+        return named, ranked
 
     def _embed_query(self, query: str) -> list[float]:
         cached = self._query_vectors.get(query)
@@ -402,7 +431,7 @@ class HybridIndex:
         self,
         query: str,
         fused: list[tuple[str, float]],
-        view: View,
+        payloads: _Payloads,
         evidence: dict[str, StageScores],
         timings: dict[str, float],
     ) -> dict[str, float]:
@@ -411,9 +440,10 @@ class HybridIndex:
         head = fused[: self.config.rerank_candidates]
         if not head:
             return {}
+        payloads.read([i for i, _ in head], _RESULT_FIELDS)
         with _stage("rerank", timings) as span:
             span.set_attribute("devrag.candidates", len(head))
-            chunks = view.chunks
+            chunks = payloads.chunks
             passages = [
                 embed_text_for(chunks[i]["title"], chunks[i]["headings"], chunks[i]["text"]) for i, _ in head
             ]
@@ -423,15 +453,18 @@ class HybridIndex:
         return dict(zip([i for i, _ in head], scores, strict=True))
 
     def _lead_similarity(
-        self, query: str, dense: list[tuple[str, float]], bm25: list[tuple[str, float]], view: View
+        self,
+        query: str,
+        dense: list[tuple[str, float]],
+        bm25: list[tuple[str, float]],
+        chunks: Mapping[str, Chunk],
     ) -> dict[tuple[str, str], float]:
-        """Each candidate document's cosine between the query and its lead section's stored vector."""
+        """Each candidate document's cosine between the query and its opening section's stored vector."""
         if self.config.lead_vote == 0:
             return {}
-        candidates = dict.fromkeys(_documents(dense, view.chunks) + _documents(bm25, view.chunks))
-        leads = {lead: doc for doc in candidates if (lead := view.opening(*doc)) is not None}
+        leads = {chunks[cid]["opening"]: _document(chunks[cid]) for cid, _ in [*dense, *bm25]}
         vector = self._embed_query(query)
-        points = self.index.store.retrieve(list(leads), with_vectors=True)
+        points = self.index.store.retrieve(list(leads), with_vectors=True, fields=[])
         return {leads[p.id]: _dot(vector, p.vector) for p in points if p.vector is not None}
 
     def close(self) -> None:
@@ -443,34 +476,37 @@ RankedDocument = tuple[float, list[tuple[str, float]]]
 
 
 def _routed(
-    ranked: list[RankedDocument], matches: list[tuple[Document, AlertMatch]], view: View, scope: Scope | None
+    ranked: list[RankedDocument],
+    matches: list[tuple[Document, AlertMatch]],
+    chunks: Mapping[str, Chunk],
+    openings: dict[Document, str],
 ) -> tuple[list[RankedDocument], dict[Document, AlertMatch]]:
     """The ranking with the alert's documents first, each with why; the rest keep their order.
 
     A routed document keeps its own score and sections when the ranking found it; one it did not
     find shows its opening section, scored 0 (its evidence is the match, not a stage). Filters
-    still apply: a routed document outside them is left out.
+    still apply: a routed document outside them has no opening in `openings` and is left out.
     """
-    found = {_document(view.chunks[sections[0][0]]): (score, sections) for score, sections in ranked}
+    found = {_document(chunks[sections[0][0]]): (score, sections) for score, sections in ranked}
     first: list[RankedDocument] = []
     matched: dict[Document, AlertMatch] = {}
     for doc, match in matches:
-        opening = view.opening(*doc)
-        if doc in matched or opening is None or (scope is not None and opening not in scope.ids):
+        opening = openings.get(doc)
+        if doc in matched or opening is None:
             continue
         matched[doc] = match
         first.append(found.get(doc) or (0.0, [(opening, 0.0)]))
-    rest = [item for item in ranked if _document(view.chunks[item[1][0][0]]) not in matched]
+    rest = [item for item in ranked if _document(chunks[item[1][0][0]]) not in matched]
     return first + rest, matched
 
 
-def _by_document(ranked: list[tuple[str, float]], chunks: dict[str, Chunk]) -> list[RankedDocument]:
+def _by_document(ranked: list[tuple[str, float]], chunks: Mapping[str, Chunk]) -> list[RankedDocument]:
     """A chunk ranking as documents in order of their best chunk, each scored by it."""
     return [(sections[0][1], sections) for sections in _members(ranked, chunks).values()]
 
 
 def _members(
-    ranked: list[tuple[str, float]], chunks: dict[str, Chunk]
+    ranked: list[tuple[str, float]], chunks: Mapping[str, Chunk]
 ) -> dict[tuple[str, str], list[tuple[str, float]]]:
     """Each document's chunks of a ranking, in ranking order; documents in order of their best."""
     members: dict[tuple[str, str], list[tuple[str, float]]] = {}
@@ -486,7 +522,7 @@ def _reranked_documents(
     service: list[tuple[str, float]],
     rerank: dict[str, float],
     lead: dict[tuple[str, str], float],
-    chunks: dict[str, Chunk],
+    chunks: Mapping[str, Chunk],
     config: SearchConfig,
 ) -> list[RankedDocument]:
     """Documents in `_rank_documents` order, each with the chunks the reranker read, best first.
@@ -510,7 +546,7 @@ def _rank_documents(
     service: list[tuple[str, float]],
     rerank: dict[str, float],
     lead: dict[tuple[str, str], float],
-    chunks: dict[str, Chunk],
+    chunks: Mapping[str, Chunk],
     config: SearchConfig,
 ) -> list[tuple[tuple[str, str], float]]:
     """Documents by RRF over three votes: dense, BM25 and the cross-encoder, each ranking documents.
@@ -556,7 +592,7 @@ def _review(chunk: Chunk, config: SearchConfig, reranked: bool) -> ReviewAge:
     return age
 
 
-def _documents(ranked: list[tuple[str, float]], chunks: dict[str, Chunk]) -> list[tuple[str, str]]:
+def _documents(ranked: list[tuple[str, float]], chunks: Mapping[str, Chunk]) -> list[tuple[str, str]]:
     """The distinct documents of a chunk ranking, in order of their best chunk."""
     return list(dict.fromkeys(_document(chunks[cid]) for cid, _ in ranked))
 
@@ -568,24 +604,6 @@ def _document(chunk: Chunk) -> tuple[str, str]:
 def _dot(a: Sequence[float], b: Sequence[float]) -> float:
     """Cosine of two unit vectors (the embedder normalises every vector it returns)."""
     return sum(x * y for x, y in zip(a, b, strict=True))
-
-
-def _in_view(hits: list[ScoredId], view: View) -> list[tuple[str, float]]:
-    return [(h.id, h.score) for h in hits if h.id in view.chunks]
-
-
-def _store_filter(filters: Filters, scope: Scope | None) -> PointFilter | bool:
-    """The engine-side filter of both first stages; False when the filters match nothing at all."""
-    if scope is None:
-        return PointFilter()
-    if not scope.ids:
-        return False
-    return PointFilter(
-        repo=filters.repo,
-        doc_type=filters.doc_type,
-        paths=scope.paths if filters.path else None,
-        metadata=filters.metadata(),
-    )
 
 
 def _evidence(
@@ -604,24 +622,45 @@ def _evidence(
     return out
 
 
-def _shown(sections: list[tuple[str, float]], view: View, limit: int) -> list[tuple[str, float, str]]:
+def _shown(
+    sections: list[tuple[str, float]], chunks: Mapping[str, Chunk], limit: int
+) -> list[tuple[str, float, str]]:
     """The sections a result shows, best first, as (chunk, score, chunk whose evidence it is).
 
     Those that say more than the document's title; a document matched by its title alone shows
-    its first section that does, under the title's score (its title is the result's title).
+    its lead section (its first that does), under the title's score (its title is the result's).
     """
-    said = [(cid, score, cid) for cid, score in sections if not title_only(view.chunks[cid])]
+    said = [(cid, score, cid) for cid, score in sections if not chunks[cid]["title_only"]]
     if said:
         return said[:limit]
     cid, score = sections[0]
-    lead = view.lead(*_document(view.chunks[cid]))
-    return [(lead or cid, score, cid)]
+    return [(chunks[cid]["lead"] or cid, score, cid)]
+
+
+class _Payloads:
+    """The payloads one search reads from the engine, by chunk id: of its candidates only."""
+
+    def __init__(self, store: VectorStore) -> None:
+        self._store = store
+        self.chunks: Mapping[str, Chunk] = {}
+        self._fields: dict[str, frozenset[str]] = {}
+
+    def read(self, ids: Sequence[str], fields: Sequence[str]) -> None:
+        """Read `fields` of each of `ids` not read with them yet; ids the store lacks stay unknown."""
+        wanted = frozenset(fields)
+        missing = [i for i in dict.fromkeys(ids) if not wanted <= self._fields.get(i, frozenset())]
+        for point in self._store.retrieve(missing, fields=list(wanted)) if missing else []:
+            self.chunks.setdefault(point.id, {}).update(point.payload)
+            self._fields[point.id] = self._fields.get(point.id, frozenset()) | wanted
+
+    def known(self, hits: list[tuple[str, float]]) -> list[tuple[str, float]]:
+        return [(cid, score) for cid, score in hits if cid in self.chunks]
 
 
 def _result(
     sections: list[tuple[str, float, str]],
     score: float,
-    chunks: dict[str, Chunk],
+    chunks: Mapping[str, Chunk],
     evidence: dict[str, StageScores],
     match: AlertMatch | None = None,
 ) -> SearchResult:

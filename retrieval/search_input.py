@@ -29,7 +29,7 @@ class InputError(DevragError):
     """An argument the caller can correct; the message names it and says how."""
 
 
-# Document metadata a search may filter on (see `view.Filters`), by argument name.
+# Document metadata a search may filter on (see `filters.Filters`), by argument name.
 METADATA_FILTERS: tuple[str, ...] = ("service", "team", "severity", "environment", "tag", "alert")
 
 

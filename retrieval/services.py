@@ -9,8 +9,7 @@ gives, see `doc_meta`), so every corpus brings its own.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import Iterable
 
 _SEPARATORS = re.compile(r"[-_\s]+")
 
@@ -18,9 +17,8 @@ _SEPARATORS = re.compile(r"[-_\s]+")
 class ServiceNames:
     """The services documents carry, and a matcher for them in free text."""
 
-    def __init__(self, chunks: Mapping[str, Mapping[str, Any]], documents: Mapping[Any, list[str]]) -> None:
-        names = {chunks[ids[0]].get("service") for ids in documents.values()}
-        self.names = sorted((n for n in names if n), key=len, reverse=True)  # `redis-cache` before `redis`
+    def __init__(self, names: Iterable[str]) -> None:
+        self.names = sorted(set(names), key=len, reverse=True)  # `redis-cache` before `redis`
         # `google-cloud-storage` is named as "Google Cloud Storage" too: separators match each other.
         alternatives = ["[-_\\s]+".join(map(re.escape, _SEPARATORS.split(n))) for n in self.names]
         self._pattern = (

@@ -11,9 +11,21 @@ from devrag.retrieval.lexical_field import LEXICAL_FIELD
 from devrag.retrieval.schema import FILTER_FIELDS
 
 # Payload fields with a keyword index: every filter the index applies uses one of these.
-KEYWORD_FIELDS: tuple[str, ...] = ("repo", "path", "doc_type", "content_hash", "commit", *FILTER_FIELDS)
-# Every payload index a store keeps: the keyword ones and the BM25 text index (see lexical_field).
-INDEXED_FIELDS: tuple[str, ...] = (*KEYWORD_FIELDS, LEXICAL_FIELD)
+KEYWORD_FIELDS: tuple[str, ...] = (
+    "repo",
+    "path",
+    "doc_type",
+    "content_hash",
+    "commit",
+    *FILTER_FIELDS,
+    "path_dirs",
+    "path_key",
+    "alert_names",
+)
+# The integer field with an index: a chunk's place in its document (0 lists documents once each).
+SECTION_FIELD = "section"
+# Every payload index a store keeps: the keyword ones, the section and the BM25 text index.
+INDEXED_FIELDS: tuple[str, ...] = (*KEYWORD_FIELDS, SECTION_FIELD, LEXICAL_FIELD)
 
 
 @dataclass(frozen=True)
@@ -46,14 +58,29 @@ class PointFilter:
     metadata: tuple[tuple[str, str], ...] = ()
     # Point ids, not a payload field: each backend applies it as its own has-id condition.
     ids: Sequence[str] | None = None
+    # Under this folder (any depth; see `doc_fields.folders`).
+    folder: str | None = None
+    # Only each document's first chunk: one point per document.
+    first: bool = False
+    # Documents that bring any of these names to the alert catalogue, or whose path ends so.
+    alert_names: Sequence[str] | None = None
+    path_key: str | None = None
 
-    def conditions(self) -> list[tuple[str, str | list[str], bool]]:
+    def conditions(self) -> list[tuple[str, str | int | list[str], bool]]:
         """(field, value or values, negated) triples, in the order backends apply them."""
-        out: list[tuple[str, str | list[str], bool]] = []
+        out: list[tuple[str, str | int | list[str], bool]] = []
         if self.repo is not None:
             out.append(("repo", self.repo, False))
         if self.paths is not None:
             out.append(("path", list(self.paths), False))
+        if self.folder is not None:
+            out.append(("path_dirs", self.folder, False))
+        if self.first:
+            out.append((SECTION_FIELD, 0, False))
+        if self.alert_names is not None:
+            out.append(("alert_names", list(self.alert_names), False))
+        if self.path_key is not None:
+            out.append(("path_key", self.path_key, False))
         if self.doc_type is not None:
             out.append(("doc_type", self.doc_type, False))
         if self.content_hashes is not None:
@@ -83,7 +110,10 @@ class VectorStore(Protocol):
 
     def delete(self, ids: Sequence[str]) -> None: ...
 
-    def retrieve(self, ids: Sequence[str], with_vectors: bool = False) -> list[StoredPoint]: ...
+    def retrieve(
+        self, ids: Sequence[str], with_vectors: bool = False, fields: Sequence[str] | None = None
+    ) -> list[StoredPoint]:
+        """The points of `ids` that exist; `fields` limits the payload read (None reads all of it)."""
 
     def scroll(
         self,
@@ -107,6 +137,9 @@ class VectorStore(Protocol):
     def set_payload(self, values: dict[str, Any], flt: PointFilter) -> None: ...
 
     def count(self, flt: PointFilter | None = None) -> int: ...
+
+    def facet(self, field: str, flt: PointFilter | None = None, limit: int = 1000) -> dict[str, int]:
+        """Up to `limit` values of a keyword field among matching points, each with its point count."""
 
     def get_meta(self, key: str) -> dict[str, Any] | None: ...
 

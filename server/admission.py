@@ -44,7 +44,7 @@ class Admission:
         self.limit, self.queue, self.wait_s = limit, queue, wait_s
         self.shed = 0  # callers turned away so far
         self._running = 0
-        # How long recent holders kept a slot: the median ignores a cold first search (models, view).
+        # How long recent holders kept a slot: the median ignores a cold first search (models).
         self._holds: deque[float] = deque(maxlen=16)
         self._waiters: deque[threading.Event] = deque()
         self._lock = threading.Lock()

@@ -9,7 +9,7 @@ from typing import Any, Generic, TypeVar
 from pydantic import BaseModel
 
 from devrag.ingest.status import head_of, index_status
-from devrag.retrieval.alert_catalog import catalog_of
+from devrag.retrieval.alert_catalog import catalog_counts
 from devrag.retrieval.alert_input import AlertInput, parse_alerts, query_of
 from devrag.retrieval.facets import metadata_values
 from devrag.retrieval.index import Index
@@ -334,7 +334,7 @@ def list_sources_tool(app: App) -> Answer[SourcesOutput]:
     status = index_status(index)
     types = index.doc_types()
     values = metadata_values(index)
-    catalogue = catalog_of(index).counts()
+    catalogue = catalog_counts(index)
     repos = [
         Source(
             name=r.name,

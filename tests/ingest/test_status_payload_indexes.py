@@ -15,6 +15,7 @@ from devrag.server import render
 from tests.support import RUNBOOK
 
 METADATA = "service, team, severity, environment, tags, alerts"  # document metadata filters
+LOOKUPS = "path_dirs, path_key, alert_names, section"  # folders, runbook URLs, alert names, documents
 
 
 @pytest.fixture
@@ -45,7 +46,7 @@ def test_status_lists_every_payload_index_as_present(ingested, printed):
         expected = "payload indexes: none (qdrant-client's local mode keeps none; filters scan)"
     else:
         assert (status.payload_indexes, status.missing_payload_indexes) == (list(INDEXED_FIELDS), [])
-        present = f"repo, path, doc_type, content_hash, commit, {METADATA}, lexical"
+        present = f"repo, path, doc_type, content_hash, commit, {METADATA}, {LOOKUPS}, lexical"
         expected = f"payload indexes: {present} (all present)"
     assert expected in printed(status)
 
@@ -60,11 +61,12 @@ def test_status_names_the_missing_payload_indexes_and_how_to_get_them_back(
     edge_index.store.payload_indexes = lambda: {"repo", "path"}  # type: ignore[method-assign]
     status = index_status(edge_index)
     assert status.payload_indexes == ["repo", "path"]
-    missing = ["doc_type", "content_hash", "commit", *METADATA.split(", "), "lexical"]
+    missing = ["doc_type", "content_hash", "commit", *METADATA.split(", "), *LOOKUPS.split(", "), "lexical"]
     assert status.missing_payload_indexes == missing
     assert (
-        f"payload indexes: repo, path; MISSING: doc_type, content_hash, commit, {METADATA}, lexical (filters "
-        "on them scan every chunk; BM25 searches fail without `lexical`; `devrag ingest` creates them)"
+        f"payload indexes: repo, path; MISSING: doc_type, content_hash, commit, {METADATA}, {LOOKUPS}, "
+        "lexical (filters on them scan every chunk; BM25 searches fail without `lexical`; "
+        "`devrag ingest` creates them)"
     ) in printed(status)
     assert status.model_dump()["missing_payload_indexes"] == missing
 

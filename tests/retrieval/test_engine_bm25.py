@@ -21,6 +21,7 @@ from devrag.retrieval.schema import (
     chunk_id,
     content_hash,
     embed_text_for,
+    with_document_fields,
 )
 from devrag.retrieval.search import Filters, HybridIndex
 from devrag.retrieval.store import PointFilter, VectorStore
@@ -44,9 +45,10 @@ def corpus_chunks(root: Path, embedder: HashEmbedder) -> list[Chunk]:
         if not is_supported(path):
             continue
         parsed = parse_file(path, decode(file.read_bytes()), embedder.max_tokens, embedder.count_tokens)
+        document = []
         for n, d in enumerate(parsed.drafts):
             digest = content_hash(embed_text_for(parsed.title, d.headings, d.text))
-            chunks.append(
+            document.append(
                 Chunk(
                     id=chunk_id("po", path, digest, n),
                     repo="po",
@@ -63,6 +65,7 @@ def corpus_chunks(root: Path, embedder: HashEmbedder) -> list[Chunk]:
                     blob_sha="b0",
                 )
             )
+        chunks += with_document_fields(document)
     return chunks
 
 

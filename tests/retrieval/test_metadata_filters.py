@@ -12,6 +12,7 @@ from devrag.retrieval.facets import metadata_values
 from devrag.retrieval.index import INDEX_META_KEY, Index, RepoState
 from devrag.retrieval.lexical import Bm25Index
 from devrag.retrieval.lexical_field import lexical_text
+from devrag.retrieval.paths import path_matches
 from devrag.retrieval.schema import FILTER_FIELDS, embed_text_for, keyword
 from devrag.retrieval.search import Filters, HybridIndex
 from devrag.retrieval.store import INDEXED_FIELDS
@@ -60,7 +61,7 @@ def allowed(searcher: HybridIndex, filters: Filters) -> dict[str, dict]:
     for p in searcher.index.store.scroll():
         values = p.payload
         ok = all(v in values[f] if isinstance(values[f], list) else values[f] == v for f, v in wanted)
-        if ok:
+        if ok and (filters.path is None or path_matches(filters.path, values["path"])):
             out[p.id] = p.payload
     return out
 
@@ -98,6 +99,14 @@ FILTERS = [
     Filters(service="inventory"),  # inferred from runbooks/inventory/
     Filters(team="rare-team"),  # one document of 36: highly selective
     Filters(service="search", severity="p1", environment="staging", tag="queue"),
+    # Path globs: a folder and a file are one engine condition each, other globs a list of paths.
+    Filters(path="runbooks/inventory"),
+    Filters(path="runbooks/inventory/"),
+    Filters(path="runbooks/*", service="ledger"),
+    Filters(path="guides/rare.md"),  # one file of 36
+    Filters(path="runbooks/page-0[37].md"),
+    Filters(path="**/step-[12].md"),
+    Filters(path="*rare*"),
 ]
 
 
@@ -116,10 +125,13 @@ def test_filtered_search_returns_the_brute_force_top_k_in_both_first_stages(sear
         assert {r.path for r in hybrid} <= {c["path"] for c in chunks.values()}
 
 
-def test_a_filter_on_a_value_no_document_has_returns_nothing(searcher):
-    assert not searcher.matches(Filters(service="nope"))
+@pytest.mark.parametrize(
+    "filters", [Filters(tag="nope"), Filters(path="runbooks/nope"), Filters(path="nope/*.md")], ids=repr
+)
+def test_a_filter_no_document_passes_returns_nothing(searcher, filters):
+    assert not searcher.matches(filters)
     for mode in ("dense", "bm25", "hybrid"):
-        assert searcher.search("worker", k=5, mode=mode, filters=Filters(tag="nope")).results == []
+        assert searcher.search("worker", k=5, mode=mode, filters=filters).results == []
 
 
 def test_results_carry_their_documents_metadata_and_whether_the_service_was_inferred(searcher):

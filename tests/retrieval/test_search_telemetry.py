@@ -62,6 +62,7 @@ def test_a_search_is_one_trace_with_a_span_per_stage_and_no_query_text(searcher,
         "search.embed",
         "search.dense",
         "search.bm25",
+        "search.payloads",
         "search.fusion",
     }
     root = finished["retrieval.search"]

@@ -55,8 +55,7 @@ def test_only_the_fused_modes_take_the_service_vote(searchers):
 
 
 def names(*services: str) -> ServiceNames:
-    chunks = {s: {"service": s} for s in services}
-    return ServiceNames(chunks, {("r", s): [s] for s in services})
+    return ServiceNames(services)
 
 
 @pytest.mark.parametrize(

@@ -28,5 +28,6 @@ def test_overhead_reports_p50_on_and_off_per_mode(ops):
     assert [row["mode"] for row in report["rows"]] == ["bm25", "dense"]
     assert all(row["searches"] == 2 and row["p50_on_ms"] > 0 < row["p50_off_ms"] for row in report["rows"])
     # Only instrumented searches record: 2 warm-up and 2 timed per mode, each `search` and
-    # `retrieval.search` over its stages (bm25: bm25, fusion; dense: embed, dense, fusion).
-    assert report["spans_recorded"] == 4 * (2 + 2) + 4 * (2 + 3)
+    # `retrieval.search` over its stages (bm25: bm25, payloads, fusion; dense: embed, dense,
+    # payloads, fusion).
+    assert report["spans_recorded"] == 4 * (2 + 3) + 4 * (2 + 4)

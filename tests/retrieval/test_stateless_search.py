@@ -1,0 +1,107 @@
+"""A searcher holds no copy of the corpus: it reads its candidates' payloads, at any index size."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+import pytest
+
+from devrag.ingest.pipeline import ingest
+from devrag.retrieval.index import Index
+from devrag.retrieval.search import Filters, HybridIndex, SearchConfig
+from devrag.retrieval.store import PointFilter, StoredPoint, VectorStore
+from tests.conftest import open_test_store
+from tests.retrieval.test_search import OverlapReranker
+
+QUERY = "KubePodCrashLooping: pods restart after the deploy of the payments service"
+
+
+class Reads:
+    """A real store that counts the payloads each call reads (a recorder, not a stand-in)."""
+
+    def __init__(self, store: VectorStore) -> None:
+        self._store = store
+        self.points = 0
+        self.text = 0  # payloads read with their text
+        self.scrolls: list[PointFilter | None] = []
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._store, name)
+
+    def retrieve(
+        self, ids: Sequence[str], with_vectors: bool = False, fields: Sequence[str] | None = None
+    ) -> list[StoredPoint]:
+        found = self._store.retrieve(ids, with_vectors, fields)
+        self._count(found, fields)
+        return found
+
+    def scroll(
+        self, flt: PointFilter | None = None, fields: Sequence[str] | None = None, with_vectors: bool = False
+    ) -> Iterator[StoredPoint]:
+        self.scrolls.append(flt)
+        found = list(self._store.scroll(flt, fields, with_vectors))
+        self._count(found, fields)
+        return iter(found)
+
+    def _count(self, points: list[StoredPoint], fields: Sequence[str] | None) -> None:
+        self.points += len(points)
+        if fields is None or "text" in fields:
+            self.text += len(points)
+
+
+def corpus(copies: int) -> dict[str, str]:
+    """Runbooks titled by alert names in a service folder, `copies` times over, and one more runbook."""
+    files = {"runbooks/KubePodCrashLooping.md": "# KubePodCrashLooping\n\n## Meaning\n\nA pod restarts.\n"}
+    for c in range(copies):
+        for n in range(12):
+            files[f"copy-{c}/runbooks/payments/Page{n}Alert{c}.md"] = (
+                f"# Page{n}Alert{c}\n\n## Meaning\n\nPods restart after deploy {n}, crash loop in payments."
+                "\n\n"
+                f"## Steps\n\nkubectl rollout undo deployment/payments-{n}\n"
+            )
+    return files
+
+
+def searched(index: Index, git_repo, embedder, copies: int) -> Reads:
+    """Payload reads of opening a searcher on `copies` copies and running its first searches."""
+    repo = git_repo(f"ops{copies}")
+    repo.commit(corpus(copies))
+    ingest(index, embedder, repo.path, "ops")
+    reads = Reads(index.store)
+    searcher = HybridIndex(Index(reads, index.model, index.dim), embedder, OverlapReranker(), SearchConfig())
+    try:
+        response = searcher.search(QUERY, k=3)
+        assert response.results[0].route == "catalogue", "the alert name still routes"
+        assert response.services == ["payments"], "the named service still gets its vote"
+        filtered = searcher.search(
+            "pods restart", k=3, mode="hybrid", filters=Filters(path="copy-0/runbooks/*")
+        )
+        assert filtered.results and all(r.path.startswith("copy-0/") for r in filtered.results)
+    finally:
+        searcher.close()
+    return reads
+
+
+@pytest.mark.parametrize("copies", [1, 8])
+def test_a_search_reads_the_payloads_of_its_candidates_only(index, git_repo, embedder, copies):
+    reads = searched(index, git_repo, embedder, copies)
+    config = SearchConfig()
+    candidates = 3 * max(config.overfetch * config.candidates_per_document * 3, config.min_candidates)
+    shown = 2 * 3 * config.sections_per_document  # two searches, k = 3
+    assert reads.text <= config.rerank_candidates + shown, "text is read for the reranker and results"
+    assert reads.points <= 2 * candidates + 2 * shown
+    assert all(f is not None and (f.first or f.paths or f.folder) for f in reads.scrolls), (
+        "every scroll is narrowed to a few documents by an indexed field"
+    )
+
+
+def test_opening_and_searching_reads_about_as_much_at_four_times_the_corpus(tmp_path, git_repo, embedder):
+    def reads(copies: int) -> tuple[Reads, int]:
+        index = Index(open_test_store("edge", tmp_path / str(copies)), embedder.name, embedder.dim)
+        return searched(index, git_repo, embedder, copies), index.count()
+
+    (small, _), (large, chunks) = reads(5), reads(20)
+    # Only the overlap of the first stages' candidates varies: nothing grows with the corpus.
+    assert large.points <= 1.25 * small.points, (small.points, large.points)
+    assert large.points < chunks / 3, "a small fraction of the index"
