@@ -160,9 +160,11 @@ def reingest(
     rev: str | None = None,
     options: IngestOptions | None = None,
     full: bool = False,
+    progress: StageProgress | None = None,
 ) -> IngestSummary:
     """Ingest a known repository again, from where it was last ingested, with the files it chose."""
-    return ingest(index, embedder, Path(state.path), state.name, rev, options, full=full, scope=state.scope)
+    path = Path(state.path)
+    return ingest(index, embedder, path, state.name, rev, options, progress, full, state.scope)
 
 
 def _commit(state: RepoState | None) -> str | None:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+import secrets
+import time
 import uuid
 from collections.abc import Iterator, Sequence
 from contextlib import AbstractContextManager, nullcontext
@@ -46,14 +48,23 @@ def _client_filter(flt: PointFilter | None) -> models.Filter | None:
 
 
 class QdrantStore:
-    """A VectorStore on a Qdrant collection; metadata lives in a small companion collection."""
+    """A VectorStore on a Qdrant collection; metadata lives in a small companion collection.
 
-    def __init__(self, client: QdrantClient, collection: str, location: str, local: bool = False) -> None:
+    Both names are aliases, each of a collection of its own (`devrag` -> `devrag-20261201T101500-1a2b`,
+    `devrag_meta` -> `devrag-20261201T101500-1a2b_meta`): a rebuild fills a new pair beside the one
+    searches read (`staged`), then moves both aliases in one atomic change (`promote`), so readers
+    on any machine go from the whole old index to the whole new one between two calls.
+    """
+
+    def __init__(
+        self, client: QdrantClient, collection: str, location: str, local: bool = False, aliased: bool = True
+    ) -> None:
         self.client = client
         self.collection = collection
         self.meta_collection = f"{collection}_meta"
         self.location = location
         self.local = local  # qdrant-client's local mode: payload indexes do not exist there
+        self.aliased = aliased  # False for a staged pair: its names are its collections'
 
     @classmethod
     def connect(cls, url: str, collection: str, api_key: str | None = None) -> QdrantStore:
@@ -77,7 +88,11 @@ class QdrantStore:
         return bool(self.client.collection_exists(self.collection))
 
     def ensure_collection(self, dim: int) -> None:
-        if not self._exists():
+        if not self._exists() and self.aliased:
+            first = self.staged()
+            first.ensure_collection(dim)
+            self.promote(first)
+        elif not self._exists():
             self.client.create_collection(
                 self.collection,
                 vectors_config=models.VectorParams(size=dim, distance=models.Distance.COSINE),
@@ -197,6 +212,43 @@ class QdrantStore:
             self.collection, key=field, facet_filter=_client_filter(flt), limit=limit, exact=True
         )
         return {str(hit.value): int(hit.count) for hit in response.hits}
+
+    # Rebuilds ---------------------------------------------------------------------------------------
+
+    def staged(self) -> QdrantStore:
+        """A store on a new, empty pair of collections that `promote` can put behind this store's names."""
+        stamp = f"{time.strftime('%Y%m%dT%H%M%S', time.gmtime())}-{secrets.token_hex(2)}"
+        name = f"{self.collection}-{stamp}"
+        return QdrantStore(self.client, name, self.location, self.local, aliased=False)
+
+    def promote(self, staged: QdrantStore) -> list[str]:
+        """Point this store's names at `staged`'s collections, both in one alias change.
+
+        Returns the collections the names pointed at before, which no reader reaches any more (the
+        caller drops them, or keeps them to switch back). A name that is a collection itself (made
+        before devrag used aliases) is dropped just before the change, as its name is needed.
+        """
+        current = {a.alias_name: a.collection_name for a in self.client.get_aliases().aliases}
+        changes: list[Any] = []
+        retired = []
+        pairs = ((self.collection, staged.collection), (self.meta_collection, staged.meta_collection))
+        for name, target in pairs:
+            if name in current:
+                changes.append(models.DeleteAliasOperation(delete_alias=models.DeleteAlias(alias_name=name)))
+                retired.append(current[name])
+            elif self.client.collection_exists(name):
+                self.client.delete_collection(name)
+            create = models.CreateAlias(collection_name=target, alias_name=name)
+            changes.append(models.CreateAliasOperation(create_alias=create))
+        self.client.update_collection_aliases(change_aliases_operations=changes)
+        return retired
+
+    def drop(self, collections: Sequence[str] | None = None) -> None:
+        """Delete `collections` (default: this staged pair's own), each only if it is not aliased."""
+        aliased = {a.collection_name for a in self.client.get_aliases().aliases}
+        for name in collections or [self.collection, self.meta_collection]:
+            if name not in aliased:
+                self.client.delete_collection(name)
 
     def _meta_id(self, key: str) -> str:
         return str(uuid.uuid5(uuid.NAMESPACE_URL, f"devrag-meta:{key}"))

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 from devrag.retrieval.lexical_field import LEXICAL_FIELD
 from devrag.retrieval.schema import FILTER_FIELDS
@@ -153,6 +153,22 @@ class VectorStore(Protocol):
         """Hold the store's one-writer lease, shared by every process that reaches this store."""
 
     def close(self) -> None: ...
+
+
+@runtime_checkable
+class RebuildableStore(VectorStore, Protocol):
+    """A store whose readers follow a name (a Qdrant server's alias) that can move to a new copy."""
+
+    collection: str
+
+    def staged(self) -> RebuildableStore:
+        """A new, empty store beside this one, for a rebuild to fill while readers keep this one."""
+
+    def promote(self, staged: Any) -> list[str]:
+        """Move every reader to `staged` at once; returns what they read before, now unread."""
+
+    def drop(self, collections: Sequence[str] | None = None) -> None:
+        """Delete unread copies: `collections`, or a staged store's own when None."""
 
 
 ScrollPage = Callable[[PointFilter | None, Sequence[str] | None, bool, Any], tuple[list[StoredPoint], Any]]

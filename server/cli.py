@@ -15,6 +15,7 @@ from pydantic import BaseModel
 from devrag.ingest.forget import forget
 from devrag.ingest.git_source import locate
 from devrag.ingest.pipeline import IngestOptions, ingest
+from devrag.ingest.rebuild import rebuild
 from devrag.ingest.reconcile import reconcile
 from devrag.ingest.status import index_status
 from devrag.retrieval.alert_input import AlertInput, parse_alerts, query_of
@@ -172,6 +173,23 @@ def forget_cmd(obj: Context, name: str, as_json: bool) -> None:
     with opened_index(obj.settings()) as index:
         summary = forget(index, name)
     emit(as_json, summary, lambda: render.forget_summary(summary))
+
+
+@main.command("rebuild")
+@click.option("--keep-previous", is_flag=True, help="Keep the collection read before, to switch back.")
+@click.option("--json", "as_json", is_flag=True, help="Print the summary as one JSON object.")
+@click.pass_obj
+def rebuild_cmd(obj: Context, keep_previous: bool, as_json: bool) -> None:
+    """Rebuild a Qdrant server's index (new model or chunker) while searches keep answering.
+
+    Every recorded repository is ingested at HEAD into a new collection, which is checked against
+    each repository and then put behind the collection name in one alias switch.
+    """
+    settings = obj.settings()
+    options = IngestOptions(max_file_bytes=settings.max_file_bytes)
+    with opened_index(settings) as index, render.stage_progress(as_json) as bar:
+        summary = rebuild(index, lambda: _load_embedder(settings), options, keep_previous, bar)
+    emit(as_json, summary, lambda: render.rebuild_summary(summary))
 
 
 def _bind(index: Index, embedder: Embedder) -> Embedder:

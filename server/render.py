@@ -16,6 +16,7 @@ from rich.table import Table
 from devrag.eval.harness import EvalReport
 from devrag.ingest.forget import ForgetSummary
 from devrag.ingest.pipeline import IngestSummary, StageProgress
+from devrag.ingest.rebuild import RebuildSummary
 from devrag.ingest.reconcile import Drift
 from devrag.ingest.status import IndexStatus, RepoStatus
 from devrag.retrieval.index import FileScope
@@ -228,6 +229,17 @@ def forget_summary(s: ForgetSummary) -> None:
     out.print(
         f"Forgot [bold]{s.repo}[/bold] (last ingested from {s.path}): removed {s.chunks} chunks of "
         f"{s.files} files and the records of {s.skipped_files} skipped files."
+    )
+
+
+def rebuild_summary(s: RebuildSummary) -> None:
+    for repo in s.repos:
+        ingest_summary(repo)
+    before = ", ".join(s.retired) or "nothing"
+    fate = "kept (switch back with an alias change)" if s.kept_retired else "dropped"
+    out.print(
+        f"[bold]{s.collection}[/bold] now reads {s.built} ({len(s.repos)} repositories checked against "
+        f"HEAD, {s.seconds:.1f} s); it read {before} before, {fate}."
     )
 
 

@@ -69,3 +69,9 @@ def test_brackets_in_headings_and_paths_are_printed_as_text(run, git_repo):
     repo.commit({"runbooks/[red]hosts.md": None})
     code, out = run("reconcile")
     assert code == 0 and "orphaned: runbooks/[red]hosts.md" in out
+
+
+def test_rebuild_on_the_embedded_index_says_how_to_rebuild_it_instead(run):
+    code, out = run("rebuild")
+    assert code == 1 and "removing its directory and running `devrag ingest` again" in " ".join(out.split())
+    assert "Loading" not in out, "no model is loaded for a rebuild that cannot run"
