@@ -357,12 +357,12 @@ class HybridIndex:
                 vector = self._embed_query(query)
             with _stage("dense", timings) as span:
                 hits = [] if flt is None else self.index.store.search(vector, n, flt)
-                dense = [(h.id, h.score) for h in hits]
+                dense = _ranked(hits)
                 span.set_attribute("devrag.candidates", len(dense))
         bm25: list[tuple[str, float]] = []
         if bm25_job is not None:
             hits, timings["bm25"] = bm25_job.result()
-            bm25 = [(h.id, h.score) for h in hits]
+            bm25 = _ranked(hits)
         return dense, bm25
 
     def _alert_matches(self, query: str, alerts: Sequence[AlertInput]) -> list[tuple[Document, AlertMatch]]:
@@ -414,7 +414,7 @@ class HybridIndex:
                 within = replace(flt, metadata=(*flt.metadata, ("service", name)))
                 for hit in self.index.store.search(vector, n, within):
                     hits[hit.id] = max(hits.get(hit.id, -math.inf), hit.score)
-            ranked = sorted(hits.items(), key=lambda pair: -pair[1])[:n]
+            ranked = _ranked([ScoredId(i, score) for i, score in hits.items()])[:n]
             span.set_attribute("devrag.candidates", len(ranked))
         return named, ranked
 
@@ -604,6 +604,16 @@ def _document(chunk: Chunk) -> tuple[str, str]:
 def _dot(a: Sequence[float], b: Sequence[float]) -> float:
     """Cosine of two unit vectors (the embedder normalises every vector it returns)."""
     return sum(x * y for x, y in zip(a, b, strict=True))
+
+
+def _ranked(hits: Sequence[ScoredId]) -> list[tuple[str, float]]:
+    """Hits best first, equal scores in id order.
+
+    An engine returns equal scores in the order its segments hold the points, which differs
+    between two copies of one index (a rebuild, another replica): ties broken by id make every
+    copy answer alike.
+    """
+    return sorted(((h.id, h.score) for h in hits), key=lambda pair: (-pair[1], pair[0]))
 
 
 def _evidence(
