@@ -138,8 +138,6 @@ def ingest(
         if plan.mode != "noop":
             index.set_repo_state(clone.stamp(replace(base, in_progress=target)))
             run.apply()
-            with _tracer.start_as_current_span("ingest.stamp"):
-                index.stamp_commit(name, target)
         # Also after a no-op: the state records where the repository was last ingested from.
         final = clone.stamp(replace(base, commit=target, in_progress=None))
         if final != state:
@@ -352,7 +350,12 @@ class _Run:
 
 
 def _differs(stored: dict[str, Any] | None, chunk: Chunk) -> bool:
-    """Whether a stored payload must be rewritten; the commit stamp is refreshed separately."""
+    """Whether a stored payload must be rewritten.
+
+    Not for its commit alone: a chunk records the commit its file was read at, which holds the same
+    file as every later commit until the file changes (and its chunks are written again). So an
+    ingest writes only what changed, at any index size, rather than stamp every chunk.
+    """
     if stored is None:
         return True
     fresh = chunk.model_dump()

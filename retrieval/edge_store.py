@@ -34,15 +34,12 @@ def _edge_filter(flt: PointFilter | None) -> qe.Filter | None:
     if flt is None:
         return None
     must: list[Any] = []
-    must_not: list[Any] = []
-    for key, value, negated in flt.conditions():
+    for key, value in flt.conditions():
         match = qe.MatchAny(value) if isinstance(value, list) else qe.MatchValue(value)
-        (must_not if negated else must).append(qe.FieldCondition(key, match=match))
+        must.append(qe.FieldCondition(key, match=match))
     if flt.ids is not None:
         must.append(qe.HasIdCondition(set(flt.ids)))
-    if not must and not must_not:
-        return None
-    return qe.Filter(must=must or None, must_not=must_not or None)
+    return qe.Filter(must=must) if must else None
 
 
 class EdgeStore:

@@ -376,16 +376,6 @@ class Index:
             "Nothing was marked as indexed; run the ingest again."
         )
 
-    def stamp_commit(self, repo: str, commit: str) -> None:
-        """Record the indexed commit on every chunk of the repo, and check none was missed."""
-        with self.lock:
-            for _attempt in range(_RETRIES):
-                self.store.set_payload({"commit": commit}, PointFilter(repo=repo, not_commit=commit))
-                if self.store.count(PointFilter(repo=repo, not_commit=commit)) == 0:
-                    self._advance_generation()
-                    return
-        raise IndexWriteError(f"Could not record commit {commit[:12]} on every chunk of {repo}.")
-
     def _read(self, ids: Sequence[str]) -> list[StoredPoint]:
         out: list[StoredPoint] = []
         for start in range(0, len(ids), _READ_BATCH):

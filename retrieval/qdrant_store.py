@@ -36,15 +36,12 @@ def _client_filter(flt: PointFilter | None) -> models.Filter | None:
     if flt is None:
         return None
     must: list[Any] = []
-    must_not: list[Any] = []
-    for key, value, negated in flt.conditions():
+    for key, value in flt.conditions():
         match: Any = models.MatchAny(any=value) if isinstance(value, list) else models.MatchValue(value=value)
-        (must_not if negated else must).append(models.FieldCondition(key=key, match=match))
+        must.append(models.FieldCondition(key=key, match=match))
     if flt.ids is not None:
         must.append(models.HasIdCondition(has_id=list(flt.ids)))
-    if not must and not must_not:
-        return None
-    return models.Filter(must=must or None, must_not=must_not or None)
+    return models.Filter(must=must) if must else None
 
 
 class QdrantStore:

@@ -53,7 +53,6 @@ class PointFilter:
     paths: Sequence[str] | None = None
     doc_type: str | None = None
     content_hashes: Sequence[str] | None = None
-    not_commit: str | None = None
     # (field, value) pairs of document metadata (FILTER_FIELDS); on a list field, any element matches.
     metadata: tuple[tuple[str, str], ...] = ()
     # Point ids, not a payload field: each backend applies it as its own has-id condition.
@@ -66,29 +65,20 @@ class PointFilter:
     alert_names: Sequence[str] | None = None
     path_key: str | None = None
 
-    def conditions(self) -> list[tuple[str, str | int | list[str], bool]]:
-        """(field, value or values, negated) triples, in the order backends apply them."""
-        out: list[tuple[str, str | int | list[str], bool]] = []
-        if self.repo is not None:
-            out.append(("repo", self.repo, False))
-        if self.paths is not None:
-            out.append(("path", list(self.paths), False))
-        if self.folder is not None:
-            out.append(("path_dirs", self.folder, False))
-        if self.first:
-            out.append((SECTION_FIELD, 0, False))
-        if self.alert_names is not None:
-            out.append(("alert_names", list(self.alert_names), False))
-        if self.path_key is not None:
-            out.append(("path_key", self.path_key, False))
-        if self.doc_type is not None:
-            out.append(("doc_type", self.doc_type, False))
-        if self.content_hashes is not None:
-            out.append(("content_hash", list(self.content_hashes), False))
-        if self.not_commit is not None:
-            out.append(("commit", self.not_commit, True))
-        out.extend((name, value, False) for name, value in self.metadata)
-        return out
+    def conditions(self) -> list[tuple[str, str | int | list[str]]]:
+        """(field, value or values) pairs, all of which must hold, in the order backends apply them."""
+        wanted: list[tuple[str, str | int | list[str] | None]] = [
+            ("repo", self.repo),
+            ("path", list(self.paths) if self.paths is not None else None),
+            ("path_dirs", self.folder),
+            (SECTION_FIELD, 0 if self.first else None),
+            ("alert_names", list(self.alert_names) if self.alert_names is not None else None),
+            ("path_key", self.path_key),
+            ("doc_type", self.doc_type),
+            ("content_hash", list(self.content_hashes) if self.content_hashes is not None else None),
+            *self.metadata,
+        ]
+        return [(name, value) for name, value in wanted if value is not None]
 
 
 class VectorStore(Protocol):

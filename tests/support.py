@@ -120,6 +120,9 @@ class GitRepo:
     def head(self) -> str:
         return self.git("rev-parse", "HEAD")
 
+    def blob(self, rev: str, path: str) -> str:
+        return self.git("rev-parse", f"{rev}:{path}")
+
 
 RUNBOOK = """# Disk full on {host}
 
@@ -158,9 +161,11 @@ def expected(repo_path: Path, commit: str, embedder: Any) -> set[tuple[str, str,
     return out
 
 
-def held(index: Index, repo: str, commit: str) -> set[tuple[str, str, int, int]]:
-    points = list(index.store.scroll(PointFilter(repo=repo)))
-    assert all(p.payload["commit"] == commit for p in points), "every chunk records the indexed commit"
+def held(index: Index, repo: GitRepo, name: str, rev: str = "HEAD") -> set[tuple[str, str, int, int]]:
+    """What the index holds of a repository; each chunk's commit holds its file as `rev` does."""
+    points = list(index.store.scroll(PointFilter(repo=name)))
+    for commit, path in {(p.payload["commit"], p.payload["path"]) for p in points}:
+        assert repo.blob(commit, path) == repo.blob(rev, path), f"{path} at {commit[:12]} is not {rev}'s"
     out = {
         (p.payload["path"], p.payload["content_hash"], p.payload["start_line"], p.payload["end_line"])
         for p in points
@@ -171,7 +176,7 @@ def held(index: Index, repo: str, commit: str) -> set[tuple[str, str, int, int]]
 
 def assert_matches_oracle(index: Index, repo: GitRepo, name: str, embedder: Any) -> None:
     head = repo.head()
-    assert held(index, name, head) == expected(repo.path, head, embedder)
+    assert held(index, repo, name) == expected(repo.path, head, embedder)
     assert index.repo_state(name).commit == head
 
 

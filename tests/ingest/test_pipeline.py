@@ -102,7 +102,7 @@ def test_ingesting_an_older_rev_indexes_that_commit(index, git_repo, embedder):
     repo.commit({"a.md": RUNBOOK.format(host="new")})
     summary = ingest(index, embedder, repo.path, "ops", rev=first)
     assert summary.commit == first
-    assert held(index, "ops", first) == expected(repo.path, first, embedder)
+    assert held(index, repo, "ops", first) == expected(repo.path, first, embedder)
 
 
 FILES = st.sampled_from(["a.md", "docs/b.md", "ops/run.py", "deploy.yaml"])
