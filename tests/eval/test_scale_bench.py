@@ -1,0 +1,110 @@
+"""The scale benchmark end to end at a tiny size, with the fake embedder, so it cannot rot."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from collections.abc import Sequence
+from pathlib import Path
+
+import pytest
+
+from devrag.eval.scale_bench import ScaleOptions, run_scale_bench
+from devrag.eval.scale_index import BENCH, SIDE, Layout
+from devrag.eval.scale_probe import ModelSpec
+from devrag.ingest.pipeline import ingest
+from tests.support import HashEmbedder
+
+SAMPLE = Path(__file__).resolve().parents[2] / "corpus-sample"
+QUERIES = [
+    "node not ready kubelet",
+    "postgres too many connections",
+    "etcd fsync durations high",
+    "tls certificate expiry",
+    "consumer lag ledger worker",
+    "pod crashlooping restart",
+    "redis memory pressure eviction",
+    "checkout api error rate",
+    "expired gateway certificate",
+    "double posting ledger",
+    "disk latency etcd",
+    "checkout outage",
+]
+
+
+class WordReranker:
+    """Scores a passage by the query words it holds: enough to run the reranked mode."""
+
+    name = "test-word-reranker"
+
+    def score(self, query: str, passages: Sequence[str]) -> list[float]:
+        words = set(query.lower().split())
+        return [float(len(words & set(p.lower().split()))) for p in passages]
+
+
+def fake_models() -> tuple[HashEmbedder, WordReranker]:
+    return HashEmbedder(), WordReranker()
+
+
+@pytest.fixture
+def options(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> ScaleOptions:
+    # The probe processes import this module's fake_models, from the repository root.
+    monkeypatch.setenv("PYTHONPATH", str(SAMPLE.parent))
+    corpora = []
+    for name in ("runbooks", "postmortems"):
+        corpora.append(tmp_path / "corpora" / name)
+        shutil.copytree(SAMPLE / name, corpora[-1])
+    golden = tmp_path / "golden.jsonl"
+    rows = [{"id": f"q{i}", "query": q, "relevant": ["runbooks/x.md"]} for i, q in enumerate(QUERIES)]
+    golden.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    return ScaleOptions(
+        sizes=[150, 450],
+        workdir=tmp_path / "scale",
+        corpora=corpora,
+        golden=[golden],
+        queries=3,
+        edits=1,
+        models=ModelSpec(factory=f"tests.eval.test_scale_bench:{fake_models.__name__}"),
+    )
+
+
+def test_scale_bench_measures_every_size_and_the_copied_index_is_what_ingest_would_write(
+    options: ScaleOptions,
+) -> None:
+    report = run_scale_bench(options)
+
+    assert [r.size for r in report.rows] == [150, 450]
+    small, large = report.rows
+    assert not small.errors and not large.errors
+    assert small.index and large.index and large.index.copies > small.index.copies
+    assert large.index.chunks == large.index.bench_chunks + large.index.side_chunks
+    for row in report.rows:
+        assert set(row.probes) == {"hybrid", "hybrid+rerank"}
+        hybrid = row.probes["hybrid"]
+        assert 0 < hybrid.first_answer_s <= hybrid.whole_process_s
+        assert hybrid.rss_first_mib > 0 and hybrid.rss_after_queries_mib
+        assert {k: v.queries for k, v in hybrid.latency.items()} == {"unfiltered": 3, "path": 3, "repo": 3}
+        assert row.engine_open_s and row.engine_rss_open_mib
+        assert row.ingest and row.ingest.embedded == 1 and len(row.ingest.samples_s) == 2
+    assert small.ingest and small.ingest.fraction_of_smallest == 1.0
+
+    # A second run reuses the built indexes, and a full re-ingest of one rewrites nothing: the
+    # copied points are exactly what ingest writes for the replicated repository.
+    again = run_scale_bench(options.model_copy(update={"sizes": [150], "first_modes": [], "edits": 0}))
+    assert again.rows[0].index and again.rows[0].index.build_seconds is None
+    embedder = HashEmbedder()
+    layout = Layout(options.workdir)
+    index = layout.open(Path(large.index.index_dir), embedder)
+    try:
+        full = ingest(index, embedder, Path(large.index.repo_dir), BENCH, full=True)
+        side = ingest(index, embedder, Path(index.repo_state(SIDE).path) / large.index.side_folder, SIDE, full=True)  # type: ignore[union-attr]
+    finally:
+        index.close()
+    assert full.chunks["written"] == 0 and full.chunks["deleted"] == 0 and embedder.embedded == 0
+    assert side.chunks["written"] == 0 and side.chunks["deleted"] == 0
+
+
+def test_qdrant_backend_without_a_server_says_it_is_not_measured(tmp_path: Path) -> None:
+    report = run_scale_bench(ScaleOptions(backend="qdrant", workdir=tmp_path))
+
+    assert report.rows == [] and "not measured" in report.backend_note
