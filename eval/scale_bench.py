@@ -278,11 +278,15 @@ def _edit_cost(layout: Layout, built: ScaleIndex, seed: Seed, embedder: Embedder
 
 
 def _edited_file(seed: Seed) -> str:
-    """The first Markdown file of the seed with several sections: an edit changes only its last one."""
+    """A Markdown file of the seed with few sections but several: an edit changes only its last one.
+
+    Ingest rewrites every chunk of an edited file (each records the file's last commit) and embeds
+    only the changed one, so a short file keeps the measure about one section.
+    """
     counts: dict[str, int] = {}
     for chunk in seed.chunks:
         counts[chunk["path"]] = counts.get(chunk["path"], 0) + 1
-    return next(p for p, n in sorted(counts.items()) if n >= 3 and p.endswith(".md"))
+    return min((n, p) for p, n in counts.items() if n >= 3 and p.endswith(".md"))[1]
 
 
 def _fractions(report: ScaleReport) -> None:

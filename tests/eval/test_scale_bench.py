@@ -8,11 +8,13 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
+from click.testing import CliRunner
 
 from devrag.eval.scale_bench import ScaleOptions, run_scale_bench
 from devrag.eval.scale_index import BENCH, SIDE, Layout
 from devrag.eval.scale_probe import ModelSpec
 from devrag.ingest.pipeline import ingest
+from devrag.server.cli import main
 from tests.support import HashEmbedder
 
 SAMPLE = Path(__file__).resolve().parents[2] / "corpus-sample"
@@ -97,14 +99,24 @@ def test_scale_bench_measures_every_size_and_the_copied_index_is_what_ingest_wou
     index = layout.open(Path(large.index.index_dir), embedder)
     try:
         full = ingest(index, embedder, Path(large.index.repo_dir), BENCH, full=True)
-        side = ingest(index, embedder, Path(index.repo_state(SIDE).path) / large.index.side_folder, SIDE, full=True)  # type: ignore[union-attr]
+        side_state = index.repo_state(SIDE)
+        assert side_state is not None
+        side = ingest(index, embedder, Path(side_state.path) / large.index.side_folder, SIDE, full=True)
     finally:
         index.close()
     assert full.chunks["written"] == 0 and full.chunks["deleted"] == 0 and embedder.embedded == 0
     assert side.chunks["written"] == 0 and side.chunks["deleted"] == 0
 
 
-def test_qdrant_backend_without_a_server_says_it_is_not_measured(tmp_path: Path) -> None:
-    report = run_scale_bench(ScaleOptions(backend="qdrant", workdir=tmp_path))
+def test_bench_scale_on_qdrant_without_a_server_says_it_is_not_measured(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("DEVRAG_CONFIG", str(tmp_path / "config.toml"))
+    monkeypatch.delenv("DEVRAG_QDRANT_URL", raising=False)
+    args = ["bench", "--scale", "--backend", "qdrant", "--workdir", str(tmp_path), "--json"]
+    result = CliRunner().invoke(main, args, catch_exceptions=False)
 
-    assert report.rows == [] and "not measured" in report.backend_note
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.output)
+    assert report["backend"] == "qdrant" and report["rows"] == []
+    assert "not measured" in report["backend_note"]
