@@ -90,6 +90,7 @@ def startup_table(report: ScaleReport) -> Table:
         "disk GiB",
         "engine open s",
         "engine RSS MiB",
+        "first answer s (engine cold)",
         "first answer s (hybrid)",
         "first answer s (+rerank)",
         "whole process s",
@@ -99,6 +100,7 @@ def startup_table(report: ScaleReport) -> Table:
         table.add_column(column, justify="right")
     for row in report.rows:
         hybrid, rerank = row.probes.get("hybrid"), row.probes.get("hybrid+rerank")
+        cold = row.probes.get("engine cold")
         index = row.index
         engine_rss = (
             f"{_num(row.engine_rss_open_mib, '{:,.0f}')} -> {_num(row.engine_rss_end_mib, '{:,.0f}')}"
@@ -110,6 +112,7 @@ def startup_table(report: ScaleReport) -> Table:
             f"{index.disk_bytes / 1024**3:.1f}" if index else "-",
             _num(row.engine_open_s),
             engine_rss,
+            _num(cold.first_answer_s if cold else None),
             _num(hybrid.first_answer_s if hybrid else None),
             _num(rerank.first_answer_s if rerank else None),
             _num(hybrid.whole_process_s if hybrid else None),
