@@ -25,6 +25,7 @@ import logging
 import os
 import shutil
 import signal
+import statistics
 import subprocess
 import sys
 import time
@@ -317,7 +318,7 @@ def _edit_cost(layout: Layout, built: ScaleIndex, seed: Seed, embedder: Embedder
                 )
     finally:
         index.close()
-    median = sorted(samples)[len(samples) // 2] if samples else float("nan")
+    median = statistics.median(samples) if samples else float("nan")
     return IngestCost(samples_s=samples, median_s=median, embedded=embedded, written=written)
 
 
@@ -404,6 +405,7 @@ def add_args(parser: argparse.ArgumentParser) -> None:
         "--probe-timeout", type=float, default=3600.0, help="Stop a probe after these seconds."
     )
     parser.add_argument("--json", action="store_true", help="Print the report as one JSON object.")
+    parser.add_argument("--show", type=Path, help="Only print the tables of a report saved with --json.")
 
 
 def options_from(args: argparse.Namespace, models: ModelSpec) -> ScaleOptions:
@@ -427,6 +429,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m devrag.eval.scale_bench", description=__doc__)
     add_args(parser)
     args = parser.parse_args(argv)
+    if args.show:
+        render(ScaleReport.model_validate_json(args.show.read_text(encoding="utf-8")))
+        return 0
     logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(message)s")
     report = run_scale_bench(options_from(args, ModelSpec.from_env()))
     if args.json:
