@@ -28,6 +28,8 @@ if TYPE_CHECKING:
     from devrag.server.cli import Context
     from devrag.server.settings import Settings
 
+SCALE_BENCH = 0  # `--scale` given without a number
+
 
 def _modes(ctx: click.Context, param: click.Parameter, value: str) -> list[str]:
     modes = parse_list(value)
@@ -56,15 +58,31 @@ def _counts(ctx: click.Context, param: click.Parameter, value: str) -> list[int]
 )
 @click.option(
     "--scale",
-    type=click.IntRange(1),
+    type=click.IntRange(0),
     default=1,
+    is_flag=False,
+    flag_value=SCALE_BENCH,
     show_default=True,
-    help="With --corpus: index this many copies of it, to time a larger index.",
+    help="With --corpus N: index N copies of it, to time a larger index. Alone: the scale benchmark "
+    "(the shared runbooks replicated to --sizes chunks; startup, memory, first-stage latency and "
+    "incremental ingest per size, side by side).",
+)
+@click.option(
+    "--sizes",
+    help="With --scale: index sizes in chunks, comma-separated [default: 55000,200000,1000000].",
+)
+@click.option(
+    "--backend",
+    type=click.Choice(["edge", "qdrant"]),
+    default="edge",
+    show_default=True,
+    help="With --scale: the embedded engine, or the configured Qdrant server (--qdrant-url).",
 )
 @click.option(
     "--workdir",
     type=click.Path(file_okay=False, path_type=Path),
-    help="With --corpus: keep the snapshot and index here, reused by the next run [default: a temp dir].",
+    help="With --corpus: keep the snapshot and index here, reused by the next run [default: a temp "
+    "dir]. With --scale: the cache of built indexes [default: ~/.cache/devrag/scale].",
 )
 @click.option(
     "--queries",
@@ -115,6 +133,8 @@ def bench_cmd(
     obj: Context,
     corpus: Path | None,
     scale: int,
+    sizes: str | None,
+    backend: str,
     workdir: Path | None,
     golden: Path | None,
     max_queries: int | None,
@@ -135,8 +155,13 @@ def bench_cmd(
     from devrag.server.cli import _load, _load_embedder, reranker_for
     from devrag.server.render import progress
 
+    if scale == SCALE_BENCH and corpus is None:
+        _scale(obj.settings(), sizes, backend, workdir, golden, max_queries, as_json)
+        return
     if corpus is None and (scale > 1 or workdir is not None):
-        raise click.UsageError("--scale and --workdir need --corpus")
+        raise click.UsageError("--scale N and --workdir need --corpus")
+    if scale == SCALE_BENCH:
+        raise click.UsageError("--scale with --corpus takes a number of copies")
     try:
         queries = load_queries(golden, max_queries)
     except ValueError as exc:
@@ -280,3 +305,43 @@ def _overhead(
         cells = [r.mode, r.searches, r.p50_off_ms, r.p50_on_ms, r.p50_delta_ms, r.p50_delta_pct]
         cells += [r.p95_off_ms, r.p95_on_ms]
         click.echo("| " + " | ".join(map(str, cells)) + " |")
+
+
+def _scale(
+    settings: Settings,
+    sizes: str | None,
+    backend: str,
+    workdir: Path | None,
+    golden: Path | None,
+    max_queries: int | None,
+    as_json: bool,
+) -> None:
+    """`--scale`: the scale benchmark (`devrag.eval.scale_bench`) with the configured models."""
+    from devrag.eval.scale_bench import DEFAULT_SIZES, ScaleOptions, parse_sizes, run_scale_bench
+    from devrag.eval.scale_probe import ModelSpec
+    from devrag.eval.scale_report import render as render_scale
+
+    try:
+        chosen = parse_sizes(sizes) if sizes else list(DEFAULT_SIZES)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--sizes") from exc
+    models = ModelSpec(
+        embed_model=settings.embed_model,
+        rerank_model=settings.rerank_model,
+        runtime=settings.runtime,
+        onnx_dir=str(settings.onnx_dir),
+    )
+    options = ScaleOptions(
+        sizes=chosen,
+        backend=backend,  # type: ignore[arg-type]
+        qdrant_url=settings.qdrant_url,
+        models=models,
+        golden=[golden] if golden else [],
+        queries=max_queries or ScaleOptions().queries,
+        **({"workdir": workdir} if workdir else {}),
+    )
+    report = run_scale_bench(options, say=lambda line: click.echo(line, err=True))
+    if as_json:
+        click.echo(report.model_dump_json(indent=2))
+    else:
+        render_scale(report)

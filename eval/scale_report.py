@@ -1,0 +1,159 @@
+"""What the scale benchmark measured, per index size, and the table that shows it side by side."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, Field
+from rich.console import Console
+from rich.table import Table
+
+from devrag.eval.latency_report import percentiles
+from devrag.eval.scale_index import ScaleIndex
+
+MIB = 1024 * 1024
+
+
+class Latency(BaseModel):
+    """Wall-clock milliseconds of one search variant over distinct queries."""
+
+    queries: int
+    p50_ms: float
+    p95_ms: float
+    # Chunks the variant's filter keeps (None: unfiltered).
+    filter: str | None = None
+
+    @classmethod
+    def of(cls, samples_ms: list[float], filter: str | None = None) -> Latency:
+        p = percentiles(samples_ms)
+        return cls(
+            queries=len(samples_ms), p50_ms=round(p.p50_ms, 1), p95_ms=round(p.p95_ms, 1), filter=filter
+        )
+
+
+class Probe(BaseModel):
+    """One fresh search process on one index (`devrag.eval.scale_probe`), models loaded before timing."""
+
+    mode: str
+    # Opening the index and answering the first query in `mode`, models already warm.
+    first_answer_s: float
+    # From the process's start (interpreter, imports, model loading) to that first answer.
+    whole_process_s: float
+    models_s: float
+    rss_first_mib: float
+    rss_after_queries_mib: float | None = None
+    latency: dict[str, Latency] = Field(default_factory=dict)  # "unfiltered", "path", "repo"
+
+
+class IngestCost(BaseModel):
+    """Incremental ingests of one edited section (edits and their reverts), in seconds."""
+
+    samples_s: list[float]
+    median_s: float
+    embedded: int  # chunks embedded per run (1 is the point: one section)
+    written: int
+    fraction_of_smallest: float | None = None
+
+
+class SizeRow(BaseModel):
+    size: int
+    index: ScaleIndex | None = None
+    # The engine's own process: opening the shard cold, and its resident memory then and at the end.
+    engine_open_s: float | None = None
+    engine_rss_open_mib: float | None = None
+    engine_rss_end_mib: float | None = None
+    probes: dict[str, Probe] = Field(default_factory=dict)
+    ingest: IngestCost | None = None
+    errors: list[str] = Field(default_factory=list)
+
+
+class ScaleReport(BaseModel):
+    backend: str
+    backend_note: str
+    environment: dict[str, str | int | float]
+    rows: list[SizeRow]
+    notes: list[str] = Field(default_factory=list)
+
+
+def _ms(latency: Latency | None) -> str:
+    return f"{latency.p50_ms:.0f} / {latency.p95_ms:.0f}" if latency else "-"
+
+
+def _num(value: float | None, fmt: str = "{:.2f}") -> str:
+    return "-" if value is None else fmt.format(value)
+
+
+def startup_table(report: ScaleReport) -> Table:
+    table = Table(title=f"Startup and memory ({report.backend}): fresh process per size, models warm")
+    for column in (
+        "size",
+        "chunks",
+        "build s",
+        "disk GiB",
+        "engine open s",
+        "engine RSS MiB",
+        "first answer s (engine cold)",
+        "first answer s (hybrid)",
+        "first answer s (+rerank)",
+        "whole process s",
+        "RSS first MiB",
+        "RSS 50 q MiB",
+    ):
+        table.add_column(column, justify="right")
+    for row in report.rows:
+        hybrid, rerank = row.probes.get("hybrid"), row.probes.get("hybrid+rerank")
+        cold = row.probes.get("engine cold")
+        index = row.index
+        engine_rss = (
+            f"{_num(row.engine_rss_open_mib, '{:,.0f}')} -> {_num(row.engine_rss_end_mib, '{:,.0f}')}"
+        )
+        table.add_row(
+            f"{row.size:,}",
+            f"{index.chunks:,}" if index else "-",
+            ("cached" if index.build_seconds is None else f"{index.build_seconds:,.0f}") if index else "-",
+            f"{index.disk_bytes / 1024**3:.1f}" if index else "-",
+            _num(row.engine_open_s),
+            engine_rss,
+            _num(cold.first_answer_s if cold else None),
+            _num(hybrid.first_answer_s if hybrid else None),
+            _num(rerank.first_answer_s if rerank else None),
+            _num(hybrid.whole_process_s if hybrid else None),
+            _num(hybrid.rss_first_mib if hybrid else None, "{:,.0f}"),
+            _num(hybrid.rss_after_queries_mib if hybrid else None, "{:,.0f}"),
+        )
+    return table
+
+
+def latency_table(report: ScaleReport) -> Table:
+    table = Table(
+        title="First stage (mode hybrid: embed + dense + BM25 + fusion), p50 / p95 ms; ingest of one edit"
+    )
+    for column in ("size", "unfiltered", "--path", "--repo", "ingest one edit s", "x smallest"):
+        table.add_column(column, justify="right")
+    for row in report.rows:
+        hybrid = row.probes.get("hybrid")
+        latency = hybrid.latency if hybrid else {}
+        ingest = row.ingest
+        table.add_row(
+            f"{row.size:,}",
+            _ms(latency.get("unfiltered")),
+            _ms(latency.get("path")),
+            _ms(latency.get("repo")),
+            _num(ingest.median_s if ingest else None),
+            _num(ingest.fraction_of_smallest if ingest else None),
+        )
+    return table
+
+
+def render(report: ScaleReport, console: Console | None = None) -> None:
+    console = console or Console(highlight=False, width=200)
+    console.print(f"backend: {report.backend} ({report.backend_note})")
+    console.print(startup_table(report))
+    console.print(latency_table(report))
+    filters = next((p.latency for r in report.rows for p in r.probes.values() if p.latency), {})
+    for name, latency in filters.items():
+        if latency.filter:
+            console.print(f"{name}: {latency.filter}")
+    for row in report.rows:
+        for error in row.errors:
+            console.print(f"[red]{row.size:,}: {error}[/red]")
+    for note in report.notes:
+        console.print(note)
