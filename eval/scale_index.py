@@ -21,6 +21,7 @@ import subprocess
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, replace
+from itertools import groupby
 from pathlib import Path
 from typing import Any
 
@@ -34,7 +35,7 @@ from devrag.retrieval.factory import open_store
 from devrag.retrieval.index import FileScope, Index, RepoState, SkippedRecord
 from devrag.retrieval.models import Embedder
 from devrag.retrieval.review_age import commit_date
-from devrag.retrieval.schema import Chunk, chunk_id
+from devrag.retrieval.schema import Chunk, chunk_id, with_document_fields
 
 log = logging.getLogger(__name__)
 
@@ -122,8 +123,8 @@ def load_seed(corpora: Sequence[Path], layout: Layout, embedder: Embedder) -> Se
     return Seed(repo, payloads, vectors, _occurrences(payloads), skipped, side)
 
 
-def _place(payload: dict[str, Any]) -> tuple[str, int, str]:
-    return payload["path"], payload["start_line"], payload["content_hash"]
+def _place(payload: dict[str, Any]) -> tuple[str, int]:
+    return payload["path"], payload["section"]
 
 
 def _occurrences(chunks: list[dict[str, Any]]) -> dict[str, int]:
@@ -231,8 +232,19 @@ def _moved(
 
 
 def _write(index: Index, moved: list[tuple[Chunk, list[float]]], seed: Seed) -> None:
-    for batch in _batches(moved, _WRITE_BATCH):
+    for batch in _batches(_with_document_fields(moved), _WRITE_BATCH):
         index.write([c for c, _ in batch], [v for _, v in batch])
+
+
+def _with_document_fields(moved: list[tuple[Chunk, list[float]]]) -> list[tuple[Chunk, list[float]]]:
+    """Each moved document's chunks with the fields ingest gives its new path and ids (in line order,
+    as the seed lists them)."""
+    out: list[tuple[Chunk, list[float]]] = []
+    for _path, group in groupby(moved, key=lambda pair: pair[0].path):
+        pairs = list(group)
+        chunks = with_document_fields([c for c, _ in pairs])
+        out += zip(chunks, [v for _, v in pairs], strict=True)
+    return out
 
 
 def _batches(items: list[Any], size: int) -> Iterator[list[Any]]:
