@@ -128,12 +128,15 @@ def probe(request: ProbeRequest) -> Probe:
 
 def _timed(searcher: HybridIndex, queries: list[str], k: int, filters: Filters) -> Latency:
     samples = []
+    stages: dict[str, list[float]] = {}
     for query in queries:
         started = time.perf_counter()
-        searcher.search(query, k, "hybrid", filters)
+        response = searcher.search(query, k, "hybrid", filters)
         samples.append((time.perf_counter() - started) * 1000)
+        for stage, ms in response.timings_ms.items():
+            stages.setdefault(stage, []).append(ms)
     described = ", ".join(f"{key} {value}" for key, value in filters.model_dump(exclude_none=True).items())
-    return Latency.of(samples, described or None)
+    return Latency.of(samples, described or None, stages)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import statistics
+
 from pydantic import BaseModel, Field
 from rich.console import Console
 from rich.table import Table
@@ -20,12 +22,22 @@ class Latency(BaseModel):
     p95_ms: float
     # Chunks the variant's filter keeps (None: unfiltered).
     filter: str | None = None
+    # The median of each stage the search reports (embed, dense, bm25, payloads, fusion), where the
+    # time goes.
+    stages_p50_ms: dict[str, float] = Field(default_factory=dict)
 
     @classmethod
-    def of(cls, samples_ms: list[float], filter: str | None = None) -> Latency:
+    def of(
+        cls, samples_ms: list[float], filter: str | None = None, stages: dict[str, list[float]] | None = None
+    ) -> Latency:
         p = percentiles(samples_ms)
+        medians = {name: round(statistics.median(values), 1) for name, values in (stages or {}).items()}
         return cls(
-            queries=len(samples_ms), p50_ms=round(p.p50_ms, 1), p95_ms=round(p.p95_ms, 1), filter=filter
+            queries=len(samples_ms),
+            p50_ms=round(p.p50_ms, 1),
+            p95_ms=round(p.p95_ms, 1),
+            filter=filter,
+            stages_p50_ms=medians,
         )
 
 

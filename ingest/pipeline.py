@@ -352,9 +352,9 @@ class _Run:
 def _differs(stored: dict[str, Any] | None, chunk: Chunk) -> bool:
     """Whether a stored payload must be rewritten.
 
-    Not for its commit alone: a chunk records the commit its file was read at, which holds the same
-    file as every later commit until the file changes (and its chunks are written again). So an
-    ingest writes only what changed, at any index size, rather than stamp every chunk.
+    Not for its commit alone: a chunk records the commit its file was read at, and results cite the
+    repository's indexed commit, which holds the same file (`RepoState.cited`). So an ingest writes
+    only what changed, at any index size, rather than stamp every chunk.
     """
     if stored is None:
         return True

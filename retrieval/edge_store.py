@@ -149,12 +149,6 @@ class EdgeStore:
         )
         return [ScoredId(str(p.id), p.score) for p in self._shard.query(request)]
 
-    def set_payload(self, values: dict[str, Any], flt: PointFilter) -> None:
-        edge_filter = _edge_filter(flt)
-        if self._shard is not None and edge_filter is not None:
-            self._shard.update(qe.UpdateOperation.set_payload_by_filter(edge_filter, values))
-            self._shard.flush()
-
     def count(self, flt: PointFilter | None = None) -> int:
         if self._shard is None:
             return 0

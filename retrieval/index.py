@@ -76,6 +76,15 @@ class RepoState:
     roots: tuple[str, ...] = ()
     scope: FileScope = FileScope()
 
+    def cited(self, commit: str) -> str:
+        """The commit a chunk written at `commit` is cited at: the indexed one, which holds its file
+        as it was read (a file that changed since was written again), or, while an ingest is writing,
+        the one it reads for the chunks it wrote. A chunk keeps the commit it was written at, which a
+        later clone (shallow, or after a force push) may not hold, so it is never cited as such."""
+        if self.in_progress is not None and commit == self.in_progress:
+            return commit
+        return self.commit or commit
+
     def to_meta(self) -> dict[str, Any]:
         return {
             "path": self.path,
@@ -212,12 +221,17 @@ class Index:
         return None if meta is None else RepoState.from_meta(name, meta)
 
     def set_repo_state(self, state: RepoState) -> None:
-        """Record the repository's state, verified: a lost marker would redo or hide a whole run."""
+        """Record the repository's state, verified: a lost marker would redo or hide a whole run.
+
+        Readers cite results at the state's commits (`RepoState.cited`), so it moves the generation.
+        """
         self._put_meta_verified(_REPO_PREFIX + state.name, state.to_meta())
+        self._advance_generation()
 
     def forget_repo_state(self, name: str) -> None:
         """Drop the repository's state, verified; its chunks and skip records go first."""
         self._delete_meta_verified(_REPO_PREFIX + name)
+        self._advance_generation()
 
     def repos(self) -> list[RepoState]:
         names = [k[len(_REPO_PREFIX) :] for k in self.store.meta_keys() if k.startswith(_REPO_PREFIX)]

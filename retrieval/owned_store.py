@@ -93,9 +93,6 @@ class OwnedStore:
     def lexical_search(self, text: str, limit: int, flt: PointFilter | None = None) -> list[ScoredId]:
         return list(self._call("lexical_search", text, limit, flt)) if text else []
 
-    def set_payload(self, values: dict[str, Any], flt: PointFilter) -> None:
-        self._call("set_payload", values, flt)
-
     def count(self, flt: PointFilter | None = None) -> int:
         return int(self._call("count", flt))
 

@@ -49,7 +49,6 @@ STORE_CALLS = frozenset(
         "scroll_page",
         "search",
         "lexical_search",
-        "set_payload",
         "count",
         "facet",
         "get_meta",

@@ -192,11 +192,6 @@ class QdrantStore:
         )
         return [ScoredId(str(p.id), p.score) for p in response.points]
 
-    def set_payload(self, values: dict[str, Any], flt: PointFilter) -> None:
-        client_filter = _client_filter(flt)
-        if client_filter is not None and self._exists():
-            self.client.set_payload(self.collection, payload=values, points=client_filter, wait=True)
-
     def count(self, flt: PointFilter | None = None) -> int:
         if not self._exists():
             return 0

@@ -9,7 +9,7 @@ from collections import OrderedDict
 from collections.abc import Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from typing import Any, Literal
 
 from opentelemetry import context as otel_context
@@ -21,7 +21,7 @@ from devrag.retrieval.alert_input import AlertInput
 from devrag.retrieval.commands import Command, section_commands
 from devrag.retrieval.filters import Filters, store_filter
 from devrag.retrieval.fusion import rrf
-from devrag.retrieval.index import Index
+from devrag.retrieval.index import Index, RepoState
 from devrag.retrieval.lexical_query import bm25_search
 from devrag.retrieval.models import Embedder, head
 from devrag.retrieval.rerank import Reranker
@@ -200,19 +200,20 @@ class HybridIndex:
         self.reranker = reranker
         self.config = config or SearchConfig()
         self.alerts = AlertCatalog(StoreDocuments(index.store))
-        self._services: tuple[str, ServiceNames] | None = None
-        self._services_lock = threading.Lock()
+        self._known: _Known | None = None
+        self._known_lock = threading.Lock()
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="devrag-bm25")
         self._query_vectors: OrderedDict[str, list[float]] = OrderedDict()
 
-    def services(self) -> ServiceNames:
-        """The services the indexed documents carry, read again when the index's generation moved."""
+    def known(self) -> _Known:
+        """The services and repositories the index holds, read again when its generation moved."""
         generation = self.index.generation()
-        with self._services_lock:
-            if self._services is None or self._services[0] != generation:
+        with self._known_lock:
+            if self._known is None or self._known.generation != generation:
                 names = self.index.store.facet("service", limit=_MAX_SERVICES)
-                self._services = (generation, ServiceNames(names))
-            return self._services[1]
+                repos = {state.name: state for state in self.index.repos()}
+                self._known = _Known(generation, ServiceNames(names), repos)
+            return self._known
 
     def matches(self, filters: Filters) -> bool:
         """Whether any indexed chunk passes the filters; a search over none has nothing to rank."""
@@ -310,9 +311,12 @@ class HybridIndex:
         shown = [(score, _shown(sections, chunks, limit)) for score, sections in ranked[:k]]
         payloads.read([cid for _, sections in shown for cid, _, _ in sections], _RESULT_FIELDS)
         results = []
+        repos = self.known().repos
         for score, sections in shown:
             match = matched.get(_document(chunks[sections[0][2]]))
             result = _result(sections, score, chunks, evidence, match)
+            state = repos.get(result.repo)
+            result.commit = state.cited(result.commit) if state else result.commit
             result.review = _review(chunks[result.sections[0].id], config, mode == "hybrid+rerank")
             results.append(result)
         timings["total"] = _ms(started)
@@ -404,7 +408,7 @@ class HybridIndex:
         """
         if mode not in ("hybrid", "hybrid+rerank") or self.config.service_vote == 0:
             return [], []
-        named = self.services().named_in(query)[: self.config.max_services]
+        named = self.known().services.named_in(query)[: self.config.max_services]
         if not named or flt is None:
             return named, []
         vector = self._embed_query(query)
@@ -645,6 +649,15 @@ def _shown(
         return said[:limit]
     cid, score = sections[0]
     return [(chunks[cid]["lead"] or cid, score, cid)]
+
+
+@dataclass(frozen=True)
+class _Known:
+    """What a searcher keeps between searches: names and states, never a chunk."""
+
+    generation: str
+    services: ServiceNames
+    repos: dict[str, RepoState]
 
 
 class _Payloads:

@@ -124,8 +124,6 @@ class VectorStore(Protocol):
         whatever `flt` keeps, as `Bm25Index` over the whole corpus does.
         """
 
-    def set_payload(self, values: dict[str, Any], flt: PointFilter) -> None: ...
-
     def count(self, flt: PointFilter | None = None) -> int: ...
 
     def facet(self, field: str, flt: PointFilter | None = None, limit: int = 1000) -> dict[str, int]:

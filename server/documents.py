@@ -36,10 +36,10 @@ class Document:
 
 
 def load(index: Index, repo: str, path: str, chunks: list[dict[str, Any]]) -> Document:
-    """The document at the commit its chunks were indexed at."""
+    """The document at the commit its repository is indexed at (see `RepoState.cited`)."""
     first = chunks[0]
-    commit = first["commit"]
     state = index.repo_state(repo)
+    commit = state.cited(first["commit"]) if state else first["commit"]
     lines = _from_git(state.path, commit, path) if state else None
     source = "repository"
     if lines is None:

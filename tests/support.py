@@ -15,7 +15,7 @@ from devrag.retrieval.index import Index
 from devrag.retrieval.lexical_field import LEXICAL_FIELD
 from devrag.retrieval.onnx_models import MODEL_FILE, default_onnx_dir, export_dir
 from devrag.retrieval.schema import content_hash, embed_text_for
-from devrag.retrieval.store import PointFilter, VectorStore
+from devrag.retrieval.store import PointFilter, StoredPoint, VectorStore
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("DEVRAG_SHARED_DIR") or REPO_ROOT.parent / "shared")
@@ -162,10 +162,12 @@ def expected(repo_path: Path, commit: str, embedder: Any) -> set[tuple[str, str,
 
 
 def held(index: Index, repo: GitRepo, name: str, rev: str = "HEAD") -> set[tuple[str, str, int, int]]:
-    """What the index holds of a repository; each chunk's commit holds its file as `rev` does."""
+    """What the index holds of a repository; each chunk is cited at a commit with its file as at `rev`."""
     points = list(index.store.scroll(PointFilter(repo=name)))
+    state = index.repo_state(name)
     for commit, path in {(p.payload["commit"], p.payload["path"]) for p in points}:
-        assert repo.blob(commit, path) == repo.blob(rev, path), f"{path} at {commit[:12]} is not {rev}'s"
+        cited = state.cited(commit)
+        assert repo.blob(cited, path) == repo.blob(rev, path), f"{path} at {cited[:12]} is not {rev}'s"
     out = {
         (p.payload["path"], p.payload["content_hash"], p.payload["start_line"], p.payload["end_line"])
         for p in points
@@ -187,4 +189,10 @@ def blank_keyword_field(store: VectorStore, repo: str) -> None:
     health checks and the degraded-leg metric exist to catch.
     """
     with store.writer():
-        store.set_payload({LEXICAL_FIELD: ""}, PointFilter(repo=repo))
+        rewrite(store, PointFilter(repo=repo), {LEXICAL_FIELD: ""})
+
+
+def rewrite(store: VectorStore, flt: PointFilter, values: dict[str, Any]) -> None:
+    """Overwrite payload fields of the matching points in place, as a faulty writer would."""
+    points = list(store.scroll(flt, with_vectors=True))
+    store.upsert([StoredPoint(p.id, p.payload | values, p.vector) for p in points])

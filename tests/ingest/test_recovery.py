@@ -10,7 +10,7 @@ from devrag.ingest.pipeline import IngestOptions, ingest
 from devrag.ingest.reconcile import find_drift, reconcile
 from devrag.retrieval.index import Index
 from devrag.retrieval.store import PointFilter
-from tests.support import RUNBOOK, assert_matches_oracle
+from tests.support import RUNBOOK, assert_matches_oracle, rewrite
 
 
 class Killed(RuntimeError):
@@ -57,7 +57,7 @@ def _next_commit(repo) -> None:
 
 
 @pytest.mark.parametrize(
-    ("op", "after"), [("upsert", 0), ("upsert", 1), ("delete", 0), ("delete", 1), ("set_payload", 0)]
+    ("op", "after"), [("upsert", 0), ("upsert", 1), ("delete", 0), ("delete", 1)]
 )
 def test_a_run_killed_between_writes_is_redone_by_the_next_ingest(edge_store, git_repo, embedder, op, after):
     repo = _repo_with_history(git_repo)
@@ -96,7 +96,7 @@ def test_reconcile_reports_missing_stale_and_orphaned_files_from_the_chunks(edge
     store = edge_index.store
     store.delete([p.id for p in store.scroll(PointFilter(repo="ops", paths=["a.md"]))])
     stale = next(iter(store.scroll(PointFilter(repo="ops", paths=["b.md"]))))
-    store.set_payload({"blob_sha": "0" * 40}, PointFilter(repo="ops", paths=["b.md"]))
+    rewrite(store, PointFilter(repo="ops", paths=["b.md"]), {"blob_sha": "0" * 40})
     orphan = stale.payload | {"path": "gone.md"}
     store.upsert([type(stale)("00000000-0000-4000-8000-000000000000", orphan, [1.0] + [0.0] * 63)])
     drifts = reconcile(edge_index, lambda: embedder, check_only=True)

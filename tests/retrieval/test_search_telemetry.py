@@ -81,7 +81,7 @@ def test_an_ingest_is_one_trace_with_a_span_per_phase(edge_index, git_repo, embe
     ingest(edge_index, embedder, repo.path, "ops")
     finished = {s.name: s for s in spans.get_finished_spans()}
     assert {"ingest", "ingest.plan", "ingest.read", "ingest.compare", "ingest.write"} <= set(finished)
-    assert {"ingest.delete", "ingest.stamp"} <= set(finished)
+    assert "ingest.delete" in finished
     root = dict(finished["ingest"].attributes or {})
     assert root["devrag.repo"] == "ops" and root["devrag.chunks.written"] > 0
     assert dict(finished["ingest.read"].attributes or {})["devrag.files"] == len(RUNBOOKS)
