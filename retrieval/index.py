@@ -181,8 +181,9 @@ class Index:
         )
         return (
             f"The index at {self.store.location} holds {built}; {why}, so the index must be rebuilt. "
-            "Remove the index directory (on a Qdrant server: drop the collection and its `_meta` "
-            f"companion), then ingest every repository again: {ingests or '`devrag ingest PATH`'}."
+            "On a Qdrant server, `devrag rebuild` does it while searches keep answering. Otherwise "
+            "remove the index directory, then ingest every repository again: "
+            f"{ingests or '`devrag ingest PATH`'}."
         )
 
     def prepare(self) -> None:
