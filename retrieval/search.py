@@ -184,8 +184,9 @@ class HybridIndex:
     own candidates (their document fields; text only for the reranker's input and the results),
     and alert names, services and folders are looked up by payload indexes. So any number of
     processes, on any number of machines, answer from the store as it is now, and opening an index
-    costs the same at any size. The one thing kept is the list of services, refreshed whenever the
-    index's generation (advanced by every verified write, from any process) moves.
+    costs the same at any size. What is kept is names, never chunks: the services and the
+    repositories' states, read again whenever the index's generation (advanced by every verified
+    write, from any process) moves.
     """
 
     def __init__(
@@ -279,8 +280,9 @@ class HybridIndex:
         flt = store_filter(filters, self.index.store) if filters.active else PointFilter()
         n = max(config.overfetch * config.candidates_per_document * k, config.min_candidates)
         read, trimmed = self._part_read(query)
+        known = self.known()
         dense, bm25 = self._first_stage(read, n, mode, flt, timings)
-        services, service = self._service_leg(read, n, mode, flt, timings)
+        services, service = self._service_leg(read, n, mode, flt, known.services, timings)
         # Hits of chunks deleted since the engine ranked them have no payload and drop out here.
         payloads = _Payloads(self.index.store)
         with _stage("payloads", timings):
@@ -311,11 +313,10 @@ class HybridIndex:
         shown = [(score, _shown(sections, chunks, limit)) for score, sections in ranked[:k]]
         payloads.read([cid for _, sections in shown for cid, _, _ in sections], _RESULT_FIELDS)
         results = []
-        repos = self.known().repos
         for score, sections in shown:
             match = matched.get(_document(chunks[sections[0][2]]))
             result = _result(sections, score, chunks, evidence, match)
-            state = repos.get(result.repo)
+            state = known.repos.get(result.repo)
             result.commit = state.cited(result.commit) if state else result.commit
             result.review = _review(chunks[result.sections[0].id], config, mode == "hybrid+rerank")
             results.append(result)
@@ -398,7 +399,13 @@ class HybridIndex:
         return {d: p.payload["opening"] for p in found if (d := _document(p.payload)) in wanted}
 
     def _service_leg(
-        self, query: str, n: int, mode: str, flt: PointFilter | None, timings: dict[str, float]
+        self,
+        query: str,
+        n: int,
+        mode: str,
+        flt: PointFilter | None,
+        services: ServiceNames,
+        timings: dict[str, float],
     ) -> tuple[list[str], list[tuple[str, float]]]:
         """The services the query names, and dense candidates from their documents alone.
 
@@ -408,7 +415,7 @@ class HybridIndex:
         """
         if mode not in ("hybrid", "hybrid+rerank") or self.config.service_vote == 0:
             return [], []
-        named = self.known().services.named_in(query)[: self.config.max_services]
+        named = services.named_in(query)[: self.config.max_services]
         if not named or flt is None:
             return named, []
         vector = self._embed_query(query)
