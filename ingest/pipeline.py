@@ -240,12 +240,8 @@ class _Run:
 
     def _save_skipped(self) -> None:
         """Records of this run's skipped files, plus earlier ones for files it left untouched."""
-        tree = self.plan.tree
-        kept = {
-            path: record
-            for path, record in self.index.skipped_files(self.repo).items()
-            if path not in self.plan.upsert and path in tree and tree[path].blob_sha == record.blob_sha
-        }
+        earlier = self.index.skipped_files(self.repo)
+        kept = {path: record for path, record in earlier.items() if self.plan.untouched(path)}
         self.index.set_skipped_files(self.repo, {**kept, **self.records})
 
     def _chunks_of(self, path: str, last_commit: str, last_commit_date: str | None) -> list[Chunk]:

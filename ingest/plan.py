@@ -14,7 +14,8 @@ class Plan:
     """Paths to (re)chunk from the target tree, paths whose chunks go, and how to report them."""
 
     target: str
-    tree: dict[str, TreeEntry]
+    tree: dict[str, TreeEntry]  # at least every path to upsert; the whole scope in a full plan
+    files: int  # files the scope holds at the target
     mode: str  # "noop", "diff" or "full"
     upsert: dict[str, str] = field(default_factory=dict)  # path -> "added", "modified", "renamed"
     remove: list[str] = field(default_factory=list)
@@ -22,7 +23,11 @@ class Plan:
 
     @property
     def unchanged(self) -> int:
-        return len(self.tree) - len(self.upsert)
+        return self.files - len(self.upsert)
+
+    def untouched(self, path: str) -> bool:
+        """The file is at the target as the index last saw it: neither rewritten nor removed."""
+        return path not in self.upsert and path not in self.remove
 
 
 def make_plan(
@@ -44,14 +49,14 @@ def make_plan(
         SourceError: a new scope holds no file at the target: a typo would empty the index.
     """
     scope = scope or FileScope()
+    finished = state is not None and not state.in_progress and not full and state.scope == scope
+    if finished and state and state.commit == target:
+        return Plan(target, {}, _count(source, target, scope), "noop")
+    if finished and state and state.commit and source.has_commit(state.commit):
+        return _diff_plan(source, state.commit, target, scope)
     tree = scoped_tree(source, target, scope)
     if not tree and not scope.whole and (state is None or state.scope != scope):
         raise SourceError(_empty_scope(target, scope))
-    finished = state is not None and not state.in_progress and not full and state.scope == scope
-    if finished and state and state.commit == target:
-        return Plan(target, tree, "noop")
-    if finished and state and state.commit and source.has_commit(state.commit):
-        return _diff_plan(source, state.commit, target, tree, scope)
     held = indexed_files(index, state.name, tree, max_bytes) if state else {}
     return full_plan(held, target, tree)
 
@@ -59,6 +64,11 @@ def make_plan(
 def scoped_tree(source: GitSource, commit: str, scope: FileScope) -> dict[str, TreeEntry]:
     """The entries of the commit's tree that the scope holds, by path."""
     return {path: entry for path, entry in source.tree(commit).items() if scope.holds(path)}
+
+
+def _count(source: GitSource, commit: str, scope: FileScope) -> int:
+    """How many files of the commit's tree the scope holds, from their names alone."""
+    return sum(1 for path in source.paths(commit) if scope.holds(path))
 
 
 def _empty_scope(target: str, scope: FileScope) -> str:
@@ -92,17 +102,21 @@ def _verdict_holds(record: SkippedRecord, entry: TreeEntry, max_bytes: int) -> b
     return before_reading is None if record.read else before_reading == record.reason
 
 
-def _diff_plan(
-    source: GitSource, old: str, target: str, tree: dict[str, TreeEntry], scope: FileScope
-) -> Plan:
-    """The changes between two commits, as the scope sees them: a move across its edge adds or deletes."""
-    plan = Plan(target, tree, "diff")
-    for change in source.changes(old, target):
+def _diff_plan(source: GitSource, old: str, target: str, scope: FileScope) -> Plan:
+    """The changes between two commits, as the scope sees them: a move across its edge adds or deletes.
+
+    Only the changed paths' tree entries are read, so the plan costs the same in a repository of
+    a hundred files or a hundred thousand.
+    """
+    changes = source.changes(old, target)
+    kept = [c.path for c in changes if c.status != "D" and scope.holds(c.path)]
+    plan = Plan(target, source.entries(target, kept), _count(source, target, scope), "diff")
+    for change in changes:
         gone = change.path if change.status == "D" else change.old_path
         left = gone is not None and scope.holds(gone)
         if gone is not None and left:
             plan.remove.append(gone)
-        if change.status != "D" and change.path in tree:
+        if change.status != "D" and change.path in plan.tree:
             plan.upsert[change.path] = _status(change.status, left)
         elif left:
             plan.deleted += 1
@@ -117,7 +131,7 @@ def _status(status: str, renamed_from_scope: bool) -> str:
 
 def full_plan(indexed: dict[str, str], target: str, tree: dict[str, TreeEntry]) -> Plan:
     """Compare path -> blob SHA in the tree with what the index's own chunks say."""
-    plan = Plan(target, tree, "full")
+    plan = Plan(target, tree, len(tree), "full")
     gone = {p: sha for p, sha in indexed.items() if p not in tree}
     gone_blobs = set(gone.values())
     for path, entry in tree.items():

@@ -62,3 +62,14 @@ def test_last_commits_reads_past_merges_and_empty_commits_with_or_without_pathsp
     assert source.last_commits(repo.head(), list(wanted)) == wanted
     everything = source.last_commits(repo.head(), [*wanted, *many])
     assert everything == {**wanted, **dict.fromkeys(many, bulk)}
+
+
+def test_entries_of_named_paths_match_the_whole_tree_listing_for_odd_names_and_long_lists(git_repo):
+    repo = git_repo()
+    many = {f"bulk/{i}.md": f"{i}\n" for i in range(600)}  # past one command line's 500 names
+    repo.commit({**{name: doc(name, 1) for name in ODD}, **many})
+    source = GitSource(repo.path)
+    whole = source.tree(repo.head())
+    wanted = [*ODD, *many, "missing.md", "bulk"]  # a folder's name is no file of its own
+    assert source.entries(repo.head(), wanted) == {p: whole[p] for p in [*ODD, *many]}
+    assert sorted(source.paths(repo.head())) == sorted(whole)

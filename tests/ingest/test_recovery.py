@@ -56,9 +56,7 @@ def _next_commit(repo) -> None:
     repo.commit({})
 
 
-@pytest.mark.parametrize(
-    ("op", "after"), [("upsert", 0), ("upsert", 1), ("delete", 0), ("delete", 1)]
-)
+@pytest.mark.parametrize(("op", "after"), [("upsert", 0), ("upsert", 1), ("delete", 0), ("delete", 1)])
 def test_a_run_killed_between_writes_is_redone_by_the_next_ingest(edge_store, git_repo, embedder, op, after):
     repo = _repo_with_history(git_repo)
     index = Index(edge_store, embedder.name, embedder.dim)

@@ -55,6 +55,7 @@ def test_later_runs_and_reconcile_keep_the_recorded_scope(edge_index, embedder, 
     assert (drift.missing, drift.orphaned) == (["runbooks/deploy.md"], ["runbooks/disk.md"])
     summary = reingest(edge_index, embedder, edge_index.repo_state("runbooks"))
     assert summary.mode == "diff" and (summary.files["added"], summary.files["deleted"]) == (1, 1)
+    assert summary.files["unchanged"] == 1, "the scope's files are counted, the others' are not"
     assert set(edge_index.file_manifest("runbooks")) == {"runbooks/deep/kafka.md", "runbooks/deploy.md"}
     assert not reconcile(edge_index, lambda: embedder, check_only=True)[0].drifted
 
