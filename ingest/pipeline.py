@@ -38,7 +38,7 @@ class _Silent:
         pass
 
 
-READING, EMBEDDING = "reading files", "embedding chunks"
+READING, EMBEDDING, INDEXING = "reading files", "embedding chunks", "indexing vectors"
 # A no-op until an OpenTelemetry SDK is configured (devrag.server.tracing, on request).
 _tracer = trace.get_tracer("devrag.ingest")
 
@@ -142,6 +142,7 @@ def ingest(
         final = clone.stamp(replace(base, commit=target, in_progress=None))
         if final != state:
             index.set_repo_state(final)
+        run.optimize()
         span.set_attributes({f"devrag.chunks.{k}": v for k, v in run.chunks.items()})
     return run.summary(_commit(state), time.perf_counter() - started)
 
@@ -214,6 +215,19 @@ class _Run:
         self.chunks["deleted"] += len(gone)
         self.files["deleted"] = self.plan.deleted
         self._save_skipped()
+
+    def optimize(self) -> None:
+        """Index what this run wrote, once its commit is recorded: a kill here loses no work.
+
+        A run that changed nothing leaves the index as it found it; what a killed run left
+        unindexed is indexed by the next run that writes.
+        """
+        if not (self.chunks["written"] or self.chunks["deleted"]):
+            return
+        with _tracer.start_as_current_span("ingest.optimize") as span:
+            self.progress.stage(INDEXING, 1)
+            span.set_attribute("devrag.rebuilt", self.index.optimize())
+            self.progress.advance(1)
 
     def _read(self) -> list[tuple[list[str], list[Chunk]]]:
         """Each batch of files to write, with its chunks; progress advances per file."""

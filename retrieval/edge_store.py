@@ -160,6 +160,11 @@ class EdgeStore:
         request = qe.FacetRequest(field, limit=limit, exact=True, filter=_edge_filter(flt))
         return {str(hit.value): int(hit.count) for hit in self._shard.facet(request).hits}
 
+    def optimize(self) -> bool:
+        if self._shard is None:
+            return False
+        return bool(self._shard.optimize())
+
     def _read_meta(self) -> dict[str, Any]:
         if not self._meta_path.exists():
             return {}

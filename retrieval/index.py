@@ -373,6 +373,15 @@ class Index:
         found = {p.id: p.payload.get("content_hash") for p in self._read(list(expected))}
         return {i for i, h in expected.items() if found.get(i) != h}
 
+    def optimize(self) -> bool:
+        """Index the vectors the last writes added, so that searches stop scanning them.
+
+        Why here and not on every write: building a segment's HNSW graph takes seconds to minutes,
+        and an embedded engine runs nothing in the background. Searches wait while it runs.
+        """
+        with self.lock:
+            return self.store.optimize()
+
     def delete(self, ids: Iterable[str]) -> None:
         """Delete chunks, then check they are gone."""
         wanted = list(ids)

@@ -99,6 +99,9 @@ class OwnedStore:
     def facet(self, field: str, flt: PointFilter | None = None, limit: int = 1000) -> dict[str, int]:
         return dict(self._call("facet", field, flt, limit))
 
+    def optimize(self) -> bool:
+        return bool(self._call("optimize"))
+
     def get_meta(self, key: str) -> dict[str, Any] | None:
         value = self._call("get_meta", key)
         return dict(value) if value is not None else None

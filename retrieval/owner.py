@@ -51,6 +51,7 @@ STORE_CALLS = frozenset(
         "lexical_search",
         "count",
         "facet",
+        "optimize",
         "get_meta",
         "put_meta",
         "delete_meta",

@@ -205,6 +205,9 @@ class QdrantStore:
         )
         return {str(hit.value): int(hit.count) for hit in response.hits}
 
+    def optimize(self) -> bool:
+        return False  # the server's own optimizers index new segments in the background
+
     # Rebuilds ---------------------------------------------------------------------------------------
 
     def staged(self) -> QdrantStore:

@@ -129,6 +129,13 @@ class VectorStore(Protocol):
     def facet(self, field: str, flt: PointFilter | None = None, limit: int = 1000) -> dict[str, int]:
         """Up to `limit` values of a keyword field among matching points, each with its point count."""
 
+    def optimize(self) -> bool:
+        """Build the vector and payload indexes of what was written since the last call.
+
+        True when a segment was rebuilt. An embedded shard indexes nothing by itself (every vector
+        query scans until this runs); a Qdrant server runs its optimizers on its own.
+        """
+
     def get_meta(self, key: str) -> dict[str, Any] | None: ...
 
     def put_meta(self, key: str, value: dict[str, Any]) -> None: ...

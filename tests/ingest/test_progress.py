@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from devrag.ingest.pipeline import EMBEDDING, READING, IngestOptions, ingest
+from devrag.ingest.pipeline import EMBEDDING, INDEXING, READING, IngestOptions, ingest
 from tests.support import RUNBOOK
 
 
@@ -48,3 +48,14 @@ def test_an_edit_counts_only_the_chunk_it_embeds(index, git_repo, embedder):
     summary = ingest(index, embedder, repo.path, "ops", progress=progress)
     assert ("stage", READING, 1) in progress.events
     assert ("stage", EMBEDDING, 1) in progress.events and summary.chunks["embedded"] == 1
+
+
+def test_a_run_that_writes_ends_by_indexing_its_vectors_and_a_no_op_run_does_not(index, git_repo, embedder):
+    repo = git_repo("ops")
+    repo.commit({"r.md": RUNBOOK.format(host="h")})
+    progress = Recorder()
+    ingest(index, embedder, repo.path, "ops", progress=progress)
+    assert progress.events[-2:] == [("stage", INDEXING, 1), ("advance", INDEXING, 1)]
+    again = Recorder()
+    assert ingest(index, embedder, repo.path, "ops", progress=again).mode == "noop"
+    assert ("stage", INDEXING, 1) not in again.events

@@ -1,0 +1,52 @@
+"""The embedded engine builds its vector index only when asked: `optimize` after writes, searches alike."""
+
+from __future__ import annotations
+
+import uuid
+from pathlib import Path
+
+import numpy as np
+import qdrant_edge as qe
+
+from devrag.retrieval.edge_store import EdgeStore
+from devrag.retrieval.store import PointFilter, StoredPoint
+
+DIM, POINTS = 384, 8_000  # past the engine's 10 MB indexing threshold, at the embedder's width
+
+
+def indexed_vectors(index_dir: Path) -> int:
+    shard = qe.EdgeShard.load(str(index_dir / "shard"))
+    try:
+        return int(shard.info().indexed_vectors_count)
+    finally:
+        shard.close()
+
+
+def test_optimize_builds_the_vector_index_once_and_searches_find_the_same_nearest_points(tmp_path):
+    rng = np.random.default_rng(7)
+    vectors = rng.standard_normal((POINTS, DIM)).astype(np.float32)
+    ids = [str(uuid.UUID(int=i + 1)) for i in range(POINTS)]
+    store = EdgeStore(tmp_path / "index")
+    store.ensure_collection(DIM)
+    for start in range(0, POINTS, 1_000):
+        batch = range(start, start + 1_000)
+        store.upsert([StoredPoint(ids[i], {"repo": f"r{i % 4}"}, vectors[i].tolist()) for i in batch])
+    probes = rng.choice(POINTS, 25, replace=False)
+    queries = [vectors[i] + 0.05 * rng.standard_normal(DIM).astype(np.float32) for i in probes]
+
+    def nearest(flt: PointFilter | None = None) -> list[str]:
+        return [store.search(q.tolist(), 5, flt)[0].id for q in queries]
+
+    scanned, scanned_repo = nearest(), nearest(PointFilter(repo="r1"))
+    assert scanned == [ids[i] for i in probes]
+    assert store.optimize() is True
+    assert store.optimize() is False, "nothing new was written"
+    assert nearest() == scanned and nearest(PointFilter(repo="r1")) == scanned_repo
+    store.close()
+    assert indexed_vectors(tmp_path / "index") == POINTS
+
+
+def test_optimize_of_an_index_not_yet_written_does_nothing(tmp_path):
+    store = EdgeStore(tmp_path / "index")
+    assert store.optimize() is False
+    store.close()
