@@ -99,6 +99,7 @@ def startup_table(report: ScaleReport) -> Table:
         "size",
         "chunks",
         "build s",
+        "vector index s",
         "disk GiB",
         "engine open s",
         "engine RSS MiB",
@@ -120,7 +121,8 @@ def startup_table(report: ScaleReport) -> Table:
         table.add_row(
             f"{row.size:,}",
             f"{index.chunks:,}" if index else "-",
-            ("cached" if index.build_seconds is None else f"{index.build_seconds:,.0f}") if index else "-",
+            _built(index.build_seconds) if index else "-",
+            _built(index.vector_index_seconds) if index else "-",
             f"{index.disk_bytes / 1024**3:.1f}" if index else "-",
             _num(row.engine_open_s),
             engine_rss,
@@ -169,3 +171,7 @@ def render(report: ScaleReport, console: Console | None = None) -> None:
             console.print(f"[red]{row.size:,}: {error}[/red]")
     for note in report.notes:
         console.print(note)
+
+
+def _built(seconds: float | None) -> str:
+    return "cached" if seconds is None else f"{seconds:,.0f}"
