@@ -15,23 +15,47 @@ EMBED_MODEL := sentence-transformers/all-MiniLM-L6-v2
 DEMO_INDEX := .devrag/index
 DEMO_REPO := .devrag/demo-repo
 
-.PHONY: install onnx-models demo test lint bench eval clean package-check
+# torch exports the ONNX models (below); the demo's .venv has no torch, so it borrows this one.
+EXPORT_VENV ?= $(HOME)/.cache/devrag/export-venv
+TORCH_CPU := torch==2.13.0
 
+.PHONY: install install-base onnx-models demo-models demo test lint bench eval clean package-check
+
+# What the tests need: both runtimes (onnx and torch) in .venv, and the ONNX exports.
 install: $(VENV)/.installed onnx-models
+
+# What devrag needs to run: ONNX Runtime through fastembed, no torch (the demo's .venv).
+install-base: $(VENV)/.base
+
+$(VENV)/.base: pyproject.toml
+	test -d $(VENV) || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e .
+	touch $@
 
 # torch is pinned and installed first: an unpinned torch pulls a multi-GB CUDA build. The dev extra
 # holds the torch runtime too, so that the tests run both runtimes and the ONNX exports can be made.
-$(VENV)/.installed: pyproject.toml
-	test -d $(VENV) || $(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q torch==2.13.0
+$(VENV)/.installed: $(VENV)/.base
+	$(BIN)/pip install -q $(TORCH_CPU)
 	$(BIN)/pip install -q -e ".[dev]"
 	touch $@
 
-# The bundled embedder and the shared reranker as ONNX (about 20 s; seconds when already current).
+$(EXPORT_VENV)/.installed: pyproject.toml
+	test -d $(EXPORT_VENV) || $(PYTHON) -m venv $(EXPORT_VENV)
+	$(EXPORT_VENV)/bin/pip install -q --upgrade pip
+	$(EXPORT_VENV)/bin/pip install -q $(TORCH_CPU)
+	$(EXPORT_VENV)/bin/pip install -q -e ".[torch]"
+	touch $@
+
+# The bundled embedder and the shared reranker as ONNX (about 20 s; seconds when already current),
+# made by .venv's torch (onnx-models) or, for the demo, by the exporter venv's (demo-models).
+EXPORT_ARGS = --onnx-dir "$(DEVRAG_ONNX_DIR)" --embed-model $(EMBED_MODEL) $(if $(SHARED_RERANKER),--rerank-model $(SHARED_RERANKER))
+
 onnx-models: $(VENV)/.installed
-	$(BIN)/python -m devrag.retrieval.onnx_export --onnx-dir "$(DEVRAG_ONNX_DIR)" --embed-model $(EMBED_MODEL) \
-	  $(if $(SHARED_RERANKER),--rerank-model $(SHARED_RERANKER))
+	$(BIN)/python -m devrag.retrieval.onnx_export $(EXPORT_ARGS)
+
+demo-models: $(EXPORT_VENV)/.installed
+	$(EXPORT_VENV)/bin/python -m devrag.retrieval.onnx_export $(EXPORT_ARGS)
 
 $(DEMO_REPO): $(shell find corpus-sample -type f)
 	rm -rf $(DEMO_REPO) && mkdir -p $(dir $(DEMO_REPO)) && cp -r corpus-sample $(DEMO_REPO)
@@ -40,7 +64,10 @@ $(DEMO_REPO): $(shell find corpus-sample -type f)
 
 # The demo also records the reranker in the user's config file (that key only, the others kept),
 # so `.venv/bin/devrag search ...` finds it outside make too; `devrag config` shows where from.
-demo: install $(DEMO_REPO)
+# A .venv that already holds the dev install makes the exports itself; a fresh one borrows the exporter.
+DEMO_MODELS := $(if $(wildcard $(VENV)/.installed),onnx-models,demo-models)
+
+demo: install-base $(DEMO_MODELS) $(DEMO_REPO)
 	$(if $(SHARED_RERANKER),$(DEVRAG) config set rerank_model $(SHARED_RERANKER))
 	$(DEVRAG) --index-dir $(DEMO_INDEX) ingest $(DEMO_REPO) --name sample
 	$(DEVRAG) --index-dir $(DEMO_INDEX) status

@@ -17,7 +17,7 @@ import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from devrag.retrieval.errors import OwnerUnavailableError
 from devrag.retrieval.owner import (
@@ -29,6 +29,10 @@ from devrag.retrieval.owner import (
     send_message,
 )
 from devrag.retrieval.store import PointFilter, ScoredId, StoredPoint, scroll_pages
+
+if TYPE_CHECKING:
+    from devrag.retrieval.search import SearchResponse
+    from devrag.retrieval.warm_search import SearchCall
 
 log = logging.getLogger(__name__)
 
@@ -101,6 +105,11 @@ class OwnedStore:
 
     def optimize(self) -> bool:
         return bool(self._call("optimize"))
+
+    def warm_search(self, call: SearchCall) -> SearchResponse:
+        """The search answered by the owner, with the models it keeps loaded (`warm_search`)."""
+        response: SearchResponse = self._call("warm_search", call)
+        return response
 
     def get_meta(self, key: str) -> dict[str, Any] | None:
         value = self._call("get_meta", key)

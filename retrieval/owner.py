@@ -4,8 +4,9 @@ Qdrant Edge admits one opener per shard. Rather than fight that with retries, th
 process that needs an index directory starts an owner for it (`python -m devrag.retrieval.owner
 DIR`): it opens the shard and answers store calls over a Unix socket, so agent sessions, HTTP
 servers and CLI commands share one index and see each other's writes at once. The owner holds no
-models and no search state; it is the store and nothing more, so it starts in a fraction of a
-second. It leaves after an idle timeout with no client connected (or when its directory is
+models and no search state until a command asks it to search (`devrag.retrieval.warm_search`): it
+starts as the store and nothing more, in a fraction of a second, and keeps the models such a search
+loaded until it leaves. It leaves after an idle timeout with no client connected (or when its directory is
 removed), and a client that finds it gone starts a new one (`devrag.retrieval.owned_store`).
 
 Only processes of the same user can connect: the socket is created mode 0600 and the peer's uid
@@ -52,6 +53,7 @@ STORE_CALLS = frozenset(
         "count",
         "facet",
         "optimize",
+        "warm_search",
         "get_meta",
         "put_meta",
         "delete_meta",
@@ -125,6 +127,8 @@ class _Owner:
         self.index_dir = index_dir
         self.idle_s = idle_s
         self._store: Any = None
+        self._warm: Any = None  # WarmSearches, made by the first search a command hands over
+        self._warm_lock = threading.Lock()
         self._engine = threading.Lock()
         self.writer = threading.Lock()
         self._clients = 0
@@ -138,12 +142,22 @@ class _Owner:
             return os.getpid()
         if method == "version":
             return code_version()
+        if method == "warm_search":  # its store calls come back through the socket, one at a time
+            return self._warm_searches().search(*args)
         from devrag.retrieval.edge_store import EdgeStore  # the engine loads only in the owner
 
         with self._engine:
             if self._store is None:
                 self._store = EdgeStore(self.index_dir)
             return getattr(self._store, method)(*args)
+
+    def _warm_searches(self) -> Any:
+        from devrag.retrieval.warm_search import WarmSearches  # models and search load on first use
+
+        with self._warm_lock:
+            if self._warm is None:
+                self._warm = WarmSearches(self.index_dir)
+            return self._warm
 
     def connected(self, delta: int) -> None:
         with self._count_lock:
@@ -155,6 +169,8 @@ class _Owner:
             return self._clients == 0 and time.monotonic() - self._last_seen > self.idle_s
 
     def close(self) -> None:
+        if self._warm is not None:
+            self._warm.close()
         with self._engine:
             if self._store is not None:
                 self._store.close()
@@ -165,10 +181,14 @@ class _Handler(socketserver.BaseRequestHandler):
     server: _Server
 
     def setup(self) -> None:
-        self.server.owner.connected(+1)
+        # The owner's own searchers stay connected: they must not keep it from going idle.
+        self.counted = _peer(self.request)[0] != os.getpid()
+        if self.counted:
+            self.server.owner.connected(+1)
 
     def finish(self) -> None:
-        self.server.owner.connected(-1)
+        if self.counted:
+            self.server.owner.connected(-1)
 
     def handle(self) -> None:
         if not _same_user(self.request):
@@ -216,11 +236,16 @@ def _portable(exc: Exception) -> Exception:
 
 
 def _same_user(sock: socket.socket) -> bool:
+    return _peer(sock)[1] == os.getuid()
+
+
+def _peer(sock: socket.socket) -> tuple[int | None, int]:
+    """The peer's pid and uid; not on Linux, no pid and our own uid (the socket's 0600 mode guards)."""
     peercred = getattr(socket, "SO_PEERCRED", None)
-    if peercred is None:  # not Linux: the socket's 0600 mode is the guard
-        return True
-    _pid, uid, _gid = struct.unpack("3i", sock.getsockopt(socket.SOL_SOCKET, peercred, struct.calcsize("3i")))
-    return bool(uid == os.getuid())
+    if peercred is None:
+        return None, os.getuid()
+    pid, uid, _gid = struct.unpack("3i", sock.getsockopt(socket.SOL_SOCKET, peercred, struct.calcsize("3i")))
+    return pid, uid
 
 
 class _Server(socketserver.ThreadingUnixStreamServer):

@@ -25,8 +25,9 @@ from devrag.retrieval.index import FileScope, Index
 from devrag.retrieval.models import Embedder
 from devrag.retrieval.query_records import new_query_id, search_record
 from devrag.retrieval.rerank import Reranker
-from devrag.retrieval.search import MODES, Filters, HybridIndex
+from devrag.retrieval.search import MODES, Filters, HybridIndex, Mode, SearchResponse
 from devrag.retrieval.search_input import MAX_K, check_query_length, check_repo, check_search
+from devrag.retrieval.warm_search import SearchCall, owner_search
 from devrag.server import global_options, render
 from devrag.server import settings as config
 from devrag.server.bench_cmd import bench_cmd
@@ -36,7 +37,7 @@ from devrag.server.eval_cmd import eval_cmd
 from devrag.server.outputs import SearchAnswer
 from devrag.server.query_log import log_search, open_query_log
 from devrag.server.serve import serve_cmd
-from devrag.server.settings import Settings, search_config
+from devrag.server.settings import Settings, models_for, search_config
 from devrag.server.tracing import configure_tracing
 
 T = TypeVar("T")
@@ -299,20 +300,31 @@ def _answer_search(
     """Check the arguments, search (alerts routed first) and print the answer, logged under its id."""
     args = _load(lambda: check_search(raw))
     settings = obj.settings()
+    filters = Filters(repo=args.repo, path=args.path, doc_type=args.doc_type, **args.metadata)
+    chosen: Mode = mode  # type: ignore[assignment]  # one of MODES, as click checked
+    models = models_for(settings, rerank=chosen == "hybrid+rerank")
+    call = SearchCall(
+        models, args.query, args.k, chosen, filters, tuple(alerts or ()), search_config(settings)
+    )
     with opened_index(settings) as index:
         # Checked before the models load: a wrong --repo or an empty index answers at once.
         check_repo(args.repo, [state.name for state in index.repos()], settings.store_location)
-        embedder = _bind(index, _load_embedder(settings))
-        check_query_length(args.query, embedder.count_tokens)
-        reranker = _load(lambda: reranker_for(settings)) if mode == "hybrid+rerank" else None
-        index.check_compatible()
-        filters = Filters(repo=args.repo, path=args.path, doc_type=args.doc_type, **args.metadata)
-        searcher = HybridIndex(index, embedder, reranker, search_config(settings))
-        response = searcher.search(args.query, args.k, mode, filters, alerts or ())  # type: ignore[arg-type]
+        # An embedded index's owner answers with the models it keeps loaded; a server's, here.
+        response = owner_search(index.store, call) or _search_here(index, settings, call)
     query_id = new_query_id()
     log_search(open_query_log(settings), search_record(query_id, args.query, args.k, mode, filters, response))
     answer = SearchAnswer(query_id=query_id, **response.model_dump())
     emit(as_json, answer, lambda: render.search_results(answer))
+
+
+def _search_here(index: Index, settings: Settings, call: SearchCall) -> SearchResponse:
+    """The search in this process, with models loaded for it."""
+    embedder = _bind(index, _load_embedder(settings))
+    check_query_length(call.query, embedder.count_tokens)
+    reranker = _load(lambda: reranker_for(settings)) if call.models.rerank_model else None
+    index.check_compatible()
+    searcher = HybridIndex(index, embedder, reranker, call.config)
+    return searcher.search(call.query, call.k, call.mode, call.filters, call.alerts)
 
 
 main.add_command(bench_cmd)

@@ -28,6 +28,7 @@ from devrag.retrieval.models import DEFAULT_EMBED_MODEL, Embedder
 from devrag.retrieval.onnx_models import default_onnx_dir
 from devrag.retrieval.rerank import DEFAULT_RERANK_MODEL, Precision, Reranker
 from devrag.retrieval.search import SearchConfig
+from devrag.retrieval.warm_search import ModelChoice
 
 CONFIG_ENV = "DEVRAG_CONFIG"
 MAX_SEARCHES_HELD = 30
@@ -250,6 +251,18 @@ def embedder_for(settings: Settings) -> Embedder:
 def reranker_for(settings: Settings) -> Reranker:
     return open_reranker(
         settings.rerank_model, settings.runtime, settings.device, settings.onnx_dir, settings.rerank_precision
+    )
+
+
+def models_for(settings: Settings, rerank: bool) -> ModelChoice:
+    """The models a search runs, for a process that hands the search to the index's owner."""
+    return ModelChoice(
+        embed_model=settings.embed_model,
+        rerank_model=settings.rerank_model if rerank else None,
+        runtime=settings.runtime,
+        device=settings.device,
+        onnx_dir=settings.onnx_dir,
+        precision=settings.rerank_precision,
     )
 
 
