@@ -106,6 +106,10 @@ class OwnedStore:
     def optimize(self) -> bool:
         return bool(self._call("optimize"))
 
+    def owner_pid(self) -> int:
+        """The process id of the owner that answers this store's calls."""
+        return int(self._call("ping"))
+
     def warm_search(self, call: SearchCall) -> SearchResponse:
         """The search answered by the owner, with the models it keeps loaded (`warm_search`)."""
         response: SearchResponse = self._call("warm_search", call)

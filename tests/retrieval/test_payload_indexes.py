@@ -58,13 +58,13 @@ def test_the_owner_forwards_payload_indexes_and_its_next_start_recreates_a_missi
     store = OwnedStore(paths.index_dir)
     store.ensure_collection(4)
     assert store.payload_indexes() == set(INDEXED_FIELDS)
-    owner = store._call("ping")
+    owner = store.owner_pid()
     store.close()
     os.kill(owner, signal.SIGTERM)
     with FileLock(str(paths.lock), timeout=30):  # held until the owner has let go of the shard
         drop_index(paths.index_dir, "commit")
     again = OwnedStore(paths.index_dir)
-    assert again._call("ping") != owner
+    assert again.owner_pid() != owner
     assert again.payload_indexes() == set(INDEXED_FIELDS)
     again.close()
 

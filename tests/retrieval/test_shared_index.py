@@ -122,10 +122,10 @@ def test_a_killed_owner_is_replaced_and_the_index_is_still_there(tmp_path):
     store = OwnedStore(tmp_path / "index")
     store.ensure_collection(4)
     store.put_meta("marker", {"value": 1})
-    first = store._call("ping")
+    first = store.owner_pid()
     os.kill(first, signal.SIGKILL)
     assert store.get_meta("marker") == {"value": 1}, "the call is sent again to a new owner"
-    assert store._call("ping") != first
+    assert store.owner_pid() != first
     store.close()
 
 
@@ -169,14 +169,14 @@ def test_an_idle_owner_leaves_and_the_next_client_starts_another(tmp_path, monke
     monkeypatch.setenv("DEVRAG_OWNER_IDLE_SECONDS", "0.5")
     paths = OwnerPaths(tmp_path / "index")
     store = OwnedStore(paths.index_dir)
-    first = store._call("ping")
+    first = store.owner_pid()
     store.close()
     deadline = time.monotonic() + 20
     while Path(paths.socket).exists() and time.monotonic() < deadline:
         time.sleep(0.1)
     assert not Path(paths.socket).exists(), "the owner left after its idle timeout"
     again = OwnedStore(paths.index_dir)
-    assert again._call("ping") != first
+    assert again.owner_pid() != first
     again.close()
 
 
