@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import uuid
 from pathlib import Path
 
 import numpy as np
 import qdrant_edge as qe
 
+from devrag.retrieval import edge_store
 from devrag.retrieval.edge_store import EdgeStore
 from devrag.retrieval.store import PointFilter, StoredPoint
 
@@ -50,3 +52,39 @@ def test_optimize_of_an_index_not_yet_written_does_nothing(tmp_path):
     store = EdgeStore(tmp_path / "index")
     assert store.optimize() is False
     store.close()
+
+
+def write_random(store: EdgeStore, start: int, count: int) -> None:
+    rng = np.random.default_rng(start)
+    vectors = rng.standard_normal((count, DIM)).astype(np.float32)
+    for offset in range(0, count, 1_000):
+        batch = range(offset, min(count, offset + 1_000))
+        store.upsert([StoredPoint(str(uuid.UUID(int=start + i + 1)), {}, vectors[i].tolist()) for i in batch])
+
+
+def test_new_writes_are_indexed_in_a_segment_of_their_own_once_the_big_one_passes_the_merge_limit(
+    tmp_path, monkeypatch
+):
+    monkeypatch.setattr(edge_store, "MAX_SEGMENT_KB", 8_000)  # 8,000 vectors are 12 MB
+    store = EdgeStore(tmp_path / "index")
+    store.ensure_collection(DIM)
+    write_random(store, 0, 8_000)
+    assert store.optimize() is True
+    segments = store.shard.info().segments_count
+    write_random(store, 8_000, 7_000)  # 10.7 MB: past the engine's 10 MB indexing threshold
+    assert store.optimize() is True
+    info = store.shard.info()
+    assert info.indexed_vectors_count == 15_000
+    assert info.segments_count == segments + 1, "merged into the big segment: its graph was built again"
+    store.close()
+
+
+def test_a_shard_made_without_the_merge_limit_gets_it_when_opened(tmp_path):
+    shard_dir = tmp_path / "index" / "shard"
+    shard_dir.parent.mkdir()
+    vectors = qe.EdgeVectorParams(size=DIM, distance=qe.Distance.Cosine)
+    qe.EdgeShard.create(str(shard_dir), qe.EdgeConfig(vectors=vectors)).close()
+    EdgeStore(tmp_path / "index").close()
+    persisted = json.loads((shard_dir / "edge_config.json").read_text())
+    assert persisted["optimizers"]["max_segment_size"] == edge_store.MAX_SEGMENT_KB
+    assert persisted["vectors"][""]["size"] == DIM
