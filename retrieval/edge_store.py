@@ -19,6 +19,7 @@ from devrag.retrieval.store import (
     PointFilter,
     ScoredId,
     StoredPoint,
+    hnsw_ef,
     scroll_pages,
 )
 
@@ -152,6 +153,7 @@ class EdgeStore:
             limit=limit,
             query=qe.Query.Nearest(list(vector)),
             filter=_edge_filter(flt),
+            params=qe.SearchParams(hnsw_ef=hnsw_ef(limit)),
             with_payload=False,
         )
         return [ScoredId(str(p.id), p.score) for p in self._shard.query(request)]

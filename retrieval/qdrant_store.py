@@ -14,7 +14,14 @@ from qdrant_client import QdrantClient, models
 from qdrant_client.http.exceptions import ApiException
 
 from devrag.retrieval.lexical_field import K1, LEXICAL_FIELD, B
-from devrag.retrieval.store import INDEXED_FIELDS, SECTION_FIELD, PointFilter, ScoredId, StoredPoint
+from devrag.retrieval.store import (
+    INDEXED_FIELDS,
+    SECTION_FIELD,
+    PointFilter,
+    ScoredId,
+    StoredPoint,
+    hnsw_ef,
+)
 
 log = logging.getLogger(__name__)
 
@@ -170,6 +177,7 @@ class QdrantStore:
             query=list(vector),
             limit=limit,
             query_filter=_client_filter(flt),
+            search_params=None if self.local else models.SearchParams(hnsw_ef=hnsw_ef(limit)),  # local scans
             with_payload=False,
         )
         return [ScoredId(str(p.id), p.score) for p in response.points]

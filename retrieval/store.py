@@ -28,6 +28,16 @@ SECTION_FIELD = "section"
 INDEXED_FIELDS: tuple[str, ...] = (*KEYWORD_FIELDS, SECTION_FIELD, LEXICAL_FIELD)
 
 
+def hnsw_ef(limit: int) -> int:
+    """How wide a graph search looks for `limit` nearest vectors.
+
+    Why: fusion reads the whole candidate list, not only its head. With the engine's default
+    width a search found 96.7% of the exact top 90 on SciFact's 13,650 chunks (dense nDCG@10 -0.004
+    against a scan); at 512, 99.96%, for 0.8 ms a query instead of 0.3.
+    """
+    return max(512, 4 * limit)
+
+
 @dataclass(frozen=True)
 class StoredPoint:
     """A point as the store holds it: ID, payload and, when asked for, its vector."""
