@@ -38,7 +38,7 @@ from devrag.server.outputs import SearchAnswer
 from devrag.server.query_log import log_search, open_query_log
 from devrag.server.serve import serve_cmd
 from devrag.server.settings import Settings, models_for, search_config
-from devrag.server.tracing import configure_tracing
+from devrag.server.tracing import configure_tracing, exporting
 
 T = TypeVar("T")
 
@@ -309,8 +309,10 @@ def _answer_search(
     with opened_index(settings) as index:
         # Checked before the models load: a wrong --repo or an empty index answers at once.
         check_repo(args.repo, [state.name for state in index.repos()], settings.store_location)
-        # An embedded index's owner answers with the models it keeps loaded; a server's, here.
-        response = owner_search(index.store, call) or _search_here(index, settings, call)
+        # An embedded index's owner answers with the models it keeps loaded; a server's, here, and
+        # a traced one too, so that its spans leave from this process, which exports them.
+        warm = None if exporting() else owner_search(index.store, call)
+        response = warm or _search_here(index, settings, call)
     query_id = new_query_id()
     log_search(open_query_log(settings), search_record(query_id, args.query, args.k, mode, filters, response))
     answer = SearchAnswer(query_id=query_id, **response.model_dump())

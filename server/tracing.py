@@ -22,9 +22,14 @@ _ENDPOINTS = ("OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT
 _tracer = trace.get_tracer("devrag.server")
 
 
+def exporting() -> bool:
+    """Whether this process exports its spans: an OTLP endpoint is configured."""
+    return any(os.environ.get(name, "").strip() for name in _ENDPOINTS)
+
+
 def configure_tracing() -> bool:
     """Export spans over OTLP/HTTP when an endpoint is configured; returns whether it was."""
-    if not any(os.environ.get(name, "").strip() for name in _ENDPOINTS):
+    if not exporting():
         return False
     from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
     from opentelemetry.sdk.resources import Resource
