@@ -5,9 +5,10 @@ process that needs an index directory starts an owner for it (`python -m devrag.
 DIR`): it opens the shard and answers store calls over a Unix socket, so agent sessions, HTTP
 servers and CLI commands share one index and see each other's writes at once. The owner holds no
 models and no search state until a command asks it to search (`devrag.retrieval.warm_search`): it
-starts as the store and nothing more, in a fraction of a second, and keeps the models such a search
-loaded until it leaves. It leaves after an idle timeout with no client connected (or when its directory is
-removed), and a client that finds it gone starts a new one (`devrag.retrieval.owned_store`).
+starts as the store and nothing more, in a fraction of a second, and keeps the models such a
+search loaded until it leaves. It leaves after an idle timeout with no client connected (or when
+its directory is removed), and a client that finds it gone starts a new one
+(`devrag.retrieval.owned_store`).
 
 Only processes of the same user can connect: the socket is created mode 0600 and the peer's uid
 is checked, which is what makes unpickling requests safe.
@@ -181,14 +182,10 @@ class _Handler(socketserver.BaseRequestHandler):
     server: _Server
 
     def setup(self) -> None:
-        # The owner's own searchers stay connected: they must not keep it from going idle.
-        self.counted = _peer(self.request)[0] != os.getpid()
-        if self.counted:
-            self.server.owner.connected(+1)
+        self.server.owner.connected(+1)
 
     def finish(self) -> None:
-        if self.counted:
-            self.server.owner.connected(-1)
+        self.server.owner.connected(-1)
 
     def handle(self) -> None:
         if not _same_user(self.request):
@@ -236,16 +233,11 @@ def _portable(exc: Exception) -> Exception:
 
 
 def _same_user(sock: socket.socket) -> bool:
-    return _peer(sock)[1] == os.getuid()
-
-
-def _peer(sock: socket.socket) -> tuple[int | None, int]:
-    """The peer's pid and uid; not on Linux, no pid and our own uid (the socket's 0600 mode guards)."""
     peercred = getattr(socket, "SO_PEERCRED", None)
-    if peercred is None:
-        return None, os.getuid()
-    pid, uid, _gid = struct.unpack("3i", sock.getsockopt(socket.SOL_SOCKET, peercred, struct.calcsize("3i")))
-    return pid, uid
+    if peercred is None:  # not Linux: the socket's 0600 mode is the guard
+        return True
+    _pid, uid, _gid = struct.unpack("3i", sock.getsockopt(socket.SOL_SOCKET, peercred, struct.calcsize("3i")))
+    return bool(uid == os.getuid())
 
 
 class _Server(socketserver.ThreadingUnixStreamServer):

@@ -69,7 +69,9 @@ class WarmSearches:
     """In the owner: the models each choice names, loaded once, and a searcher per choice and config.
 
     The searchers reach the engine as every client does, through the owner's own socket, so the
-    engine stays one store call at a time whoever asks.
+    engine stays one store call at a time whoever asks; they hang up after each search, so that
+    only the command waiting for an answer counts as the owner's client and the owner still leaves
+    when idle.
     """
 
     def __init__(self, index_dir: Path) -> None:
@@ -81,9 +83,12 @@ class WarmSearches:
 
     def search(self, call: SearchCall) -> SearchResponse:
         searcher = self._searcher(call.models, call.config)
-        searcher.index.check_compatible()  # an index rebuilt with another model meanwhile is refused
-        check_query_length(call.query, searcher.embedder.count_tokens)
-        return searcher.search(call.query, call.k, call.mode, call.filters, call.alerts)
+        try:
+            searcher.index.check_compatible()  # an index rebuilt with another model meanwhile is refused
+            check_query_length(call.query, searcher.embedder.count_tokens)
+            return searcher.search(call.query, call.k, call.mode, call.filters, call.alerts)
+        finally:
+            searcher.index.close()  # the next search connects again
 
     def _searcher(self, models: ModelChoice, config: SearchConfig) -> HybridIndex:
         with self._lock:  # a second caller waits for the first one's models rather than load its own
