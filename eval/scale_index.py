@@ -159,8 +159,8 @@ def build(size: int, seed: Seed, layout: Layout, embedder: Embedder) -> ScaleInd
             _fill(index, seed, repo, copies)
         seconds = None if built else round(time.perf_counter() - started, 1)
         indexing = time.perf_counter()
-        # As ingest does after its writes; an index cached by an older run gets its graph here.
-        indexed = round(time.perf_counter() - indexing, 1) if index.optimize() else None
+        rebuilt = index.optimize()  # as ingest does after its writes; a cached index gets its graph here
+        indexed = round(time.perf_counter() - indexing, 1) if rebuilt else None
         side_chunks = index.count(SIDE)
         return ScaleIndex(
             size=size,
