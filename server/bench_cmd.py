@@ -252,7 +252,7 @@ def _bench_index(
 ) -> Iterator[tuple[Index, str, dict[str, Any]]]:
     """The configured index, or a fresh one of `corpus` (its repository is named `bench`)."""
     from devrag.eval.bench_index import build_index
-    from devrag.server.cli import opened_index
+    from devrag.server.cli import _load, opened_index
 
     if corpus is None:
         with opened_index(settings, embedder) as index:
@@ -266,7 +266,8 @@ def _bench_index(
     with tempfile.TemporaryDirectory() as tmp:
         folder = workdir or Path(tmp)
         folder.mkdir(parents=True, exist_ok=True)
-        index, built = build_index(corpus, folder, embedder, scale)
+        # An old index kept in --workdir is told like any other: rebuild it.
+        index, built = _load(lambda: build_index(corpus, folder, embedder, scale))
         try:
             yield index, f"{corpus} x{scale}", built.model_dump()
         finally:

@@ -3,25 +3,17 @@
 from __future__ import annotations
 
 import json
-import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from pathlib import Path
 from typing import Any, TextIO, TypeVar
 
 import click
 from pydantic import BaseModel
 
-from devrag.ingest.forget import forget
-from devrag.ingest.git_source import locate
-from devrag.ingest.pipeline import IngestOptions, ingest
-from devrag.ingest.rebuild import rebuild
-from devrag.ingest.reconcile import reconcile
-from devrag.ingest.status import index_status
 from devrag.retrieval.alert_input import AlertInput, parse_alerts, query_of
 from devrag.retrieval.errors import DevragError
 from devrag.retrieval.factory import open_store
-from devrag.retrieval.index import FileScope, Index
+from devrag.retrieval.index import Index
 from devrag.retrieval.models import Embedder
 from devrag.retrieval.query_records import new_query_id, search_record
 from devrag.retrieval.rerank import Reranker
@@ -30,13 +22,9 @@ from devrag.retrieval.search_input import MAX_K, check_query_length, check_repo,
 from devrag.retrieval.warm_search import SearchCall, owner_search
 from devrag.server import global_options, render
 from devrag.server import settings as config
-from devrag.server.bench_cmd import bench_cmd
-from devrag.server.config_cmd import config_cmd
-from devrag.server.doctor import doctor_cmd
-from devrag.server.eval_cmd import eval_cmd
+from devrag.server.lazy_group import LazyGroup
 from devrag.server.outputs import SearchAnswer
 from devrag.server.query_log import log_search, open_query_log
-from devrag.server.serve import serve_cmd
 from devrag.server.settings import Settings, models_for, search_config
 from devrag.server.tracing import configure_tracing, exporting
 
@@ -89,7 +77,24 @@ def emit(as_json: bool, value: BaseModel | list[Any], human: Callable[[], None])
         human()
 
 
-@click.group(params=global_options.params())
+# Each command's module is imported when the command runs (see `lazy_group`).
+_COMMANDS = {
+    "ingest": "devrag.server.index_cmds:ingest_cmd",
+    "status": "devrag.server.index_cmds:status_cmd",
+    "reconcile": "devrag.server.index_cmds:reconcile_cmd",
+    "forget": "devrag.server.index_cmds:forget_cmd",
+    "rebuild": "devrag.server.index_cmds:rebuild_cmd",
+    "bench": "devrag.server.bench_cmd:bench_cmd",
+    "eval": "devrag.server.eval_cmd:eval_cmd",
+    "serve": "devrag.server.serve:serve_cmd",
+    "config": "devrag.server.config_cmd:config_cmd",
+    "doctor": "devrag.server.doctor:doctor_cmd",
+}
+
+
+@click.group(
+    cls=LazyGroup, lazy=_COMMANDS, extra_params=global_options.params, params=global_options.params()
+)
 @click.version_option(package_name="devrag", prog_name="devrag")
 @click.pass_context
 def main(ctx: click.Context) -> None:
@@ -100,97 +105,6 @@ def main(ctx: click.Context) -> None:
     """
     ctx.obj = Context(global_options.given_flags(ctx))
     configure_tracing()
-
-
-@main.command("ingest")
-@click.argument("path", type=click.Path(path_type=Path))
-@click.option("--name", help="Name of the repository in the index (default: its folder name).")
-@click.option("--rev", help="Commit, branch or tag to index (default: HEAD).")
-@click.option(
-    "--include", multiple=True, help="Only files matching this glob from the repository root (repeatable)."
-)
-@click.option("--exclude", multiple=True, help="Never files matching this glob (repeatable).")
-@click.option("--max-file-bytes", type=int, help="Skip files larger than this [DEVRAG_MAX_FILE_BYTES].")
-@click.option("--json", "as_json", is_flag=True, help="Print the summary as one JSON object.")
-@click.pass_obj
-def ingest_cmd(
-    obj: Context,
-    path: Path,
-    name: str | None,
-    rev: str | None,
-    include: tuple[str, ...],
-    exclude: tuple[str, ...],
-    max_file_bytes: int | None,
-    as_json: bool,
-) -> None:
-    """Index a Git repository (or a folder in one) at HEAD (or REV), incrementally and verified.
-
-    Globs work as search's --path: `*` crosses folders, `dir/` is everything under dir.
-    """
-    _load(lambda: locate(path))  # a wrong path is told before the model takes seconds to load
-    scope = FileScope(include=include, exclude=exclude)
-    settings = obj.settings(max_file_bytes=max_file_bytes)
-    options = IngestOptions(max_file_bytes=settings.max_file_bytes)
-    embedder = _load_embedder(settings)
-    with (
-        opened_index(settings, embedder) as index,
-        render.stage_progress(as_json) as bar,
-    ):
-        summary = ingest(index, embedder, path, name, rev, options, progress=bar, scope=scope)
-    emit(as_json, summary, lambda: render.ingest_summary(summary))
-
-
-@main.command("status")
-@click.option("--json", "as_json", is_flag=True, help="Print the status as one JSON object.")
-@click.pass_obj
-def status_cmd(obj: Context, as_json: bool) -> None:
-    """List indexed repositories, their commits, and whether HEAD has moved on."""
-    with opened_index(obj.settings()) as index:
-        status = index_status(index)
-    emit(as_json, status, lambda: render.index_status(status))
-
-
-@main.command("reconcile")
-@click.option("--check", is_flag=True, help="Only report drift; exit 1 when there is any.")
-@click.option("--json", "as_json", is_flag=True, help="Print the report as a JSON array.")
-@click.pass_obj
-def reconcile_cmd(obj: Context, check: bool, as_json: bool) -> None:
-    """Compare each repository's HEAD with the index and repair what drifted (nightly cron)."""
-    settings = obj.settings()
-    options = IngestOptions(max_file_bytes=settings.max_file_bytes)
-    with opened_index(settings) as index:
-        drifts = reconcile(index, lambda: _bind(index, _load_embedder(settings)), check, options)
-    emit(as_json, drifts, lambda: render.drift_report(drifts, check))
-    if check and any(d.drifted for d in drifts):
-        sys.exit(1)
-
-
-@main.command("forget")
-@click.argument("name")
-@click.option("--json", "as_json", is_flag=True, help="Print what was removed as one JSON object.")
-@click.pass_obj
-def forget_cmd(obj: Context, name: str, as_json: bool) -> None:
-    """Remove a repository from the index: its chunks, its skipped-file records and its state."""
-    with opened_index(obj.settings()) as index:
-        summary = forget(index, name)
-    emit(as_json, summary, lambda: render.forget_summary(summary))
-
-
-@main.command("rebuild")
-@click.option("--keep-previous", is_flag=True, help="Keep the collection read before, to switch back.")
-@click.option("--json", "as_json", is_flag=True, help="Print the summary as one JSON object.")
-@click.pass_obj
-def rebuild_cmd(obj: Context, keep_previous: bool, as_json: bool) -> None:
-    """Rebuild a Qdrant server's index (new model or chunker) while searches keep answering.
-
-    Every recorded repository is ingested at HEAD into a new collection, which is checked against
-    each repository and then put behind the collection name in one alias switch.
-    """
-    settings = obj.settings()
-    options = IngestOptions(max_file_bytes=settings.max_file_bytes)
-    with opened_index(settings) as index, render.stage_progress(as_json) as bar:
-        summary = rebuild(index, lambda: _load_embedder(settings), options, keep_previous, bar)
-    emit(as_json, summary, lambda: render.rebuild_summary(summary))
 
 
 def _bind(index: Index, embedder: Embedder) -> Embedder:
@@ -328,13 +242,6 @@ def _search_here(index: Index, settings: Settings, call: SearchCall) -> SearchRe
     searcher = HybridIndex(index, embedder, reranker, call.config)
     return searcher.search(call.query, call.k, call.mode, call.filters, call.alerts)
 
-
-main.add_command(bench_cmd)
-main.add_command(eval_cmd)
-main.add_command(serve_cmd)
-main.add_command(config_cmd)
-main.add_command(doctor_cmd)
-global_options.accept_after_subcommands(main)
 
 if __name__ == "__main__":
     main()

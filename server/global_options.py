@@ -46,12 +46,6 @@ def params() -> list[click.Parameter]:
     ]
 
 
-def accept_after_subcommands(group: click.Group) -> None:
-    """Give every subcommand of `group` the global options too."""
-    for command in group.commands.values():
-        command.params.extend(params())
-
-
 def _remember(ctx: click.Context, param: click.Parameter, value: Any) -> None:
     if value is not None and param.name:
         given_flags(ctx)[param.name] = value

@@ -13,17 +13,17 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from devrag.eval.harness import EvalReport
-from devrag.ingest.forget import ForgetSummary
-from devrag.ingest.pipeline import IngestSummary, StageProgress
-from devrag.ingest.rebuild import RebuildSummary
-from devrag.ingest.reconcile import Drift
-from devrag.ingest.status import IndexStatus, RepoStatus
 from devrag.retrieval.index import FileScope
 from devrag.retrieval.lexical_field import LEXICAL_FIELD
 from devrag.server.formatting import review_line, route_words
 
 if TYPE_CHECKING:
+    from devrag.eval.harness import EvalReport
+    from devrag.ingest.forget import ForgetSummary
+    from devrag.ingest.pipeline import IngestSummary, StageProgress
+    from devrag.ingest.rebuild import RebuildSummary
+    from devrag.ingest.reconcile import Drift
+    from devrag.ingest.status import IndexStatus, RepoStatus
     from devrag.server.config_cmd import Setting
     from devrag.server.outputs import SearchAnswer
 

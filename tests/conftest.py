@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
 import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -25,6 +27,7 @@ from tests.support import GitRepo, HashEmbedder
 os.environ.setdefault("DEVRAG_OWNER_IDLE_SECONDS", "5")
 # No test, nor any process a test starts, reads or writes the user's ~/.config/devrag/config.toml.
 os.environ["XDG_CONFIG_HOME"] = tempfile.mkdtemp(prefix="devrag-test-config-")
+atexit.register(shutil.rmtree, os.environ["XDG_CONFIG_HOME"], ignore_errors=True)
 os.environ.pop("DEVRAG_CONFIG", None)
 
 

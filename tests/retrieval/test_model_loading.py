@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import tempfile
 import time
 from pathlib import Path
 
@@ -20,33 +19,34 @@ from devrag.retrieval.rerank import CrossEncoderReranker
 pytestmark = pytest.mark.model
 
 
-EMPTY = Path(tempfile.mkdtemp(prefix="devrag-no-exports-"))
-
-
 @pytest.fixture
-def hub_down(monkeypatch):
-    """Online mode (HF_HUB_OFFLINE unset) with a hub that refuses connections: a laptop on a plane."""
+def hub_down(monkeypatch, tmp_path) -> Path:
+    """Online mode (HF_HUB_OFFLINE unset) with a hub that refuses connections: a laptop on a plane.
+
+    Returns an empty folder, for ONNX exports and fastembed's cache alike.
+    """
     monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
     monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
     monkeypatch.setattr(constants, "ENDPOINT", "http://127.0.0.1:9")
-    monkeypatch.setenv("FASTEMBED_CACHE_PATH", str(EMPTY / "fastembed"))
+    monkeypatch.setenv("FASTEMBED_CACHE_PATH", str(tmp_path / "fastembed"))
+    return tmp_path
 
 
 @pytest.mark.parametrize(
     ("load", "setting"),
     [
-        (lambda: CrossEncoderReranker("devrag-tests/no-such-reranker", device="cpu"), "DEVRAG_RERANK_MODEL"),
-        (lambda: SentenceTransformerEmbedder("devrag-tests/no-such-embedder", "cpu"), "DEVRAG_EMBED_MODEL"),
+        (lambda _: CrossEncoderReranker("devrag-tests/no-such-reranker", "cpu"), "DEVRAG_RERANK_MODEL"),
+        (lambda _: SentenceTransformerEmbedder("devrag-tests/no-such-embedder", "cpu"), "DEVRAG_EMBED_MODEL"),
         # fastembed's own ONNX copies, with an empty ONNX folder and an empty fastembed cache
-        (lambda: OnnxReranker(onnx_dir=EMPTY), "DEVRAG_RERANK_MODEL"),
-        (lambda: OnnxEmbedder("BAAI/bge-small-en-v1.5", onnx_dir=EMPTY), "DEVRAG_EMBED_MODEL"),
+        (lambda empty: OnnxReranker(onnx_dir=empty), "DEVRAG_RERANK_MODEL"),
+        (lambda empty: OnnxEmbedder("BAAI/bge-small-en-v1.5", onnx_dir=empty), "DEVRAG_EMBED_MODEL"),
     ],
 )
 def test_a_hub_model_missing_from_the_cache_fails_fast_when_the_hub_is_down(hub_down, caplog, load, setting):
     caplog.set_level(logging.WARNING)
     started = time.monotonic()
     with pytest.raises(ModelLoadError) as error:
-        load()
+        load(hub_down)
     message = str(error.value)
     assert time.monotonic() - started < 15, "huggingface_hub's retries take about a minute"
     assert "not in the local Hugging Face cache and the hub cannot be reached" in message
