@@ -70,7 +70,7 @@ class SearchConfig(BaseModel):
     # of the document is one get_document call away.
     sections_per_document: int = Field(default=3, ge=1)
     rrf_k: int = Field(default=60, ge=0)
-    # The cross-encoder reads the head of the fused list; its cost grows with each pair (about 19 ms
+    # The cross-encoder reads the head of the fused list; its cost grows with each pair (about 25 ms
     # on 2 cores). Replayed on every alert and question set, 10 ranked as well as 20 (mean nDCG@10
     # 0.845 against 0.844 over eight sets; no alert set lower by more than 0.005), at half the cost.
     rerank_candidates: int = Field(default=10, ge=1)
