@@ -30,6 +30,7 @@ class RuntimeRow(BaseModel):
     runtime: str
     embed_model: str
     rerank_model: str
+    rerank_precision: str | None  # what `auto` resolved to
     embed_chunks: int
     embed_seconds: float
     embed_chunks_per_second: float
@@ -72,6 +73,7 @@ def compare_runtimes(
                 runtime=runtime,
                 embed_model=embedder.name,
                 rerank_model=reranker.name,
+                rerank_precision=getattr(reranker, "precision", None),
                 embed_chunks=len(texts),
                 embed_seconds=round(seconds, 2),
                 embed_chunks_per_second=round(len(texts) / seconds, 1) if seconds else 0.0,
@@ -104,7 +106,7 @@ def runtime_table(report: RuntimeComparison, title: str) -> Table:
     for row in report.rows:
         raw = row.raw_rerank
         table.add_row(
-            row.runtime,
+            f"{row.runtime} ({row.rerank_precision})" if row.rerank_precision else row.runtime,
             f"{row.embed_chunks_per_second:.1f} ({row.embed_chunks} in {row.embed_seconds:.1f} s)",
             f"{row.rerank_stage.p50_ms:.1f} / {row.rerank_stage.p95_ms:.1f}",
             f"{raw.p50_ms:.1f} / {raw.p95_ms:.1f}" if raw else "-",

@@ -70,19 +70,25 @@ def open_reranker(name: str, runtime: Runtime, device: str, onnx_dir: Path, prec
             precision is not the resolved runtime's.
     """
     resolved = resolve_runtime(runtime)
-    if (resolved, precision) in (("torch", "int8"), ("onnx", "bfloat16")):
-        raise ModelLoadError(
-            f"rerank_precision {precision} is not the {resolved} runtime's: bfloat16 needs torch, int8 needs "
-            "onnx. Set DEVRAG_RERANK_PRECISION=auto or another DEVRAG_RUNTIME."
-        )
     if resolved == "torch":
+        if precision == "int8":
+            raise _foreign_precision(precision, resolved)
         _need_torch()
         from devrag.retrieval.rerank import CrossEncoderReranker
 
         return CrossEncoderReranker(name, device, precision=precision)
+    if precision == "bfloat16":
+        raise _foreign_precision(precision, resolved)
     from devrag.retrieval.onnx_models import OnnxReranker
 
-    return OnnxReranker(name, onnx_dir, precision="int8" if precision == "int8" else "float32")
+    return OnnxReranker(name, onnx_dir, precision=precision)
+
+
+def _foreign_precision(precision: Precision, runtime: str) -> ModelLoadError:
+    return ModelLoadError(
+        f"rerank_precision {precision} is not the {runtime} runtime's: bfloat16 needs torch, int8 needs "
+        "onnx. Set DEVRAG_RERANK_PRECISION=auto or another DEVRAG_RUNTIME."
+    )
 
 
 def _need_torch() -> None:

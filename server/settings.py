@@ -89,7 +89,8 @@ class Settings(BaseSettings):
     device: str = "auto"
     runtime: Runtime = "onnx"  # auto: torch where a CUDA GPU is present, else onnx
     onnx_dir: Path = Field(default_factory=default_onnx_dir)  # exports of local models, one folder each
-    # auto: torch runs bfloat16 where the CPU computes it natively, onnx float32; int8 is onnx's.
+    # auto: torch runs bfloat16 where the CPU computes it natively; onnx int8 where its export has
+    # the int8 graph, else float32.
     rerank_precision: Precision = "auto"
     max_file_bytes: int = Field(default=1_000_000, gt=0)
     # Admission control of a server's searches (devrag.server.admission says why these numbers).

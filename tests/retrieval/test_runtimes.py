@@ -14,7 +14,13 @@ import pytest
 from devrag.retrieval.errors import ModelLoadError
 from devrag.retrieval.factory import open_embedder, open_reranker, resolve_runtime
 from devrag.retrieval.models import Embedder
-from devrag.retrieval.onnx_models import INT8_MODEL_FILE, OnnxEmbedder, OnnxReranker, export_dir
+from devrag.retrieval.onnx_models import (
+    INT8_MODEL_FILE,
+    OnnxEmbedder,
+    OnnxReranker,
+    export_dir,
+    resolve_onnx_precision,
+)
 from devrag.retrieval.rerank import DEFAULT_RERANK_MODEL, CachedReranker
 from devrag.server.settings import ConfigError, Settings, embedder_for, load_settings, reranker_for
 from tests.support import EMBED_MODEL, ETCD_PASSAGES, ETCD_QUERY, ONNX_DIR, RERANKER, onnx_export_missing
@@ -182,6 +188,25 @@ def test_a_precision_of_the_other_runtime_is_refused_naming_both(monkeypatch):
         open_reranker(str(RERANKER), "torch", "cpu", ONNX_DIR, "int8")
     with pytest.raises(ModelLoadError, match="rerank_precision bfloat16 is not the onnx runtime's"):
         open_reranker(str(RERANKER), "onnx", "cpu", ONNX_DIR, "bfloat16")
+
+
+def test_auto_runs_the_int8_graph_where_the_export_has_one_and_float32_where_it_has_not(tmp_path):
+    export = export_dir(ONNX_DIR, str(RERANKER))
+    if not (export / INT8_MODEL_FILE).exists():
+        pytest.skip(f"no int8 export of {RERANKER} in {ONNX_DIR}: run `make onnx-models`")
+    assert OnnxReranker(str(RERANKER), onnx_dir=ONNX_DIR).precision == "int8"
+    assert open_reranker(str(RERANKER), "onnx", "cpu", ONNX_DIR, "float32").precision == "float32"  # type: ignore[attr-defined]
+    # An export made before int8 (its float32 graph only) still answers, in float32.
+    older = export_dir(tmp_path / "onnx", str(RERANKER))
+    older.mkdir(parents=True)
+    for file in export.iterdir():
+        if file.name != INT8_MODEL_FILE:
+            (older / file.name).symlink_to(file)
+    reranker = OnnxReranker(str(RERANKER), onnx_dir=tmp_path / "onnx")
+    assert reranker.precision == "float32" and reranker.predict([(QUERY, PASSAGES[0])])
+    # fastembed's own downloads carry no int8 graph: auto runs them in float32.
+    assert resolve_onnx_precision(DEFAULT_RERANK_MODEL, tmp_path / "empty", "auto") == "float32"
+    assert resolve_onnx_precision(DEFAULT_RERANK_MODEL, tmp_path / "empty", "int8") == "int8"
 
 
 def test_int8_without_an_export_says_how_to_make_one(tmp_path):

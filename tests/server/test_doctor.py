@@ -46,8 +46,8 @@ def test_a_healthy_index_passes_every_check_one_line_each(cli, ops_repo):
         "reconcile.ops",
     ]
     assert all(line.startswith("ok ") for line in lines), lines
-    # the default runtime (onnx, float32 reranker) is named beside each model
-    assert lines[2].endswith("all-MiniLM-L6-v2 loaded (onnx)") and lines[3].endswith("loaded (onnx, float32)")
+    # the default runtime is named beside each model, and the precision `auto` chose (the export has int8)
+    assert lines[2].endswith("all-MiniLM-L6-v2 loaded (onnx)") and lines[3].endswith("loaded (onnx, int8)")
 
 
 def test_drift_and_a_missing_reranker_fail_and_exit_1(cli, ops_repo, monkeypatch, tmp_path):
