@@ -7,7 +7,13 @@ import json
 import pytest
 from click.testing import CliRunner
 
-from devrag.eval.runtime_bench import compare_runtimes, runtime_table
+from devrag.eval.runtime_bench import (
+    EMBED_TURNS,
+    WARM_TEXTS,
+    compare_runtimes,
+    embedding_seconds,
+    runtime_table,
+)
 from devrag.ingest.pipeline import ingest
 from devrag.server.cli import main
 from tests.eval.test_latency_bench import FILES, QUERIES, FakeReranker
@@ -27,6 +33,29 @@ def test_each_runtime_gets_its_embedding_throughput_and_rerank_stage(edge_index,
         assert row.embed_chunks == len(texts) and row.embed_chunks_per_second > 0
         assert row.raw_rerank is not None and row.rerank_pairs_mean and row.rerank_pairs_mean > 0
     runtime_table(report, "tiny")  # the table builds from any report
+
+
+class _Logged:
+    """An embedder that notes who embedded how many texts, in call order."""
+
+    def __init__(self, name: str, log: list[tuple[str, int]]) -> None:
+        self.name, self.log = name, log
+
+    def embed(self, texts: list[str]) -> list[list[float]]:
+        self.log.append((self.name, len(texts)))
+        return [[0.0] for _ in texts]
+
+
+def test_the_runtimes_embed_in_turns_each_turn_led_by_the_next_runtime():
+    log: list[tuple[str, int]] = []
+    texts = [f"text {i}" for i in range(100)]
+    seconds = embedding_seconds({"a": _Logged("a", log), "b": _Logged("b", log)}, texts)  # type: ignore[dict-item]
+    warm, turns = log[:2], log[2:]
+    assert warm == [("a", WARM_TEXTS), ("b", WARM_TEXTS)] and set(seconds) == {"a", "b"}
+    assert len(turns) == 2 * EMBED_TURNS
+    assert [who for who, _ in turns[:4]] == ["a", "b", "b", "a"]
+    for runtime in "ab":
+        assert sum(n for who, n in turns if who == runtime) == len(texts)
 
 
 @pytest.mark.model
