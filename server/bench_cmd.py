@@ -152,7 +152,7 @@ def bench_cmd(
 ) -> None:
     """Time searches on the configured index: p50/p95 per stage and mode, rerank vs raw model."""
     from devrag.eval.latency_bench import run_bench
-    from devrag.server.cli import _load, _load_embedder, reranker_for
+    from devrag.server.cli import load_embedder, reranker_for, run_or_exit
     from devrag.server.render import progress
 
     if scale == SCALE_BENCH and corpus is None:
@@ -172,9 +172,9 @@ def bench_cmd(
             raise click.UsageError("--runtimes needs --corpus: the texts it embeds")
         _compare(settings, runtimes, corpus, workdir, queries, repeats, k, as_json)
         return
-    embedder = _load_embedder(settings)
+    embedder = load_embedder(settings)
     needs_reranker = "hybrid+rerank" in modes or (bool(candidates) and not overhead)
-    reranker = _load(lambda: reranker_for(settings)) if needs_reranker else None
+    reranker = run_or_exit(lambda: reranker_for(settings)) if needs_reranker else None
     with _bench_index(settings, embedder, corpus, scale, workdir) as (index, title, built):
         if overhead:
             _overhead(HybridIndex(index, embedder, reranker), queries, modes, repeats, k, as_json)
@@ -230,13 +230,13 @@ def _compare(
     """`--runtimes`: each runtime's models over one index of `corpus` (built with the first runtime)."""
     from devrag.eval.ingest_bench import chunk_texts
     from devrag.eval.runtime_bench import compare_runtimes, runtime_table
-    from devrag.server.cli import _load, _load_embedder, reranker_for
+    from devrag.server.cli import load_embedder, reranker_for, run_or_exit
 
     models = {}
     for entry in runtimes:
         runtime, _, precision = entry.partition(":")
         chosen = settings.model_copy(update={"runtime": runtime, "rerank_precision": precision or "auto"})
-        models[entry] = (_load_embedder(chosen), _load(lambda chosen=chosen: reranker_for(chosen)))
+        models[entry] = (load_embedder(chosen), run_or_exit(lambda chosen=chosen: reranker_for(chosen)))
     first = models[runtimes[0]][0]
     with _bench_index(settings, first, corpus, 1, workdir) as (index, title, _):
         report = compare_runtimes(index, models, chunk_texts(corpus, first), queries, repeats, k)
@@ -252,7 +252,7 @@ def _bench_index(
 ) -> Iterator[tuple[Index, str, dict[str, Any]]]:
     """The configured index, or a fresh one of `corpus` (its repository is named `bench`)."""
     from devrag.eval.bench_index import build_index
-    from devrag.server.cli import _load, opened_index
+    from devrag.server.cli import opened_index, run_or_exit
 
     if corpus is None:
         with opened_index(settings, embedder) as index:
@@ -267,7 +267,7 @@ def _bench_index(
         folder = workdir or Path(tmp)
         folder.mkdir(parents=True, exist_ok=True)
         # An old index kept in --workdir is told like any other: rebuild it.
-        index, built = _load(lambda: build_index(corpus, folder, embedder, scale))
+        index, built = run_or_exit(lambda: build_index(corpus, folder, embedder, scale))
         try:
             yield index, f"{corpus} x{scale}", built.model_dump()
         finally:

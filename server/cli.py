@@ -107,7 +107,7 @@ def main(ctx: click.Context) -> None:
     configure_tracing()
 
 
-def _bind(index: Index, embedder: Embedder) -> Embedder:
+def bind_model(index: Index, embedder: Embedder) -> Embedder:
     """Give an index opened without a model the model a repair needs."""
     index.model, index.dim = embedder.name, embedder.dim
     return embedder
@@ -125,11 +125,12 @@ def reranker_for(settings: Settings) -> Reranker:
     return config.reranker_for(settings)
 
 
-def _load_embedder(settings: Settings) -> Embedder:
-    return _load(lambda: embedder_for(settings))
+def load_embedder(settings: Settings) -> Embedder:
+    return run_or_exit(lambda: embedder_for(settings))
 
 
-def _load(factory: Callable[[], T]) -> T:
+def run_or_exit(factory: Callable[[], T]) -> T:
+    """`factory()`, or its DevragError as click's one-line error and exit status 1 (no traceback)."""
     try:
         return factory()
     except DevragError as exc:
@@ -203,7 +204,7 @@ def alert_cmd(
     if (alert is None) == (alert_file is None):
         raise click.UsageError("Pass the alert as an argument or with --file PATH (--file - reads stdin).")
     text = alert if alert is not None else alert_file.read()  # type: ignore[union-attr]
-    alerts = _load(lambda: parse_alerts(text))
+    alerts = run_or_exit(lambda: parse_alerts(text))
     raw = {"query": query_of(alerts), "k": k, "repo": repo}
     _answer_search(obj, raw, "hybrid" if no_rerank else "hybrid+rerank", as_json, alerts)
 
@@ -212,7 +213,7 @@ def _answer_search(
     obj: Context, raw: dict[str, Any], mode: str, as_json: bool, alerts: list[AlertInput] | None = None
 ) -> None:
     """Check the arguments, search (alerts routed first) and print the answer, logged under its id."""
-    args = _load(lambda: check_search(raw))
+    args = run_or_exit(lambda: check_search(raw))
     settings = obj.settings()
     filters = Filters(repo=args.repo, path=args.path, doc_type=args.doc_type, **args.metadata)
     chosen: Mode = mode  # type: ignore[assignment]  # one of MODES, as click checked
@@ -235,9 +236,9 @@ def _answer_search(
 
 def _search_here(index: Index, settings: Settings, call: SearchCall) -> SearchResponse:
     """The search in this process, with models loaded for it."""
-    embedder = _bind(index, _load_embedder(settings))
+    embedder = bind_model(index, load_embedder(settings))
     check_query_length(call.query, embedder.count_tokens)
-    reranker = _load(lambda: reranker_for(settings)) if call.models.rerank_model else None
+    reranker = run_or_exit(lambda: reranker_for(settings)) if call.models.rerank_model else None
     index.check_compatible()
     searcher = HybridIndex(index, embedder, reranker, call.config)
     return searcher.search(call.query, call.k, call.mode, call.filters, call.alerts)

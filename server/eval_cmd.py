@@ -162,7 +162,7 @@ def _score(
     config: SearchConfig | None = None,
 ) -> None:
     from devrag.server import render
-    from devrag.server.cli import _load, _load_embedder, emit, opened_index, reranker_for
+    from devrag.server.cli import emit, load_embedder, opened_index, reranker_for, run_or_exit
 
     wanted = [m.strip() for m in modes.split(",") if m.strip()]
     unknown = sorted(set(wanted) - set(DEFAULT_MODES))
@@ -179,8 +179,8 @@ def _score(
     # One index per corpus: BM25's statistics cover the whole index, so sharing it with another
     # corpus would make one set's scores depend on which others were evaluated before.
     settings = obj.settings(index_dir=workdir / "index" / eval_set.repo.name)
-    embedder = _load_embedder(settings)
-    reranker = _load(lambda: reranker_for(settings)) if "hybrid+rerank" in wanted else None
+    embedder = load_embedder(settings)
+    reranker = run_or_exit(lambda: reranker_for(settings)) if "hybrid+rerank" in wanted else None
     with opened_index(settings, embedder) as index:
         searcher = HybridIndex(index, embedder, reranker, config)
         result = evaluate(queries, eval_set.repo, index, embedder, searcher, wanted, k)
@@ -189,7 +189,7 @@ def _score(
 
 def _shadow(obj: Context, log: Path, config_path: Path, max_queries: int | None, quiet: bool) -> ShadowReport:
     """Both arms over the configured index: the live one as a server searches, and CONFIG's."""
-    from devrag.server.cli import _bind, _load, _load_embedder, opened_index, reranker_for
+    from devrag.server.cli import bind_model, load_embedder, opened_index, reranker_for, run_or_exit
     from devrag.server.render import progress
 
     config = _checked(lambda: load_shadow_config(config_path))
@@ -199,9 +199,9 @@ def _shadow(obj: Context, log: Path, config_path: Path, max_queries: int | None,
     settings = obj.settings()
     shadow_mode = config.mode or LIVE_MODE
     with opened_index(settings) as index:
-        embedder = _bind(index, _load_embedder(settings))
+        embedder = bind_model(index, load_embedder(settings))
         index.check_compatible()
-        live_reranker = _load(lambda: reranker_for(settings))
+        live_reranker = run_or_exit(lambda: reranker_for(settings))
         shadow_reranker = _shadow_reranker(settings, config, live_reranker)
         live = Arm(HybridIndex(index, embedder, live_reranker), LIVE_MODE)
         shadow = Arm(HybridIndex(index, embedder, shadow_reranker, config.search_config()), shadow_mode)
@@ -214,13 +214,14 @@ def _shadow(obj: Context, log: Path, config_path: Path, max_queries: int | None,
 
 
 def _shadow_reranker(settings: Settings, config: ShadowConfig, live: Reranker) -> Reranker | None:
-    from devrag.server.cli import _load, reranker_for
+    from devrag.server.cli import reranker_for, run_or_exit
 
     if config.mode not in (None, LIVE_MODE):
         return None
     if config.rerank_model in (None, settings.rerank_model):
         return live
-    return _load(lambda: reranker_for(settings.model_copy(update={"rerank_model": config.rerank_model})))
+    chosen = settings.model_copy(update={"rerank_model": config.rerank_model})
+    return run_or_exit(lambda: reranker_for(chosen))
 
 
 def _from_log_summary(s: FromLogSummary) -> None:

@@ -20,7 +20,7 @@ from devrag.ingest.reconcile import reconcile
 from devrag.ingest.status import index_status
 from devrag.retrieval.index import FileScope
 from devrag.server import render
-from devrag.server.cli import Context, _bind, _load, _load_embedder, emit, opened_index
+from devrag.server.cli import Context, bind_model, emit, load_embedder, opened_index, run_or_exit
 
 
 @click.command("ingest")
@@ -48,11 +48,11 @@ def ingest_cmd(
 
     Globs work as search's --path: `*` crosses folders, `dir/` is everything under dir.
     """
-    _load(lambda: locate(path))  # a wrong path is told before the model takes seconds to load
+    run_or_exit(lambda: locate(path))  # a wrong path is told before the model takes seconds to load
     scope = FileScope(include=include, exclude=exclude)
     settings = obj.settings(max_file_bytes=max_file_bytes)
     options = IngestOptions(max_file_bytes=settings.max_file_bytes)
-    embedder = _load_embedder(settings)
+    embedder = load_embedder(settings)
     with (
         opened_index(settings, embedder) as index,
         render.stage_progress(as_json) as bar,
@@ -80,7 +80,7 @@ def reconcile_cmd(obj: Context, check: bool, as_json: bool) -> None:
     settings = obj.settings()
     options = IngestOptions(max_file_bytes=settings.max_file_bytes)
     with opened_index(settings) as index:
-        drifts = reconcile(index, lambda: _bind(index, _load_embedder(settings)), check, options)
+        drifts = reconcile(index, lambda: bind_model(index, load_embedder(settings)), check, options)
     emit(as_json, drifts, lambda: render.drift_report(drifts, check))
     if check and any(d.drifted for d in drifts):
         sys.exit(1)
@@ -110,5 +110,5 @@ def rebuild_cmd(obj: Context, keep_previous: bool, as_json: bool) -> None:
     settings = obj.settings()
     options = IngestOptions(max_file_bytes=settings.max_file_bytes)
     with opened_index(settings) as index, render.stage_progress(as_json) as bar:
-        summary = rebuild(index, lambda: _load_embedder(settings), options, keep_previous, bar)
+        summary = rebuild(index, lambda: load_embedder(settings), options, keep_previous, bar)
     emit(as_json, summary, lambda: render.rebuild_summary(summary))
