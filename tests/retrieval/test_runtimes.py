@@ -5,6 +5,7 @@ The onnx side runs the exports `make install` writes; without them it is skipped
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 from pathlib import Path
 
@@ -16,8 +17,10 @@ from devrag.retrieval.factory import open_embedder, open_reranker, resolve_runti
 from devrag.retrieval.models import Embedder
 from devrag.retrieval.onnx_models import (
     INT8_MODEL_FILE,
+    OneAtATime,
     OnnxEmbedder,
     OnnxReranker,
+    cpu_workers,
     export_dir,
     resolve_onnx_precision,
 )
@@ -176,6 +179,26 @@ def test_the_int8_reranker_ranks_as_float32_and_scores_a_pair_alike_in_any_compa
     assert max(abs(a - b) for a, b in zip(exact, together, strict=True)) < 2.5
     # int8 quantises activations per call: scored one by one, a pair's score never depends on the others
     assert [int8.predict([pair])[0] for pair in pairs] == together
+
+
+def test_calls_keep_their_order_and_run_side_by_side_on_single_threaded_sessions(embedders, rerankers):
+    if cpu_workers() < 2:
+        pytest.skip("this process may run on one CPU only: no second worker to run beside the first")
+    both_running = threading.Barrier(2, timeout=30)  # broken unless two calls are in flight at once
+
+    def call(item: int) -> tuple[int, str]:
+        both_running.wait()
+        return item, threading.current_thread().name
+
+    done = OneAtATime("test").map(call, [0, 1])
+    assert [item for item, _ in done] == [0, 1]
+    assert len({thread for _, thread in done}) == 2
+    # Each model runs on one thread per call; the workers are what use the other CPUs.
+    for model in (embedders("onnx"), rerankers("onnx")):
+        assert isinstance(model, OnnxEmbedder | OnnxReranker)
+        assert model.model.model.model.get_session_options().intra_op_num_threads == 1
+    embedder = embedders("onnx")
+    assert embedder.embed(TEXTS) == [embedder.embed([text])[0] for text in TEXTS]
 
 
 def test_a_precision_of_the_other_runtime_is_refused_naming_both(monkeypatch):
