@@ -20,6 +20,7 @@ from devrag.retrieval.store import (
     ScoredId,
     StoredPoint,
     hnsw_ef,
+    scored_hits,
     scroll_pages,
 )
 
@@ -146,7 +147,9 @@ class EdgeStore:
         records, next_offset = self._shard.scroll(request)
         return [_stored(r.id, r.payload, r.vector if with_vectors else None) for r in records], next_offset
 
-    def search(self, vector: Sequence[float], limit: int, flt: PointFilter | None = None) -> list[ScoredId]:
+    def search(
+        self, vector: Sequence[float], limit: int, flt: PointFilter | None = None, fields: Sequence[str] = ()
+    ) -> list[ScoredId]:
         if self._shard is None:
             return []
         request = qe.QueryRequest(
@@ -154,20 +157,22 @@ class EdgeStore:
             query=qe.Query.Nearest(list(vector)),
             filter=_edge_filter(flt),
             params=qe.SearchParams(hnsw_ef=hnsw_ef(limit)),
-            with_payload=False,
+            with_payload=list(fields) or False,
         )
-        return [ScoredId(str(p.id), p.score) for p in self._shard.query(request)]
+        return scored_hits(self._shard.query(request), fields)
 
-    def lexical_search(self, text: str, limit: int, flt: PointFilter | None = None) -> list[ScoredId]:
+    def lexical_search(
+        self, text: str, limit: int, flt: PointFilter | None = None, fields: Sequence[str] = ()
+    ) -> list[ScoredId]:
         if self._shard is None or not text:
             return []
         request = qe.QueryRequest(
             limit=limit,
             query=qe.TextQuery(LEXICAL_FIELD, text, qe.Bm25Params(k=K1, b=B)),
             filter=_edge_filter(flt),
-            with_payload=False,
+            with_payload=list(fields) or False,
         )
-        return [ScoredId(str(p.id), p.score) for p in self._shard.query(request)]
+        return scored_hits(self._shard.query(request), fields)
 
     def count(self, flt: PointFilter | None = None) -> int:
         if self._shard is None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import replace
 
 from devrag.retrieval.lexical_field import query_layers
@@ -11,8 +12,10 @@ from devrag.retrieval.store import PointFilter, ScoredId, VectorStore
 _DEEPER = 4
 
 
-def bm25_search(store: VectorStore, query: str, limit: int, flt: PointFilter | None = None) -> list[ScoredId]:
-    """The best `limit` chunks for `query` by BM25, ranked by the engine.
+def bm25_search(
+    store: VectorStore, query: str, limit: int, flt: PointFilter | None = None, fields: Sequence[str] = ()
+) -> list[ScoredId]:
+    """The best `limit` chunks for `query` by BM25, ranked by the engine; with `fields` where one query did.
 
     Why: an alert text names its subject twice ("the kube service ... kube saturation"), and BM25
     counts that repetition as evidence, where one text query counts each term once. Most queries
@@ -20,11 +23,12 @@ def bm25_search(store: VectorStore, query: str, limit: int, flt: PointFilter | N
     its best chunks, every level scores all of them (restricted to their ids), and the threshold
     algorithm decides when to stop: no chunk outside the proposals can score more than the sum of
     each level's last proposed score, so once the `limit`-th exact total reaches that sum, the
-    ranking is BM25's exactly; otherwise the levels are read deeper.
+    ranking is BM25's exactly; otherwise the levels are read deeper. Their hits come without payloads
+    (the caller reads those of the chunks it keeps).
     """
     layers = query_layers(query)
     if len(layers) <= 1:
-        return store.lexical_search(layers[0], limit, flt) if layers else []
+        return store.lexical_search(layers[0], limit, flt, fields) if layers else []
     depth = limit
     while True:
         proposals = [store.lexical_search(layer, depth, flt) for layer in layers]

@@ -21,6 +21,7 @@ from devrag.retrieval.store import (
     ScoredId,
     StoredPoint,
     hnsw_ef,
+    scored_hits,
 )
 
 log = logging.getLogger(__name__)
@@ -169,7 +170,9 @@ class QdrantStore:
             if offset is None:
                 return
 
-    def search(self, vector: Sequence[float], limit: int, flt: PointFilter | None = None) -> list[ScoredId]:
+    def search(
+        self, vector: Sequence[float], limit: int, flt: PointFilter | None = None, fields: Sequence[str] = ()
+    ) -> list[ScoredId]:
         if not self._exists():
             return []
         response = self.client.query_points(
@@ -178,11 +181,13 @@ class QdrantStore:
             limit=limit,
             query_filter=_client_filter(flt),
             search_params=None if self.local else models.SearchParams(hnsw_ef=hnsw_ef(limit)),  # local scans
-            with_payload=False,
+            with_payload=list(fields) or False,
         )
-        return [ScoredId(str(p.id), p.score) for p in response.points]
+        return scored_hits(response.points, fields)
 
-    def lexical_search(self, text: str, limit: int, flt: PointFilter | None = None) -> list[ScoredId]:
+    def lexical_search(
+        self, text: str, limit: int, flt: PointFilter | None = None, fields: Sequence[str] = ()
+    ) -> list[ScoredId]:
         if not text or not self._exists():
             return []
         query = models.TextQuery(
@@ -196,9 +201,9 @@ class QdrantStore:
             using=LEXICAL_FIELD,
             limit=limit,
             query_filter=_client_filter(flt),
-            with_payload=False,
+            with_payload=list(fields) or False,
         )
-        return [ScoredId(str(p.id), p.score) for p in response.points]
+        return scored_hits(response.points, fields)
 
     def count(self, flt: PointFilter | None = None) -> int:
         if not self._exists():

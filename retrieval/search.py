@@ -284,10 +284,11 @@ class HybridIndex:
         n = max(config.overfetch * config.candidates_per_document * k, config.min_candidates)
         read, trimmed = self._part_read(query)
         known = self.known()
-        dense, bm25 = self._first_stage(read, n, mode, flt, timings)
-        services, service = self._service_leg(read, n, mode, flt, known.services, timings)
-        # Hits of chunks deleted since the engine ranked them have no payload and drop out here.
         payloads = _Payloads(self.index.store)
+        dense, bm25 = self._first_stage(read, n, mode, flt, payloads, timings)
+        services, service = self._service_leg(read, n, mode, flt, known.services, timings)
+        # The rest of the candidates' payloads: hits that came without theirs (a layered BM25 query,
+        # the service leg). Hits of chunks deleted since the engine ranked them have none and drop out.
         with _stage("payloads", timings):
             payloads.read([i for hits in (dense, bm25, service) for i, _ in hits], _CANDIDATE_FIELDS)
         dense, bm25, service = (payloads.known(hits) for hits in (dense, bm25, service))
@@ -347,13 +348,20 @@ class HybridIndex:
         return head(query, self.config.pasted_query_tokens, self.embedder.count_tokens), True
 
     def _first_stage(
-        self, query: str, n: int, mode: str, flt: PointFilter | None, timings: dict[str, float]
+        self,
+        query: str,
+        n: int,
+        mode: str,
+        flt: PointFilter | None,
+        payloads: _Payloads,
+        timings: dict[str, float],
     ) -> tuple[list[tuple[str, float]], list[tuple[str, float]]]:
         """Dense and BM25 candidates, both ranked by the engine under the same filter (None: nothing
-        passes it).
+        passes it), their light payloads (`_CANDIDATE_FIELDS`) kept in `payloads`.
 
         BM25 is the engine's text query over each chunk's BM25 field (`lexical_field`); it runs on
-        a worker thread while the query is embedded.
+        a worker thread while the query is embedded. The engine returns the payloads with the hits:
+        reading them by id afterwards cost several times as much (`ScoredId`).
         """
         bm25_job = None
         if mode != "dense" and flt is not None:
@@ -364,12 +372,14 @@ class HybridIndex:
             with _stage("embed", timings):
                 vector = self._embed_query(query)
             with _stage("dense", timings) as span:
-                hits = [] if flt is None else self.index.store.search(vector, n, flt)
+                hits = [] if flt is None else self.index.store.search(vector, n, flt, _CANDIDATE_FIELDS)
+                payloads.keep(hits, _CANDIDATE_FIELDS)
                 dense = _ranked(hits)
                 span.set_attribute("devrag.candidates", len(dense))
         bm25: list[tuple[str, float]] = []
         if bm25_job is not None:
             hits, timings["bm25"] = bm25_job.result()
+            payloads.keep(hits, _CANDIDATE_FIELDS)
             bm25 = _ranked(hits)
         return dense, bm25
 
@@ -686,6 +696,14 @@ class _Payloads:
             self.chunks.setdefault(point.id, {}).update(point.payload)
             self._fields[point.id] = self._fields.get(point.id, frozenset()) | wanted
 
+    def keep(self, hits: Sequence[ScoredId], fields: Sequence[str]) -> None:
+        """Keep the `fields` the engine returned with `hits`; a hit without a payload is read later."""
+        wanted = frozenset(fields)
+        for hit in hits:
+            if hit.payload is not None:
+                self.chunks.setdefault(hit.id, {}).update(hit.payload)
+                self._fields[hit.id] = self._fields.get(hit.id, frozenset()) | wanted
+
     def known(self, hits: list[tuple[str, float]]) -> list[tuple[str, float]]:
         return [(cid, score) for cid, score in hits if cid in self.chunks]
 
@@ -754,7 +772,7 @@ def _bm25_leg(
     try:
         timings: dict[str, float] = {}
         with _stage("bm25", timings) as span:
-            hits = bm25_search(store, query, n, flt)
+            hits = bm25_search(store, query, n, flt, _CANDIDATE_FIELDS)
             span.set_attribute("devrag.candidates", len(hits))
         return hits, timings["bm25"]
     finally:

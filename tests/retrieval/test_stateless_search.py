@@ -10,7 +10,7 @@ import pytest
 from devrag.ingest.pipeline import ingest
 from devrag.retrieval.index import Index
 from devrag.retrieval.search import Filters, HybridIndex, SearchConfig
-from devrag.retrieval.store import PointFilter, StoredPoint, VectorStore
+from devrag.retrieval.store import PointFilter, ScoredId, StoredPoint, VectorStore
 from tests.conftest import open_test_store
 from tests.retrieval.test_search import OverlapReranker
 
@@ -44,7 +44,22 @@ class Reads:
         self._count(found, fields)
         return iter(found)
 
-    def _count(self, points: list[StoredPoint], fields: Sequence[str] | None) -> None:
+    def search(
+        self, vector: Sequence[float], limit: int, flt: PointFilter | None = None, fields: Sequence[str] = ()
+    ) -> list[ScoredId]:
+        hits = self._store.search(vector, limit, flt, fields)
+        self._count([h for h in hits if h.payload is not None], fields)
+        return hits
+
+    def lexical_search(
+        self, text: str, limit: int, flt: PointFilter | None = None, fields: Sequence[str] = ()
+    ) -> list[ScoredId]:
+        hits = self._store.lexical_search(text, limit, flt, fields)
+        self._count([h for h in hits if h.payload is not None], fields)
+        return hits
+
+    def _count(self, points: Sequence[StoredPoint | ScoredId], fields: Sequence[str] | None) -> None:
+        """Every payload a call returned, whether read by id, scrolled or carried by a hit."""
         self.points += len(points)
         if fields is None or "text" in fields:
             self.text += len(points)

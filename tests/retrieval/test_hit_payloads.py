@@ -1,0 +1,54 @@
+"""Hits carry the payload fields a search asks for, as a read by id would give them, on every store."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from devrag.retrieval.lexical_query import bm25_search
+from devrag.retrieval.owned_store import OwnedStore
+from devrag.retrieval.search import SearchConfig
+from devrag.retrieval.store import ScoredId, VectorStore
+from tests.conftest import open_test_store
+from tests.retrieval.test_engine_bm25 import corpus_chunks, written
+from tests.support import SAMPLE, HashEmbedder
+
+FIELDS = ["repo", "path", "opening", "title_only"]
+
+
+@pytest.fixture(params=["edge", "qdrant-local", "owned"])
+def any_store(request: pytest.FixtureRequest, tmp_path: Path):
+    """The embedded engine, qdrant-client (the server code path), and an engine behind its owner."""
+    store: VectorStore = (
+        OwnedStore(tmp_path / "index")
+        if request.param == "owned"
+        else open_test_store(request.param, tmp_path / "index")
+    )
+    yield store
+    store.close()
+
+
+def as_read_by_id(store: VectorStore, hits: list[ScoredId]) -> dict[str, dict]:
+    return {p.id: p.payload for p in store.retrieve([h.id for h in hits], fields=FIELDS)}
+
+
+def test_search_hits_carry_the_fields_asked_for_and_only_those(any_store):
+    embedder = HashEmbedder()
+    chunks = corpus_chunks(SAMPLE, embedder)
+    written(any_store, chunks, embedder)
+    vector = embedder.embed(["pods restart after the deploy"])[0]
+    limit = SearchConfig().min_candidates
+
+    dense = any_store.search(vector, limit, None, FIELDS)
+    lexical = bm25_search(any_store, "pods restart after the deploy", limit, None, FIELDS)
+    for hits in (dense, lexical):
+        assert len(hits) == limit
+        assert {h.id: h.payload for h in hits} == as_read_by_id(any_store, hits)
+        assert all({"repo", "path"} <= set(h.payload or {}) <= set(FIELDS) for h in hits)
+    # Asked for no fields, the engine reads none: the same ranking, no payloads.
+    plain = any_store.search(vector, limit)
+    assert [h.id for h in plain] == [h.id for h in dense]
+    assert [h.score for h in plain] == pytest.approx([h.score for h in dense])
+    assert all(h.payload is None for h in plain)
+    assert all(h.payload is None for h in bm25_search(any_store, "pods restart after the deploy", limit))
