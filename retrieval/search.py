@@ -693,16 +693,18 @@ class _Payloads:
         wanted = frozenset(fields)
         missing = [i for i in dict.fromkeys(ids) if not wanted <= self._fields.get(i, frozenset())]
         for point in self._store.retrieve(missing, fields=list(wanted)) if missing else []:
-            self.chunks.setdefault(point.id, {}).update(point.payload)
-            self._fields[point.id] = self._fields.get(point.id, frozenset()) | wanted
+            self._add(point.id, point.payload, wanted)
 
     def keep(self, hits: Sequence[ScoredId], fields: Sequence[str]) -> None:
         """Keep the `fields` the engine returned with `hits`; a hit without a payload is read later."""
         wanted = frozenset(fields)
         for hit in hits:
             if hit.payload is not None:
-                self.chunks.setdefault(hit.id, {}).update(hit.payload)
-                self._fields[hit.id] = self._fields.get(hit.id, frozenset()) | wanted
+                self._add(hit.id, hit.payload, wanted)
+
+    def _add(self, cid: str, payload: Mapping[str, Any], fields: frozenset[str]) -> None:
+        self.chunks.setdefault(cid, {}).update(payload)
+        self._fields[cid] = self._fields.get(cid, frozenset()) | fields
 
     def known(self, hits: list[tuple[str, float]]) -> list[tuple[str, float]]:
         return [(cid, score) for cid, score in hits if cid in self.chunks]
