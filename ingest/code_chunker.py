@@ -45,6 +45,7 @@ _MODULES = {
 # Above this many top-level spans, small neighbours share a chunk. Real files rarely have half as
 # many (corpus-sample's Helm values: 17 keys); generated maps and the reliability probe's 3,000.
 MANY_DEFINITIONS = 200
+_NON_ASCII = re.compile(r"[^\x00-\x7f]")
 _SHEBANG = re.compile(r"#!\s*\S*/(?:env\s+(?:-\S+\s+)*)?(?:ba)?sh(?:\s|$)")
 
 
@@ -241,6 +242,17 @@ def _drafts(
     ]
 
 
+def _ascii_only(text: str) -> bytes:
+    """`text` with each non-ASCII character as `_` of its UTF-8 length: the same bytes, rows and columns.
+
+    Why: tree-sitter-bash's scanner hands code points to the C library's `isalpha`, whose table ends
+    at 255; a `{` before a character of the higher Unicode planes read far past it and crashed the
+    process (tree-sitter-bash 0.25.1). Chunk text comes from the file's own lines, so only a symbol
+    name spelled outside ASCII shows `_` in its place.
+    """
+    return _NON_ASCII.sub(lambda m: "_" * len(m.group().encode("utf-8")), text).encode("ascii")
+
+
 def chunk_code(
     path: str,
     text: str,
@@ -257,7 +269,7 @@ def chunk_code(
     parser = _parser(language) if language else None
     spans: list[_Span] = []
     if parser is not None and language is not None:
-        root = parser.parse(text.encode("utf-8")).root_node
+        root = parser.parse(_ascii_only(text) if language == "bash" else text.encode("utf-8")).root_node
         pieces = _pieces(root, language)
         if not (root.has_error and not any(p.symbol for p in pieces)):
             spans = _cover(_merge(pieces), lines)

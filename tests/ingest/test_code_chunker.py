@@ -1,5 +1,8 @@
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -155,6 +158,24 @@ def test_bash_functions_get_symbols_in_both_syntaxes() -> None:
         (8, 10, "function status"),
         (11, 11, None),
     ]
+
+
+def test_a_shell_script_with_characters_of_the_high_planes_chunks_without_crashing_the_process() -> None:
+    # tree-sitter-bash reads past the C library's ctype table on `{` before such a character, and the
+    # crash came one run in a few: 60 parses of each, in a process of their own, so a crash is a failure.
+    script = (
+        "import sys\n"
+        "from devrag.ingest.code_chunker import chunk_code\n"
+        "for n in range(60):\n"
+        "    for c in (0xC33F0, 0xE0100, 0xF0000, 0x10FFFD):\n"
+        "        chunk_code('run.sh', 'a {' + chr(c) + ' x\\necho \\u00e9t\\u00e9', 500, len)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    source = BASH.replace("echo", "echo d\u00e9j\u00e0 \U0001f680")
+    chunks = chunk_code("restart.sh", source, 500, words)
+    assert spans(chunks) == spans(chunk_code("restart.sh", BASH, 500, words))
+    assert_covers_exactly(source, chunks)
 
 
 def test_a_bash_shebang_makes_an_extensionless_script_bash() -> None:
