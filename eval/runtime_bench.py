@@ -62,7 +62,7 @@ def compare_runtimes(
     repeats: int = DEFAULT_REPEATS,
     k: int = 5,
 ) -> RuntimeComparison:
-    """Embed `texts` and time `queries` reranked with each runtime's models, one runtime after another."""
+    """Embed `texts` with each runtime in turns, then time `queries` reranked, one runtime after another."""
     before = [round(x, 2) for x in os.getloadavg()]
     embed_seconds = embedding_seconds({runtime: pair[0] for runtime, pair in models.items()}, texts)
     rows = []

@@ -164,7 +164,6 @@ def test_a_shell_script_with_characters_of_the_high_planes_chunks_without_crashi
     # tree-sitter-bash reads past the C library's ctype table on `{` before such a character, and the
     # crash came one run in a few: 60 parses of each, in a process of their own, so a crash is a failure.
     script = (
-        "import sys\n"
         "from devrag.ingest.code_chunker import chunk_code\n"
         "for n in range(60):\n"
         "    for c in (0xC33F0, 0xE0100, 0xF0000, 0x10FFFD):\n"
