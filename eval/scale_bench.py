@@ -52,6 +52,7 @@ from devrag.eval.scale_probe import ModelSpec, ProbeRequest, rss_mib
 from devrag.eval.scale_report import IngestCost, Probe, ScaleReport, SizeRow, render
 from devrag.ingest.pipeline import ingest
 from devrag.retrieval.models import Embedder
+from devrag.retrieval.owned_store import OwnedStore
 
 log = logging.getLogger(__name__)
 
@@ -153,6 +154,9 @@ def _measure(
                 row.probes[ENGINE_COLD] = _run_probe(
                     options, layout, row, seed, queries, "hybrid", timed=False
                 )
+            # The timed probes measure a running server: its owner has read the vectors by then.
+            say(f"size {row.size:,}: waiting for the engine to read its vectors")
+            row.engine_warm_s = _engine_warm(layout, index_dir, embedder)
         for mode in options.first_modes:
             if mode == "hybrid+rerank" and options.models.rerank_model is None and not options.models.factory:
                 continue
@@ -199,6 +203,23 @@ def _engine_open(row: SizeRow, layout: Layout, index_dir: Path, embedder: Embedd
     row.engine_open_s = round(time.perf_counter() - started, 3)
     row.engine_rss_open_mib = _owner_rss(index_dir)
     index.close()
+
+
+def _engine_warm(
+    layout: Layout, index_dir: Path, embedder: Embedder, timeout_s: float = 1800.0
+) -> float | None:
+    """Seconds the owner took to read every vector after it opened the shard; None past the timeout."""
+    index = layout.open(index_dir, embedder)
+    store = index.store
+    deadline = time.monotonic() + timeout_s
+    try:
+        while isinstance(store, OwnedStore) and time.monotonic() < deadline:
+            if (seconds := store.warm_seconds()) is not None:
+                return seconds
+            time.sleep(0.2)
+        return None
+    finally:
+        index.close()
 
 
 class ProbeFailed(RuntimeError):

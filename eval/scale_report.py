@@ -70,6 +70,7 @@ class SizeRow(BaseModel):
     index: ScaleIndex | None = None
     # The engine's own process: opening the shard cold, and its resident memory then and at the end.
     engine_open_s: float | None = None
+    engine_warm_s: float | None = None  # until the owner had read every vector (see `_Owner.warm`)
     engine_rss_open_mib: float | None = None
     engine_rss_end_mib: float | None = None
     probes: dict[str, Probe] = Field(default_factory=dict)
@@ -102,6 +103,7 @@ def startup_table(report: ScaleReport) -> Table:
         "vector index s",
         "disk GiB",
         "engine open s",
+        "engine warm s",
         "engine RSS MiB",
         "first answer s (engine cold)",
         "first answer s (hybrid)",
@@ -125,6 +127,7 @@ def startup_table(report: ScaleReport) -> Table:
             _built(index.vector_index_seconds) if index else "-",
             f"{index.disk_bytes / 1024**3:.1f}" if index else "-",
             _num(row.engine_open_s),
+            _num(row.engine_warm_s),
             engine_rss,
             _num(cold.first_answer_s if cold else None),
             _num(hybrid.first_answer_s if hybrid else None),

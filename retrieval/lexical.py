@@ -4,8 +4,8 @@ Searches rank by the engine's text query over each chunk's BM25 field (`lexical_
 in-memory index pins down the ranking that query must give, and tests hold the engine to it:
 
 * query terms: a term counts as often as the query holds it, as ``get_scores`` counts it (the
-  engine counts each distinct term once per text query, so `lexical_query` sends one query per
-  repetition level and adds their scores; counting once cost GitLab bm25 nDCG@10 0.359 -> 0.337);
+  engine counts each distinct term once per text query, so `lexical_query` sends weighted text
+  queries and adds their scores; counting once cost GitLab bm25 nDCG@10 0.359 -> 0.337);
 * term frequency part: rank_bm25's ``BM25Okapi.get_scores`` with ``k1=1.2, b=0.75``;
 * IDF: ``ln(1 + (N - n + 0.5) / (n + 0.5))`` (Lucene's, and Qdrant's IDF modifier), set by
   overriding ``BM25Okapi._calc_idf``. BM25Okapi's own IDF is 0 for a term in exactly half

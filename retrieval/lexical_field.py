@@ -24,7 +24,7 @@ from typing import Any
 from devrag.retrieval.schema import embed_text_for
 from devrag.retrieval.tokenize import tokenize
 
-__all__ = ["B", "K1", "LEXICAL_FIELD", "LEXICAL_VERSION", "field_text", "lexical_text", "query_layers"]
+__all__ = ["B", "K1", "LEXICAL_FIELD", "LEXICAL_VERSION", "field_text", "lexical_text", "query_parts"]
 
 # BM25's parameters, for the engine's text queries and the reference `Bm25Index` alike.
 K1 = 1.2
@@ -43,18 +43,23 @@ def field_text(chunk: Mapping[str, Any]) -> str:
     return " ".join(map(_spell, tokenize(lexical_text(chunk))))
 
 
-def query_layers(query: str) -> list[str]:
-    """A query as text queries in the field's spelling, whose BM25 scores add up to the query's.
+def query_parts(query: str) -> list[tuple[int, str]]:
+    """A query as weighted text queries in the field's spelling, whose weighted BM25 scores add up
+    to the query's.
 
     The engine scores each distinct term of a text query once; BM25 counts a term as often as
-    the query holds it. Layer n holds the terms the query repeats at least n times, so the sum
-    over layers counts each term as often as it occurs. Empty when the query has no term.
+    the query holds it. The first part holds every term, weight 1; then, for each count c > 1 the
+    query repeats some term, the terms it holds exactly c times, weight c - 1. So each term counts
+    c times in all, every later part's terms are among the first part's, and the later parts
+    share no term. Empty when the query has no term.
     """
     counts = Counter(tokenize(query))
-    return [
-        " ".join(_spell(term) for term, count in counts.items() if count >= level)
-        for level in range(1, max(counts.values(), default=0) + 1)
-    ]
+    if not counts:
+        return []
+    parts = [(1, " ".join(map(_spell, counts)))]
+    for repeats in sorted({c for c in counts.values() if c > 1}):
+        parts.append((repeats - 1, " ".join(_spell(t) for t, c in counts.items() if c == repeats)))
+    return parts
 
 
 def _spell(term: str) -> str:

@@ -114,6 +114,11 @@ class OwnedStore:
         """The process id of the owner that answers this store's calls."""
         return int(self._call("ping"))
 
+    def warm_seconds(self) -> float | None:
+        """How long the owner took to read the index's vectors ahead of searches; None until done."""
+        seconds = self._call("warm_seconds")
+        return None if seconds is None else float(seconds)
+
     def warm_search(self, call: SearchCall) -> SearchResponse:
         """The search answered by the owner, with the models it keeps loaded (`warm_search`)."""
         response: SearchResponse = self._call("warm_search", call)

@@ -90,6 +90,7 @@ def test_scale_bench_measures_every_size_and_the_copied_index_is_what_ingest_wou
         assert hybrid.rss_first_mib > 0 and hybrid.rss_after_queries_mib
         assert {k: v.queries for k, v in hybrid.latency.items()} == {"unfiltered": 3, "path": 3, "repo": 3}
         assert row.engine_open_s and row.engine_rss_open_mib
+        assert row.engine_warm_s is not None  # the timed probes ran once the owner had read the vectors
         assert row.ingest and row.ingest.embedded == 1 and len(row.ingest.samples_s) == 2
     assert small.ingest and small.ingest.fraction_of_smallest == 1.0
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator, Sequence
 from pathlib import Path
+from uuid import UUID, uuid5
 
 import pytest
 
@@ -12,7 +13,7 @@ from devrag.ingest.documents import decode, is_supported, parse_file
 from devrag.retrieval.errors import IndexMismatchError
 from devrag.retrieval.index import INDEX_META_KEY, Index, RepoState
 from devrag.retrieval.lexical import Bm25Index
-from devrag.retrieval.lexical_field import LEXICAL_VERSION, field_text, lexical_text, query_layers
+from devrag.retrieval.lexical_field import LEXICAL_VERSION, field_text, lexical_text, query_parts
 from devrag.retrieval.lexical_query import bm25_search
 from devrag.retrieval.schema import (
     CHUNKER_VERSION,
@@ -24,7 +25,7 @@ from devrag.retrieval.schema import (
     with_document_fields,
 )
 from devrag.retrieval.search import Filters, HybridIndex
-from devrag.retrieval.store import PointFilter, VectorStore
+from devrag.retrieval.store import PointFilter, ScoredId, VectorStore
 from tests.conftest import open_test_store
 from tests.support import SAMPLE, SHARED, HashEmbedder
 
@@ -126,6 +127,41 @@ def test_engine_bm25_ranks_the_golden_queries_as_the_reference_does_before_and_a
         assert_same_top(backend, oracle, query)
 
 
+class _Depths:
+    """The store, noting how many hits each unrestricted text query asked for."""
+
+    def __init__(self, store: VectorStore) -> None:
+        self._store = store
+        self.asked: list[int] = []
+
+    def lexical_search(
+        self, text: str, limit: int, flt: PointFilter | None = None, fields: Sequence[str] = ()
+    ) -> list[ScoredId]:
+        if flt is None or flt.ids is None:
+            self.asked.append(limit)
+        return self._store.lexical_search(text, limit, flt, fields)
+
+
+@needs_corpus
+def test_engine_bm25_proves_its_ranking_among_copies_that_tie(
+    backend: VectorStore, embedder: HashEmbedder
+) -> None:
+    """Three copies of the corpus: every score ties three ways, so the first hits of a query that
+    repeats words rarely prove the top ten, and the search reads deeper until they do."""
+    chunks = [
+        c.model_copy(update={"id": str(uuid5(UUID(c.id), str(n))), "path": f"copy-{n}/{c.path}"})
+        for n in (1, 2, 3)
+        for c in corpus_chunks(CORPUS, embedder)
+    ]
+    written(backend, chunks, embedder)
+    oracle = reference(chunks)
+    repeating = [q for q in golden_queries() if len(query_parts(q)) > 1]
+    depths = _Depths(backend)
+    for query in repeating:
+        assert_same_top(depths, oracle, query)  # type: ignore[arg-type]
+    assert max(depths.asked) > TOP  # some queries needed a second round
+
+
 @needs_corpus
 def test_filtered_engine_bm25_keeps_the_whole_corpus_statistics(
     backend: VectorStore, embedder: HashEmbedder
@@ -169,7 +205,7 @@ def test_the_field_spells_every_term_as_one_lowercase_word() -> None:
         {"path": "a/kube-apiserver.md", "title": "T", "headings": [], "text": "CrashLoopBackOff Ünïcode"}
     )
     assert text.split() and all(word.isalnum() and word.islower() for word in text.split())
-    assert query_layers("the of") == []  # stop words only: no term, nothing to send
+    assert query_parts("the of") == []  # stop words only: no term, nothing to send
 
 
 def test_an_index_without_the_bm25_field_is_refused_with_the_commands_that_rebuild_it(

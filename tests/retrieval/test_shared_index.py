@@ -10,6 +10,7 @@ import sys
 import textwrap
 import threading
 import time
+import uuid
 from pathlib import Path
 
 import pytest
@@ -215,3 +216,31 @@ def test_an_owner_running_other_code_is_named_not_used(tmp_path, version):
         OwnedStore(tmp_path).count()
     thread.join(5)
     listener.close()
+
+
+def test_an_owner_reads_the_vectors_of_the_index_it_opens_while_it_answers(tmp_path):
+    """The owner scans the vectors slice by slice after it opens a shard (the first searches after
+    a load read them cold); the slices cover every point, and calls are answered meanwhile."""
+    index_dir = tmp_path / "index"
+    store = EdgeStore(index_dir)
+    store.ensure_collection(4)
+    points = [
+        StoredPoint(str(uuid.UUID(int=n + 1)), {"repo": "r"}, [1.0, n % 7, n % 5, 1.0]) for n in range(25_000)
+    ]
+    store.upsert(points)
+    parts = store.warm_slices()
+    sliced = [
+        qe.CountRequest(exact=True, filter=qe.Filter(must=[qe.SliceCondition(parts, i)]))
+        for i in range(parts)
+    ]
+    assert parts == 3 and sum(store.shard.count(request) for request in sliced) == len(points)
+    store.close()
+
+    owned = OwnedStore(index_dir)
+    assert owned.count() == len(points)  # answered whether or not the scan is done
+    deadline = time.monotonic() + 60
+    while (seconds := owned.warm_seconds()) is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert seconds is not None and seconds >= 0
+    assert "read the vectors of 3 slices" in OwnerPaths(index_dir).log.read_text()
+    owned.close()
