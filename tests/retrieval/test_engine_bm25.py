@@ -227,3 +227,30 @@ def test_an_index_without_the_bm25_field_is_refused_with_the_commands_that_rebui
     store.put_meta(INDEX_META_KEY, {"model": embedder.name, "dim": embedder.dim, **current})
     index.check_compatible()
     store.close()
+
+
+def test_a_filtered_text_query_sees_each_write_under_its_filter(
+    backend: VectorStore, embedder: HashEmbedder, tmp_path: Path
+) -> None:
+    """The embedded store names a filter's few chunks by id for text queries (see `NAMED_MAX`); a
+    write must not leave a later query with the ids read before it."""
+    root = tmp_path / "repo"
+    (root / "runbooks").mkdir(parents=True)
+    (root / "runbooks" / "disk.md").write_text("# Disk\n\n## Fix\n\nrotate the logs on the full disk\n")
+    (root / "notes.md").write_text("# Notes\n\n## Disk\n\nthe disk of the build host is full\n")
+    before = corpus_chunks(root, embedder)
+    index = written(backend, before, embedder)
+    under = PointFilter(folder="runbooks")
+
+    def assert_ranked(chunks: list[Chunk]) -> None:
+        allowed = {c.id for c in chunks if c.path.startswith("runbooks/")}
+        assert_same_top(backend, reference(chunks), "full disk", under, allowed)
+
+    assert_ranked(before)
+    (root / "runbooks" / "volume.md").write_text("# Volume\n\n## Fix\n\ngrow the disk volume when full\n")
+    after = corpus_chunks(root, embedder)
+    added = [c for c in after if c.path == "runbooks/volume.md"]
+    index.write(added, embedder.embed([c.embed_text for c in added]))
+    assert_ranked(after)
+    index.delete([c.id for c in added])
+    assert_ranked(before)
