@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import json
 import os
 from collections.abc import Iterator, Sequence
@@ -15,6 +16,7 @@ from devrag.retrieval.errors import IndexBusyError
 from devrag.retrieval.lexical_field import K1, LEXICAL_FIELD, B
 from devrag.retrieval.store import (
     KEYWORD_FIELDS,
+    SCROLL_PAGE,
     SECTION_FIELD,
     PointFilter,
     ScoredId,
@@ -24,7 +26,6 @@ from devrag.retrieval.store import (
     scroll_pages,
 )
 
-_SCROLL_PAGE = 1024
 # A text query checks its filter for the chunks that hold its words. At 1M chunks it took 17 ms for
 # a few hundred chunks named by id, against 52-55 ms under a folder condition of 62 or 584 chunks
 # (a folder of 7,942: 19 ms under the condition, 44 ms by id); so a filter that at most this many
@@ -79,6 +80,7 @@ class EdgeStore:
         self._meta_path = self.index_dir / "meta.json"
         self._shard: qe.EdgeShard | None = None
         self._named: dict[tuple[Any, ...], list[Any] | None] = {}  # filter -> its ids (None: many)
+        self._meta: dict[str, Any] | None = None  # meta.json as last read (None: read it again)
         persisted = self._shard_dir / "edge_config.json"
         if persisted.exists():
             config = _config(_dimension(persisted))  # a shard made before MAX_SEGMENT_KB gets it too
@@ -135,8 +137,9 @@ class EdgeStore:
         flt: PointFilter | None = None,
         fields: Sequence[str] | None = None,
         with_vectors: bool = False,
+        limit: int | None = None,
     ) -> Iterator[StoredPoint]:
-        return scroll_pages(self.scroll_page, flt, fields, with_vectors)
+        return scroll_pages(self.scroll_page, flt, fields, with_vectors, limit)
 
     def scroll_page(
         self,
@@ -144,13 +147,14 @@ class EdgeStore:
         fields: Sequence[str] | None,
         with_vectors: bool,
         offset: Any,
+        size: int = SCROLL_PAGE,
     ) -> tuple[list[StoredPoint], Any]:
         """One page of a scroll and where the next starts (None: done); the unit a remote reader asks for."""
         if self._shard is None:
             return [], None
         request = qe.ScrollRequest(
             offset=offset,
-            limit=_SCROLL_PAGE,
+            limit=size,
             filter=_edge_filter(flt),
             with_payload=list(fields) if fields is not None else True,
             with_vector=with_vectors,
@@ -239,27 +243,35 @@ class EdgeStore:
         return bool(self._shard.optimize())
 
     def _read_meta(self) -> dict[str, Any]:
-        if not self._meta_path.exists():
-            return {}
-        return dict(json.loads(self._meta_path.read_text(encoding="utf-8")))
+        """The metadata, read from its file after each write and kept: this store is the shard's
+        only opener, and so the only writer of the file beside it. (At 1M chunks the file held
+        312 kB, mostly the records of skipped files, and an ingest read it 14 times.) A write's
+        read-back (`Index`) reads the file itself."""
+        if self._meta is None:
+            exists = self._meta_path.exists()
+            self._meta = json.loads(self._meta_path.read_text(encoding="utf-8")) if exists else {}
+        return self._meta
 
     def _write_meta(self, meta: dict[str, Any]) -> None:
         self.index_dir.mkdir(parents=True, exist_ok=True)
         tmp = self._meta_path.with_suffix(".tmp")
         tmp.write_text(json.dumps(meta, indent=2, sort_keys=True), encoding="utf-8")
         os.replace(tmp, self._meta_path)
+        self._meta = None
 
     def get_meta(self, key: str) -> dict[str, Any] | None:
         value = self._read_meta().get(key)
-        return dict(value) if value is not None else None
+        return copy.deepcopy(value) if value is not None else None
 
     def put_meta(self, key: str, value: dict[str, Any]) -> None:
-        meta = self._read_meta()
-        meta[key] = value
+        meta = dict(self._read_meta())
+        if meta.get(key) == value:
+            return
+        meta[key] = copy.deepcopy(value)
         self._write_meta(meta)
 
     def delete_meta(self, key: str) -> None:
-        meta = self._read_meta()
+        meta = dict(self._read_meta())
         if meta.pop(key, None) is not None:
             self._write_meta(meta)
 

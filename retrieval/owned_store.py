@@ -80,15 +80,21 @@ class OwnedStore:
         flt: PointFilter | None = None,
         fields: Sequence[str] | None = None,
         with_vectors: bool = False,
+        limit: int | None = None,
     ) -> Iterator[StoredPoint]:
         """Page by page, one call each, so a long scroll never holds the owner."""
-        return scroll_pages(self._scroll_page, flt, fields, with_vectors)
+        return scroll_pages(self._scroll_page, flt, fields, with_vectors, limit)
 
     def _scroll_page(
-        self, flt: PointFilter | None, fields: Sequence[str] | None, with_vectors: bool, offset: Any
+        self,
+        flt: PointFilter | None,
+        fields: Sequence[str] | None,
+        with_vectors: bool,
+        offset: Any,
+        size: int,
     ) -> tuple[list[StoredPoint], Any]:
         wanted = list(fields) if fields is not None else None
-        page, next_offset = self._call("scroll_page", flt, wanted, with_vectors, offset)
+        page, next_offset = self._call("scroll_page", flt, wanted, with_vectors, offset, size)
         return list(page), next_offset
 
     def search(

@@ -22,11 +22,11 @@ from devrag.retrieval.store import (
     StoredPoint,
     hnsw_ef,
     scored_hits,
+    scroll_pages,
 )
 
 log = logging.getLogger(__name__)
 
-_SCROLL_PAGE = 1024
 _META_VECTOR = [1.0]
 # BM25 over devrag's own terms (see lexical_field), with the default word tokenizer: it keeps each
 # of the field's words whole, and it is the only one qdrant-client's local mode ranks with. Text
@@ -151,24 +151,29 @@ class QdrantStore:
         flt: PointFilter | None = None,
         fields: Sequence[str] | None = None,
         with_vectors: bool = False,
+        limit: int | None = None,
     ) -> Iterator[StoredPoint]:
         if not self._exists():
             return
-        offset: Any = None
-        with_payload: Any = list(fields) if fields is not None else True
-        while True:
-            records, offset = self.client.scroll(
-                self.collection,
-                scroll_filter=_client_filter(flt),
-                limit=_SCROLL_PAGE,
-                offset=offset,
-                with_payload=with_payload,
-                with_vectors=with_vectors,
-            )
-            for r in records:
-                yield _stored(r.id, r.payload, r.vector if with_vectors else None)
-            if offset is None:
-                return
+        yield from scroll_pages(self._scroll_page, flt, fields, with_vectors, limit)
+
+    def _scroll_page(
+        self,
+        flt: PointFilter | None,
+        fields: Sequence[str] | None,
+        with_vectors: bool,
+        offset: Any,
+        size: int,
+    ) -> tuple[list[StoredPoint], Any]:
+        records, next_offset = self.client.scroll(
+            self.collection,
+            scroll_filter=_client_filter(flt),
+            limit=size,
+            offset=offset,
+            with_payload=list(fields) if fields is not None else True,
+            with_vectors=with_vectors,
+        )
+        return [_stored(r.id, r.payload, r.vector if with_vectors else None) for r in records], next_offset
 
     def search(
         self, vector: Sequence[float], limit: int, flt: PointFilter | None = None, fields: Sequence[str] = ()

@@ -60,6 +60,10 @@ class ScoredId:
     payload: dict[str, Any] | None = None
 
 
+# Points a scroll reads per engine call.
+SCROLL_PAGE = 1024
+
+
 def scored_hits(points: Iterable[Any], fields: Sequence[str]) -> list[ScoredId]:
     """An engine's scored points as hits, with their payloads when `fields` asked for any."""
     return [ScoredId(str(p.id), p.score, dict(p.payload or {}) if fields else None) for p in points]
@@ -130,8 +134,9 @@ class VectorStore(Protocol):
         flt: PointFilter | None = None,
         fields: Sequence[str] | None = None,
         with_vectors: bool = False,
+        limit: int | None = None,
     ) -> Iterator[StoredPoint]:
-        """Every matching point; `fields` limits the payload read (None reads all of it)."""
+        """Every matching point (the first `limit`); `fields` limits the payload read (None: all)."""
 
     def search(
         self, vector: Sequence[float], limit: int, flt: PointFilter | None = None, fields: Sequence[str] = ()
@@ -189,16 +194,29 @@ class RebuildableStore(VectorStore, Protocol):
         """Delete unread copies: `collections`, or a staged store's own when None."""
 
 
-ScrollPage = Callable[[PointFilter | None, Sequence[str] | None, bool, Any], tuple[list[StoredPoint], Any]]
+# (filter, fields, with_vectors, offset, size) -> (points, the next page's offset or None)
+ScrollPage = Callable[
+    [PointFilter | None, Sequence[str] | None, bool, Any, int], tuple[list[StoredPoint], Any]
+]
 
 
 def scroll_pages(
-    page: ScrollPage, flt: PointFilter | None, fields: Sequence[str] | None, with_vectors: bool
+    page: ScrollPage,
+    flt: PointFilter | None,
+    fields: Sequence[str] | None,
+    with_vectors: bool,
+    limit: int | None = None,
+    page_size: int = SCROLL_PAGE,
 ) -> Iterator[StoredPoint]:
-    """Every point, one `page(flt, fields, with_vectors, offset)` call at a time until offset is None."""
+    """Every point (the first `limit`), one `page(flt, fields, with_vectors, offset, size)` call at a
+    time until offset is None."""
     offset: Any = None
-    while True:
-        points, offset = page(flt, fields, with_vectors, offset)
+    left = limit
+    while left is None or left > 0:
+        size = page_size if left is None else min(left, page_size)
+        points, offset = page(flt, fields, with_vectors, offset, size)
         yield from points
+        if left is not None:
+            left -= len(points)
         if offset is None:
             return

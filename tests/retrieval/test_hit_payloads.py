@@ -52,3 +52,19 @@ def test_search_hits_carry_the_fields_asked_for_and_only_those(any_store):
     assert [h.score for h in plain] == pytest.approx([h.score for h in dense])
     assert all(h.payload is None for h in plain)
     assert all(h.payload is None for h in bm25_search(any_store, "pods restart after the deploy", limit))
+
+
+def test_a_scroll_stops_at_its_limit_and_a_vector_is_found_for_each_hash_either_way(any_store):
+    """`scroll(limit=...)` reads no more than asked (a page of that size), on every store; the
+    index looks a few content hashes up one point each and many by batch, with the same vectors."""
+    embedder = HashEmbedder()
+    chunks = corpus_chunks(SAMPLE, embedder)
+    index = written(any_store, chunks, embedder)
+    everything = [p.id for p in any_store.scroll(fields=[])]
+    assert len(everything) == len(chunks) > 3
+    assert [p.id for p in any_store.scroll(fields=[], limit=3)] == everything[:3]
+    assert [p.id for p in any_store.scroll(fields=[], limit=len(chunks) + 5)] == everything
+    hashes = sorted({c.content_hash for c in chunks})
+    few, many = index.vectors_by_hash(hashes[:2]), index.vectors_by_hash(hashes)
+    assert len(hashes) > 32 and set(few) == set(hashes[:2]) and set(many) == set(hashes)
+    assert all(few[h] == pytest.approx(many[h]) for h in few)

@@ -37,10 +37,14 @@ class Reads:
         return found
 
     def scroll(
-        self, flt: PointFilter | None = None, fields: Sequence[str] | None = None, with_vectors: bool = False
+        self,
+        flt: PointFilter | None = None,
+        fields: Sequence[str] | None = None,
+        with_vectors: bool = False,
+        limit: int | None = None,
     ) -> Iterator[StoredPoint]:
         self.scrolls.append(flt)
-        found = list(self._store.scroll(flt, fields, with_vectors))
+        found = list(self._store.scroll(flt, fields, with_vectors, limit))
         self._count(found, fields)
         return iter(found)
 
