@@ -217,13 +217,15 @@ class EdgeStore:
         if flt is None or flt.ids is not None or not flt.conditions() or self._shard is None:
             return _edge_filter(flt)
         key = tuple((name, tuple(v) if isinstance(v, list) else v) for name, v in flt.conditions())
-        if key not in self._named:
-            if len(self._named) >= _NAMED_FILTERS:
-                self._named.pop(next(iter(self._named)))
+        if key in self._named:
+            named = self._named[key]
+        else:
             request = qe.ScrollRequest(limit=NAMED_MAX + 1, filter=_edge_filter(flt), with_payload=False)
             records, _ = self._shard.scroll(request)
-            self._named[key] = [r.id for r in records] if len(records) <= NAMED_MAX else None
-        named = self._named[key]
+            named = [r.id for r in records] if len(records) <= NAMED_MAX else None
+            while len(self._named) >= _NAMED_FILTERS:
+                self._named.pop(next(iter(self._named)))
+            self._named[key] = named
         return _edge_filter(flt) if named is None else qe.Filter(must=[qe.HasIdCondition(set(named))])
 
     def count(self, flt: PointFilter | None = None) -> int:

@@ -85,16 +85,9 @@ class OwnedStore:
         """Page by page, one call each, so a long scroll never holds the owner."""
         return scroll_pages(self._scroll_page, flt, fields, with_vectors, limit)
 
-    def _scroll_page(
-        self,
-        flt: PointFilter | None,
-        fields: Sequence[str] | None,
-        with_vectors: bool,
-        offset: Any,
-        size: int,
-    ) -> tuple[list[StoredPoint], Any]:
-        wanted = list(fields) if fields is not None else None
-        page, next_offset = self._call("scroll_page", flt, wanted, with_vectors, offset, size)
+    def _scroll_page(self, *request: Any) -> tuple[list[StoredPoint], Any]:
+        """One page: `EdgeStore.scroll_page` with these arguments, in one call to the owner."""
+        page, next_offset = self._call("scroll_page", *request)
         return list(page), next_offset
 
     def search(

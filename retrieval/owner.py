@@ -40,7 +40,7 @@ log = logging.getLogger(__name__)
 
 IDLE_ENV = "DEVRAG_OWNER_IDLE_SECONDS"
 # A search makes several engine calls a few milliseconds apart: reading vectors ahead waits until
-# the engine has had no call for this long, so it never runs between a search's calls.
+# the engine has had no call for this long, so it does not run between a search's calls.
 _WARM_AFTER_IDLE_S = 0.25
 _WARM_PAUSE_S = 0.005
 DEFAULT_IDLE_S = 300.0

@@ -206,14 +206,13 @@ def scroll_pages(
     fields: Sequence[str] | None,
     with_vectors: bool,
     limit: int | None = None,
-    page_size: int = SCROLL_PAGE,
 ) -> Iterator[StoredPoint]:
     """Every point (the first `limit`), one `page(flt, fields, with_vectors, offset, size)` call at a
     time until offset is None."""
     offset: Any = None
     left = limit
     while left is None or left > 0:
-        size = page_size if left is None else min(left, page_size)
+        size = SCROLL_PAGE if left is None else min(left, SCROLL_PAGE)
         points, offset = page(flt, fields, with_vectors, offset, size)
         yield from points
         if left is not None:
