@@ -287,7 +287,7 @@ class HybridIndex:
         payloads = _Payloads(self.index.store)
         dense, bm25 = self._first_stage(read, n, mode, flt, payloads, timings)
         services, service = self._service_leg(read, n, mode, flt, known.services, timings)
-        # The rest of the candidates' payloads: hits that came without theirs (a layered BM25 query,
+        # The rest of the candidates' payloads: hits that came without theirs (a BM25 query read deeper,
         # the service leg). Hits of chunks deleted since the engine ranked them have none and drop out.
         with _stage("payloads", timings):
             payloads.read([i for hits in (dense, bm25, service) for i, _ in hits], _CANDIDATE_FIELDS)
