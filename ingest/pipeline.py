@@ -139,7 +139,7 @@ def ingest(
             index.set_repo_state(clone.stamp(replace(base, in_progress=target)))
             run.apply()
         # Also after a no-op: the state records where the repository was last ingested from.
-        final = clone.stamp(replace(base, commit=target, in_progress=None))
+        final = clone.stamp(replace(base, commit=target, in_progress=None, files=plan.files))
         if final != state:
             index.set_repo_state(final)
         run.optimize()

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from devrag.ingest.documents import skip_reason
-from devrag.ingest.git_source import GitSource, SourceError, TreeEntry
+from devrag.ingest.git_source import Change, GitSource, SourceError, TreeEntry
 from devrag.retrieval.index import MIXED, FileScope, Index, RepoState, SkippedRecord
 
 
@@ -51,9 +51,9 @@ def make_plan(
     scope = scope or FileScope()
     finished = state is not None and not state.in_progress and not full and state.scope == scope
     if finished and state and state.commit == target:
-        return Plan(target, {}, _count(source, target, scope), "noop")
+        return Plan(target, {}, _count(source, target, scope) if state.files is None else state.files, "noop")
     if finished and state and state.commit and source.has_commit(state.commit):
-        return _diff_plan(source, state.commit, target, scope)
+        return _diff_plan(source, state, target, scope)
     tree = scoped_tree(source, target, scope)
     if not tree and not scope.whole and (state is None or state.scope != scope):
         raise SourceError(_empty_scope(target, scope))
@@ -102,15 +102,19 @@ def _verdict_holds(record: SkippedRecord, entry: TreeEntry, max_bytes: int) -> b
     return before_reading is None if record.read else before_reading == record.reason
 
 
-def _diff_plan(source: GitSource, old: str, target: str, scope: FileScope) -> Plan:
-    """The changes between two commits, as the scope sees them: a move across its edge adds or deletes.
+def _diff_plan(source: GitSource, state: RepoState, target: str, scope: FileScope) -> Plan:
+    """The changes since the state's commit, as the scope sees them: a move across its edge adds or
+    deletes.
 
-    Only the changed paths' tree entries are read, so the plan costs the same in a repository of
-    a hundred files or a hundred thousand.
+    Only the changed paths' tree entries are read, and the scope's file count moves by the changes
+    (once the state records it), so the plan costs the same in a repository of a hundred files or
+    a hundred thousand.
     """
-    changes = source.changes(old, target)
+    assert state.commit is not None
+    changes = source.changes(state.commit, target)
     kept = [c.path for c in changes if c.status != "D" and scope.holds(c.path)]
-    plan = Plan(target, source.entries(target, kept), _count(source, target, scope), "diff")
+    files = _count(source, target, scope) if state.files is None else state.files + _moved(changes, scope)
+    plan = Plan(target, source.entries(target, kept), files, "diff")
     for change in changes:
         gone = change.path if change.status == "D" else change.old_path
         left = gone is not None and scope.holds(gone)
@@ -121,6 +125,13 @@ def _diff_plan(source: GitSource, old: str, target: str, scope: FileScope) -> Pl
         elif left:
             plan.deleted += 1
     return plan
+
+
+def _moved(changes: list[Change], scope: FileScope) -> int:
+    """How many more files the scope holds after the changes than before them."""
+    after = sum(1 for c in changes if c.status != "D" and scope.holds(c.path))
+    before = sum(1 for c in changes if c.status != "A" and scope.holds(c.old_path or c.path))
+    return after - before
 
 
 def _status(status: str, renamed_from_scope: bool) -> str:

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import copy
 import json
-import os
 from collections.abc import Iterator, Sequence
 from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
@@ -14,6 +12,7 @@ import qdrant_edge as qe
 
 from devrag.retrieval.errors import IndexBusyError
 from devrag.retrieval.lexical_field import K1, LEXICAL_FIELD, B
+from devrag.retrieval.meta_files import MetaFiles
 from devrag.retrieval.store import (
     KEYWORD_FIELDS,
     SCROLL_PAGE,
@@ -71,16 +70,15 @@ def _dimension(persisted: Path) -> int:
 
 
 class EdgeStore:
-    """A VectorStore on a qdrant-edge shard; metadata lives in a JSON file beside it."""
+    """A VectorStore on a qdrant-edge shard; metadata lives in JSON files beside it (`MetaFiles`)."""
 
     def __init__(self, index_dir: Path) -> None:
         self.index_dir = Path(index_dir)
         self.location = str(self.index_dir)
         self._shard_dir = self.index_dir / "shard"
-        self._meta_path = self.index_dir / "meta.json"
         self._shard: qe.EdgeShard | None = None
         self._named: dict[tuple[Any, ...], list[Any] | None] = {}  # filter -> its ids (None: many)
-        self._meta: dict[str, Any] | None = None  # meta.json as last read (None: read it again)
+        self._meta = MetaFiles(self.index_dir)
         persisted = self._shard_dir / "edge_config.json"
         if persisted.exists():
             config = _config(_dimension(persisted))  # a shard made before MAX_SEGMENT_KB gets it too
@@ -244,41 +242,17 @@ class EdgeStore:
             return False
         return bool(self._shard.optimize())
 
-    def _read_meta(self) -> dict[str, Any]:
-        """The metadata, read from its file after each write and kept: this store is the shard's
-        only opener, and so the only writer of the file beside it. (At 1M chunks the file held
-        312 kB, mostly the records of skipped files, and an ingest read it 14 times.) A write's
-        read-back (`Index`) reads the file itself."""
-        if self._meta is None:
-            exists = self._meta_path.exists()
-            self._meta = json.loads(self._meta_path.read_text(encoding="utf-8")) if exists else {}
-        return self._meta
-
-    def _write_meta(self, meta: dict[str, Any]) -> None:
-        self.index_dir.mkdir(parents=True, exist_ok=True)
-        tmp = self._meta_path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(meta, indent=2, sort_keys=True), encoding="utf-8")
-        os.replace(tmp, self._meta_path)
-        self._meta = None
-
     def get_meta(self, key: str) -> dict[str, Any] | None:
-        value = self._read_meta().get(key)
-        return copy.deepcopy(value) if value is not None else None
+        return self._meta.get(key)
 
     def put_meta(self, key: str, value: dict[str, Any]) -> None:
-        meta = dict(self._read_meta())
-        if meta.get(key) == value:
-            return
-        meta[key] = copy.deepcopy(value)
-        self._write_meta(meta)
+        self._meta.put(key, value)
 
     def delete_meta(self, key: str) -> None:
-        meta = dict(self._read_meta())
-        if meta.pop(key, None) is not None:
-            self._write_meta(meta)
+        self._meta.delete(key)
 
     def meta_keys(self) -> list[str]:
-        return sorted(self._read_meta())
+        return self._meta.keys()
 
     def writer(self) -> AbstractContextManager[None]:
         """Only this process opens the shard: its Index lock is the whole lease."""

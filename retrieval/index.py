@@ -77,6 +77,9 @@ class RepoState:
     origin: str | None = None
     roots: tuple[str, ...] = ()
     scope: FileScope = FileScope()
+    # How many files the scope held at `commit` (None: not recorded, as before this field), so a
+    # diff ingest reports its unchanged files from the diff instead of listing the whole tree.
+    files: int | None = None
 
     def cited(self, commit: str) -> str:
         """The commit a chunk written at `commit` is cited at: the indexed one, which holds its file
@@ -97,6 +100,7 @@ class RepoState:
             "subtree": self.scope.subtree,
             "include": list(self.scope.include),
             "exclude": list(self.scope.exclude),
+            "files": self.files,
         }
 
     @classmethod
@@ -113,6 +117,7 @@ class RepoState:
             meta.get("origin"),
             tuple(meta.get("roots") or ()),
             scope,
+            meta.get("files"),
         )
 
 

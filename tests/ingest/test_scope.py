@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from devrag.ingest.git_source import SourceError
+from devrag.ingest.git_source import GitSource, SourceError
 from devrag.ingest.pipeline import ingest, reingest
 from devrag.ingest.reconcile import reconcile
 from devrag.retrieval.index import FileScope
@@ -58,6 +58,34 @@ def test_later_runs_and_reconcile_keep_the_recorded_scope(edge_index, embedder, 
     assert summary.files["unchanged"] == 1, "the scope's files are counted, the others' are not"
     assert set(edge_index.file_manifest("runbooks")) == {"runbooks/deep/kafka.md", "runbooks/deploy.md"}
     assert not reconcile(edge_index, lambda: embedder, check_only=True)[0].drifted
+
+
+def test_a_diff_ingest_counts_the_scopes_files_from_the_diff_without_listing_the_tree(
+    edge_index, embedder, mono, monkeypatch
+):
+    scope = FileScope(exclude=("*.txt",))
+    assert ingest(edge_index, embedder, mono.path / "runbooks", scope=scope).files["added"] == 2
+    listed: list[str] = []
+    listing = GitSource.paths
+
+    def paths(source: GitSource, commit: str) -> list[str]:
+        listed.append(commit)
+        return listing(source, commit)
+
+    monkeypatch.setattr(GitSource, "paths", paths)
+    mono.move("runbooks/disk.md", "guides/disk.md")  # out of the scope
+    mono.move("guides/deploy.md", "runbooks/deploy.md")  # into it
+    mono.commit({"runbooks/a.md": "# A\n\ntext\n", "runbooks/b.txt": "excluded\n", "guides/c.md": "# C\n"})
+    mono.commit({"runbooks/deep/kafka.md": None, "runbooks/deep/zk.md": "# ZK\n\ntext\n"})
+    held = 3  # runbooks/deploy.md, runbooks/a.md, runbooks/deep/zk.md
+    state = edge_index.repo_state("runbooks")
+    diff = reingest(edge_index, embedder, state)
+    assert diff.mode == "diff" and diff.files["unchanged"] + diff.files["added"] == held
+    noop = reingest(edge_index, embedder, edge_index.repo_state("runbooks"))
+    assert noop.mode == "noop" and noop.files["unchanged"] == held
+    assert not listed, "neither run listed the whole tree"
+    full = ingest(edge_index, embedder, mono.path / "runbooks", scope=scope, full=True)
+    assert full.mode == "full" and full.files["unchanged"] == held, "the count a full compare makes"
 
 
 def test_another_scope_for_the_same_name_replaces_the_files_it_holds(edge_index, embedder, mono):
