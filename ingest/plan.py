@@ -53,7 +53,7 @@ def make_plan(
     if finished and state and state.commit == target:
         return Plan(target, {}, _count(source, target, scope) if state.files is None else state.files, "noop")
     if finished and state and state.commit and source.has_commit(state.commit):
-        return _diff_plan(source, state, target, scope)
+        return _diff_plan(source, state.commit, state.files, target, scope)
     tree = scoped_tree(source, target, scope)
     if not tree and not scope.whole and (state is None or state.scope != scope):
         raise SourceError(_empty_scope(target, scope))
@@ -102,18 +102,16 @@ def _verdict_holds(record: SkippedRecord, entry: TreeEntry, max_bytes: int) -> b
     return before_reading is None if record.read else before_reading == record.reason
 
 
-def _diff_plan(source: GitSource, state: RepoState, target: str, scope: FileScope) -> Plan:
-    """The changes since the state's commit, as the scope sees them: a move across its edge adds or
-    deletes.
+def _diff_plan(source: GitSource, old: str, held: int | None, target: str, scope: FileScope) -> Plan:
+    """The changes between two commits, as the scope sees them: a move across its edge adds or deletes.
 
-    Only the changed paths' tree entries are read, and the scope's file count moves by the changes
-    (once the state records it), so the plan costs the same in a repository of a hundred files or
-    a hundred thousand.
+    Only the changed paths' tree entries are read, and the count of files the scope `held` at `old`
+    (None: not recorded) moves by the changes, so the plan costs the same in a repository of a
+    hundred files or a hundred thousand.
     """
-    assert state.commit is not None
-    changes = source.changes(state.commit, target)
+    changes = source.changes(old, target)
     kept = [c.path for c in changes if c.status != "D" and scope.holds(c.path)]
-    files = _count(source, target, scope) if state.files is None else state.files + _moved(changes, scope)
+    files = _count(source, target, scope) if held is None else held + _moved(changes, scope)
     plan = Plan(target, source.entries(target, kept), files, "diff")
     for change in changes:
         gone = change.path if change.status == "D" else change.old_path
