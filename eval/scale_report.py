@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import statistics
-
 from pydantic import BaseModel, Field
 from rich.console import Console
 from rich.table import Table
@@ -22,22 +20,24 @@ class Latency(BaseModel):
     p95_ms: float
     # Chunks the variant's filter keeps (None: unfiltered).
     filter: str | None = None
-    # The median of each stage the search reports (embed, dense, bm25, payloads, fusion), where the
-    # time goes.
+    # The median and p95 of each stage the search reports (embed, dense, bm25, payloads, fusion):
+    # where the time goes, and which stage makes the tail.
     stages_p50_ms: dict[str, float] = Field(default_factory=dict)
+    stages_p95_ms: dict[str, float] = Field(default_factory=dict)
 
     @classmethod
     def of(
         cls, samples_ms: list[float], filter: str | None = None, stages: dict[str, list[float]] | None = None
     ) -> Latency:
         p = percentiles(samples_ms)
-        medians = {name: round(statistics.median(values), 1) for name, values in (stages or {}).items()}
+        each = {name: percentiles(values) for name, values in (stages or {}).items()}
         return cls(
             queries=len(samples_ms),
             p50_ms=round(p.p50_ms, 1),
             p95_ms=round(p.p95_ms, 1),
             filter=filter,
-            stages_p50_ms=medians,
+            stages_p50_ms={name: round(q.p50_ms, 1) for name, q in each.items()},
+            stages_p95_ms={name: round(q.p95_ms, 1) for name, q in each.items()},
         )
 
 
@@ -160,11 +160,34 @@ def latency_table(report: ScaleReport) -> Table:
     return table
 
 
+_STAGES = ("embed", "dense", "bm25", "payloads", "fusion")
+
+
+def stage_table(report: ScaleReport) -> Table:
+    """The unfiltered first stage by stage: the p95 of the whole is one stage's tail or several's."""
+    table = Table(title="Unfiltered first stage by stage, p50 / p95 ms (BM25 runs beside embed and dense)")
+    for column in ("size", *_STAGES):
+        table.add_column(column, justify="right")
+    for row in report.rows:
+        hybrid = row.probes.get("hybrid")
+        latency = hybrid.latency.get("unfiltered") if hybrid else None
+        cells = [_stage(latency, name) for name in _STAGES]
+        table.add_row(f"{row.size:,}", *cells)
+    return table
+
+
+def _stage(latency: Latency | None, name: str) -> str:
+    if latency is None or name not in latency.stages_p50_ms:
+        return "-"
+    return f"{latency.stages_p50_ms[name]:.1f} / {latency.stages_p95_ms.get(name, float('nan')):.1f}"
+
+
 def render(report: ScaleReport, console: Console | None = None) -> None:
     console = console or Console(highlight=False, width=200)
     console.print(f"backend: {report.backend} ({report.backend_note})")
     console.print(startup_table(report))
     console.print(latency_table(report))
+    console.print(stage_table(report))
     filters = next((p.latency for r in report.rows for p in r.probes.values() if p.latency), {})
     for name, latency in filters.items():
         if latency.filter:

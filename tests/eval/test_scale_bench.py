@@ -89,6 +89,9 @@ def test_scale_bench_measures_every_size_and_the_copied_index_is_what_ingest_wou
         assert 0 < hybrid.first_answer_s <= hybrid.whole_process_s
         assert hybrid.rss_first_mib > 0 and hybrid.rss_after_queries_mib
         assert {k: v.queries for k, v in hybrid.latency.items()} == {"unfiltered": 3, "path": 3, "repo": 3}
+        stages = hybrid.latency["unfiltered"]
+        assert {"embed", "dense", "bm25"} <= set(stages.stages_p95_ms) == set(stages.stages_p50_ms)
+        assert all(stages.stages_p95_ms[name] >= stages.stages_p50_ms[name] for name in stages.stages_p95_ms)
         assert row.engine_open_s and row.engine_rss_open_mib
         assert row.engine_warm_s is not None  # the timed probes ran once the owner had read the vectors
         assert row.ingest and row.ingest.embedded == 1 and len(row.ingest.samples_s) == 2
