@@ -12,11 +12,17 @@ from __future__ import annotations
 import json
 import os
 import shutil
+from hashlib import sha256
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote, unquote
 
 _SUFFIX = ".json"
+# File names stay far within what file systems take (255 bytes): a key whose quoted name is longer
+# (a long or non-ASCII repository name) gets a file named by its hash, with the key in a `.key` file.
+_NAME_MAX = 200
+_HASHED = "%%"  # a prefix `quote` never writes: it spells "%" as "%25"
+_KEY_SUFFIX = ".key"
 
 
 class MetaFiles:
@@ -42,23 +48,22 @@ class MetaFiles:
         if self.get(key) == value:
             return
         self.folder.mkdir(parents=True, exist_ok=True)
-        path = self._path(key)
-        tmp = path.with_name(path.name + ".tmp")
-        tmp.write_text(_dump(value), encoding="utf-8")
-        os.replace(tmp, path)
+        _write(self.folder, key, value)
         self._read.pop(key, None)  # a write's read-back (`Index`) reads the file itself
 
     def delete(self, key: str) -> None:
-        self._path(key).unlink(missing_ok=True)
+        path = self._path(key)
+        path.unlink(missing_ok=True)
+        path.with_suffix(_KEY_SUFFIX).unlink(missing_ok=True)
         self._read.pop(key, None)
 
     def keys(self) -> list[str]:
         if not self.folder.is_dir():
             return []
-        return sorted(unquote(p.name[: -len(_SUFFIX)]) for p in self.folder.glob(f"*{_SUFFIX}"))
+        return sorted(_key(path) for path in self.folder.glob(f"*{_SUFFIX}"))
 
     def _path(self, key: str) -> Path:
-        return self.folder / f"{quote(key, safe='')}{_SUFFIX}"
+        return self.folder / _file_name(key)
 
     def _split_legacy(self) -> None:
         """Move the keys of a single `meta.json` into their own files.
@@ -72,10 +77,31 @@ class MetaFiles:
             shutil.rmtree(staging, ignore_errors=True)
             staging.mkdir(parents=True)
             for key, value in json.loads(self._legacy.read_text(encoding="utf-8")).items():
-                (staging / self._path(key).name).write_text(_dump(value), encoding="utf-8")
+                _write(staging, key, value)
             os.replace(staging, self.folder)
         self._legacy.unlink()
 
 
-def _dump(value: dict[str, Any]) -> str:
-    return json.dumps(value, indent=2, sort_keys=True)
+def _file_name(key: str) -> str:
+    quoted = quote(key, safe="")
+    if len(quoted) > _NAME_MAX:
+        quoted = _HASHED + sha256(key.encode("utf-8")).hexdigest()
+    return quoted + _SUFFIX
+
+
+def _key(path: Path) -> str:
+    """The key a value file holds: its name unquoted, or its `.key` file's text for a hashed name."""
+    stem = path.name[: -len(_SUFFIX)]
+    if stem.startswith(_HASHED):
+        return path.with_suffix(_KEY_SUFFIX).read_text(encoding="utf-8")
+    return unquote(stem)
+
+
+def _write(folder: Path, key: str, value: dict[str, Any]) -> None:
+    """The key's value in its file, replaced in one rename; a hashed name's key file first."""
+    path = folder / _file_name(key)
+    if path.name.startswith(_HASHED):
+        path.with_suffix(_KEY_SUFFIX).write_text(key, encoding="utf-8")
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(value, indent=2, sort_keys=True), encoding="utf-8")
+    os.replace(tmp, path)

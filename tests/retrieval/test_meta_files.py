@@ -12,7 +12,10 @@ LEGACY = {
     "generation": {"token": "a1"},
     "repo:ops runbooks/team:a": {"commit": "c1", "files": 3},
     "skipped:ops": {"files": {f"big-{n}.bin": "too large" for n in range(50)}},
+    # Quoted, 1,085 characters: past any file system's name limit, so its file is named by its hash.
+    "repo:" + "运维手册" * 30: {"commit": "c2", "files": 1},
 }
+LONG = "repo:" + "运维手册" * 30
 
 
 def test_an_index_with_a_single_metadata_file_opens_with_every_key_in_its_own_file(tmp_path: Path) -> None:
@@ -22,6 +25,7 @@ def test_an_index_with_a_single_metadata_file_opens_with_every_key_in_its_own_fi
     assert {key: store.get_meta(key) for key in LEGACY} == LEGACY
     assert not (tmp_path / "meta.json").exists()
     assert len(list((tmp_path / "meta").glob("*.json"))) == len(LEGACY)
+    assert max(len(p.name.encode()) for p in (tmp_path / "meta").iterdir()) < 255
     store.close()
     again = EdgeStore(tmp_path)  # opened again: nothing left to split, the same keys
     assert {key: again.get_meta(key) for key in again.meta_keys()} == LEGACY
@@ -57,5 +61,7 @@ def test_writing_a_key_rewrites_that_key_alone_and_reads_back_what_is_on_disk(tm
     (meta.folder / "generation.json").write_text('{"token": "as written"}', encoding="utf-8")
     assert meta.get("generation") == {"token": "as written"}, "after a write the next read is the file's"
     meta.delete("repo:ops runbooks/team:a")
+    meta.delete(LONG)
     assert meta.keys() == ["generation", "skipped:ops"]
-    assert meta.get("repo:ops runbooks/team:a") is None
+    assert meta.get("repo:ops runbooks/team:a") is None and meta.get(LONG) is None
+    assert sorted(p.suffix for p in meta.folder.iterdir()) == [".json", ".json"], "the long key's files went"
