@@ -12,7 +12,7 @@ LEGACY = {
     "generation": {"token": "a1"},
     "repo:ops runbooks/team:a": {"commit": "c1", "files": 3},
     "skipped:ops": {"files": {f"big-{n}.bin": "too large" for n in range(50)}},
-    # Quoted, 1,085 characters: past any file system's name limit, so its file is named by its hash.
+    # Quoted, 1,087 characters: past any file system's name limit, so its file is named by its hash.
     "repo:" + "运维手册" * 30: {"commit": "c2", "files": 1},
 }
 LONG = "repo:" + "运维手册" * 30
