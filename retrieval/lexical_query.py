@@ -60,26 +60,38 @@ def bm25_search(
     if len(parts) <= 1:
         return store.lexical_search(parts[0][1], limit, flt, fields) if parts else []
     depth = limit
+    rescored: list[dict[str, float]] = [{} for _ in parts[1:]]  # per later part, kept across rounds
     while True:
         first = _Part.read(store, parts[0], depth, flt, fields if depth == limit else ())
         later = [_Part.read(store, part, depth, flt, ()) for part in parts[1:]]
-        ranked = sorted(_totals(store, first, later, flt), key=lambda hit: -hit.score)[:limit]
+        ranked = sorted(_totals(store, first, later, flt, rescored), key=lambda hit: -hit.score)[:limit]
         if first.last == 0 or ranked[-1].score >= _best_outside(first, later):
             return ranked
         depth *= _DEEPER
 
 
-def _totals(store: VectorStore, first: _Part, later: list[_Part], flt: PointFilter | None) -> list[ScoredId]:
-    """The first part's chunks with their whole BM25 score (each later part's, weighted, added)."""
+def _totals(
+    store: VectorStore,
+    first: _Part,
+    later: list[_Part],
+    flt: PointFilter | None,
+    rescored: list[dict[str, float]],
+) -> list[ScoredId]:
+    """The first part's chunks with their whole BM25 score (each later part's, weighted, added).
+
+    A chunk a later part's hits miss is scored by a text query restricted to such chunks' ids,
+    once: `rescored` keeps each part's scores (0 for a chunk it does not match) for the rounds after.
+    """
     totals = dict(first.scores)
-    for part in later:
+    for part, known in zip(later, rescored, strict=True):
         scores = {cid: score for cid, score in part.scores.items() if cid in totals}
-        missing = [cid for cid in totals if cid not in scores]
+        missing = [cid for cid in totals if cid not in scores and cid not in known]
         if missing and part.last > 0:  # else the part's hits hold every chunk it scores
             within = replace(flt or PointFilter(), ids=missing)
-            found = store.lexical_search(part.text, len(missing), within)
-            scores.update((hit.id, hit.score) for hit in found)
-        for cid, score in scores.items():
+            found = {hit.id: hit.score for hit in store.lexical_search(part.text, len(missing), within)}
+            known.update((cid, found.get(cid, 0.0)) for cid in missing)
+        for cid in totals:
+            score = scores.get(cid, known.get(cid, 0.0))
             totals[cid] += part.weight * score
     return [replace(hit, score=totals[hit.id]) for hit in first.hits]
 

@@ -128,17 +128,21 @@ def test_engine_bm25_ranks_the_golden_queries_as_the_reference_does_before_and_a
 
 
 class _Depths:
-    """The store, noting how many hits each unrestricted text query asked for."""
+    """The store, noting how many hits each unrestricted text query asked for, and which chunks
+    each text query restricted to ids scored."""
 
     def __init__(self, store: VectorStore) -> None:
         self._store = store
         self.asked: list[int] = []
+        self.rescored: list[tuple[str, str]] = []  # (text, chunk id)
 
     def lexical_search(
         self, text: str, limit: int, flt: PointFilter | None = None, fields: Sequence[str] = ()
     ) -> list[ScoredId]:
         if flt is None or flt.ids is None:
             self.asked.append(limit)
+        else:
+            self.rescored += [(text, cid) for cid in flt.ids]
         return self._store.lexical_search(text, limit, flt, fields)
 
 
@@ -159,6 +163,8 @@ def test_engine_bm25_proves_its_ranking_among_copies_that_tie(
     depths = _Depths(backend)
     for query in repeating:
         assert_same_top(depths, oracle, query)  # type: ignore[arg-type]
+        assert len(set(depths.rescored)) == len(depths.rescored), "a round reuses what earlier ones scored"
+        depths.rescored.clear()
     assert max(depths.asked) > TOP  # some queries needed a second round
 
 
