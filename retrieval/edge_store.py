@@ -79,9 +79,11 @@ class EdgeStore:
         self._shard: qe.EdgeShard | None = None
         self._named: dict[tuple[Any, ...], list[Any] | None] = {}  # filter -> its ids (None: many)
         self._meta = MetaFiles(self.index_dir)
+        self._dim = 0  # the vectors' size, known once the shard exists
         persisted = self._shard_dir / "edge_config.json"
         if persisted.exists():
-            config = _config(_dimension(persisted))  # a shard made before MAX_SEGMENT_KB gets it too
+            self._dim = _dimension(persisted)
+            config = _config(self._dim)  # a shard made before MAX_SEGMENT_KB gets it too
             self._shard = self._open(lambda: qe.EdgeShard.load(str(self._shard_dir), config))
             _index_payload(self._shard)
 
@@ -104,6 +106,7 @@ class EdgeStore:
             return
         self.index_dir.mkdir(parents=True, exist_ok=True)
         self._shard = self._open(lambda: qe.EdgeShard.create(str(self._shard_dir), _config(dim)))
+        self._dim = dim
         _index_payload(self._shard)
 
     def payload_indexes(self) -> set[str] | None:
@@ -200,10 +203,9 @@ class EdgeStore:
         """
         if self._shard is None:
             return
-        dim = _dimension(self._shard_dir / "edge_config.json")
         request = qe.QueryRequest(
             limit=1,
-            query=qe.Query.Nearest([1.0] + [0.0] * (dim - 1)),
+            query=qe.Query.Nearest([1.0] + [0.0] * (self._dim - 1)),
             filter=qe.Filter(must=[qe.SliceCondition(parts, part)]),
             params=qe.SearchParams(exact=True),
             with_payload=False,
