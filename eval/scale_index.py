@@ -152,6 +152,7 @@ def build(size: int, seed: Seed, layout: Layout, embedder: Embedder) -> ScaleInd
     started = time.perf_counter()
     index = layout.open(index_dir, embedder)
     try:
+        index.prepare()  # an index an older devrag cached gets this version's BM25 field here
         # The side repository's state is written last: with it, the index is complete.
         built = index.repo_state(SIDE) is not None
         if not built:
@@ -197,7 +198,6 @@ def copy_folder(n: int) -> str:
 
 def _fill(index: Index, seed: Seed, repo: Path, copies: int) -> None:
     """Write every copy's points and the side repository's, then record both as ingested."""
-    index.prepare()
     source = GitSource(repo)
     head = source.resolve(None)
     date = commit_date(source.commit_times([head])[head])

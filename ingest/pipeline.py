@@ -39,6 +39,7 @@ class _Silent:
 
 
 READING, EMBEDDING, INDEXING = "reading files", "embedding chunks", "indexing vectors"
+RESPELLING = "rewriting the BM25 field"
 # A no-op until an OpenTelemetry SDK is configured (devrag.server.tracing, on request).
 _tracer = trace.get_tracer("devrag.ingest")
 
@@ -127,7 +128,7 @@ def ingest(
     clone = Clone.of(source, target)
     attributes = {"devrag.repo": name, "devrag.commit": target}
     with _tracer.start_as_current_span("ingest", attributes=attributes) as span, index.lock:
-        index.prepare()
+        _prepare(index, progress or _Silent())
         state = checked_state(index, name, source, clone)
         with _tracer.start_as_current_span("ingest.plan") as plan_span:
             plan = make_plan(source, index, state, target, options.max_file_bytes, full, scope)
@@ -145,6 +146,14 @@ def ingest(
         run.optimize()
         span.set_attributes({f"devrag.chunks.{k}": v for k, v in run.chunks.items()})
     return run.summary(_commit(state), time.perf_counter() - started)
+
+
+def _prepare(index: Index, progress: StageProgress) -> None:
+    """Ready the index for writes; a BM25 field of an older spelling is rewritten first, as a stage."""
+    pending = index.respell_pending()
+    if pending:
+        progress.stage(RESPELLING, pending)
+    index.prepare(progress.advance)
 
 
 def _within(folder: str, scope: FileScope) -> FileScope:

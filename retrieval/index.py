@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -23,6 +23,10 @@ _REPO_PREFIX = "repo:"
 # Not "repo:"-prefixed, so `repos()` never mistakes a repository's skip records for a repository.
 _SKIPPED_PREFIX = "skipped:"
 _RETRIES = 2
+# BM25 terms versions whose chunks hold this version's terms, only spelled otherwise: the next
+# ingest rewrites their field in place instead of the index being rebuilt.
+_RESPELLED_FROM = frozenset({"1"})
+_RESPELL_BATCH = 256
 _READ_BATCH = 512
 # Up to this many content hashes are looked up one point each (see `Index.vectors_by_hash`).
 _ONE_BY_ONE = 32
@@ -152,9 +156,11 @@ class Index:
             IndexMismatchError: the index was built otherwise; the message says how to rebuild it.
         """
         recorded = self.store.get_meta(INDEX_META_KEY)
+        if recorded is not None:
+            self._check_recorded(recorded)
+
+    def _check_recorded(self, recorded: dict[str, Any]) -> None:
         wanted = {"model": self.model, "dim": self.dim, "chunker": CHUNKER_VERSION}
-        if recorded is None:
-            return
         if {k: recorded.get(k) for k in wanted} != wanted:
             raise IndexMismatchError(
                 f"The index at {self.store.location} was built with model {recorded.get('model')!r} "
@@ -163,8 +169,16 @@ class Index:
                 "the index directory (or drop the Qdrant collection) and run `devrag ingest` again, "
                 "or set DEVRAG_EMBED_MODEL back to the recorded model."
             )
-        if recorded.get("lexical") != LEXICAL_VERSION:
-            lexical = recorded.get("lexical")
+        lexical = recorded.get("lexical")
+        if lexical in _RESPELLED_FROM:
+            ingests = self._ingests() or "`devrag ingest PATH`"
+            raise IndexMismatchError(
+                f"The index at {self.store.location} holds BM25 terms of version {lexical}, which "
+                f"this devrag spells otherwise (version {LEXICAL_VERSION}). Run an ingest of any of "
+                f"its repositories once ({ingests}): it rewrites every chunk's BM25 field in place "
+                "and keeps the vectors."
+            )
+        if lexical != LEXICAL_VERSION:
             built = f"BM25 terms of version {lexical}" if lexical else "no BM25 field (built before 0.2)"
             why = f"this devrag ranks BM25 inside the engine over terms of version {LEXICAL_VERSION}"
             raise IndexMismatchError(self._rebuild(built, why))
@@ -179,13 +193,17 @@ class Index:
             )
             raise IndexMismatchError(self._rebuild(built, why))
 
-    def _rebuild(self, built: str, why: str) -> str:
-        """Why an index built otherwise is refused, and the exact commands that rebuild it."""
-        ingests = "; ".join(
+    def _ingests(self) -> str:
+        """The commands that ingest every recorded repository again, as recorded."""
+        return "; ".join(
             f"`devrag ingest {r.path} --name {r.name}`"
             + (f" ({r.scope.describe()})" if not r.scope.whole else "")
             for r in self.repos()
         )
+
+    def _rebuild(self, built: str, why: str) -> str:
+        """Why an index built otherwise is refused, and the exact commands that rebuild it."""
+        ingests = self._ingests()
         return (
             f"The index at {self.store.location} holds {built}; {why}, so the index must be rebuilt. "
             "On a Qdrant server, `devrag rebuild` does it while searches keep answering. Otherwise "
@@ -193,8 +211,11 @@ class Index:
             f"{ingests or '`devrag ingest PATH`'}."
         )
 
-    def prepare(self) -> None:
-        """Create the collection and record which model, chunker and BM25 terms fill it."""
+    def prepare(self, rewritten: Callable[[int], None] | None = None) -> None:
+        """Create the collection and record which model, chunker and BM25 terms fill it; first
+        rewrite the BM25 field of an index whose terms this version only spells otherwise
+        (`rewritten` hears each batch's size; `respell_pending` says how many before)."""
+        self._respell_older_terms(rewritten or (lambda _: None))
         self.check_compatible()
         self.store.ensure_collection(self.dim)
         if self.store.get_meta(INDEX_META_KEY) is None:
@@ -206,6 +227,41 @@ class Index:
                 "payload": PAYLOAD_VERSION,
             }
             self.store.put_meta(INDEX_META_KEY, meta)
+
+    def respell_pending(self) -> int:
+        """How many chunks `prepare` will rewrite to this version's BM25 spelling (0: none)."""
+        recorded = self.store.get_meta(INDEX_META_KEY)
+        return self.store.count() if recorded and recorded.get("lexical") in _RESPELLED_FROM else 0
+
+    def _respell_older_terms(self, rewritten: Callable[[int], None]) -> None:
+        """Rewrite every chunk's BM25 field as this version spells it, vectors kept; then record it.
+
+        Why: version 2 spells version 1's terms three ways (see `lexical_field`), and rebuilding
+        an index for that would embed every chunk again (hours at a million chunks). Readers
+        refuse the index until the new version is recorded, so none ranks by a field half
+        rewritten; an upgrade cut off is redone whole by the next ingest.
+        """
+        recorded = self.store.get_meta(INDEX_META_KEY)
+        if recorded is None or recorded.get("lexical") not in _RESPELLED_FROM:
+            return
+        upgraded = {**recorded, "lexical": LEXICAL_VERSION}
+        self._check_recorded(upgraded)  # an index built otherwise in any other way is refused as before
+        with self.lock:
+            batch: list[StoredPoint] = []
+            for point in self.store.scroll(with_vectors=True):
+                batch.append(point)
+                if len(batch) == _RESPELL_BATCH:
+                    rewritten(self._rewrite(batch))
+                    batch = []
+            rewritten(self._rewrite(batch))
+            self._put_meta_verified(INDEX_META_KEY, upgraded)
+
+    def _rewrite(self, points: list[StoredPoint]) -> int:
+        """Write the points again as chunks, vectors kept; how many."""
+        if points:
+            chunks = [Chunk.model_validate(_chunk_fields(p.payload)) for p in points]
+            self.write(chunks, [list(p.vector or ()) for p in points])
+        return len(points)
 
     # Generation ---------------------------------------------------------------------------------
 
@@ -319,7 +375,7 @@ class Index:
         return [p.id for p in self.store.scroll(PointFilter(repo=repo), fields=["path"])]
 
     def vectors_by_id(self, ids: Sequence[str]) -> dict[str, list[float]]:
-        points = self.store.retrieve(list(ids), with_vectors=True)
+        points = self.store.retrieve(list(ids), with_vectors=True, fields=[])
         return {p.id: p.vector for p in points if p.vector}
 
     def vectors_by_hash(self, hashes: Sequence[str]) -> dict[str, list[float]]:
@@ -421,10 +477,15 @@ class Index:
         )
 
     def _read(self, ids: Sequence[str]) -> list[StoredPoint]:
+        """The points of `ids` that exist, with their content hash: what a read-back checks."""
         out: list[StoredPoint] = []
         for start in range(0, len(ids), _READ_BATCH):
-            out.extend(self.store.retrieve(ids[start : start + _READ_BATCH]))
+            out.extend(self.store.retrieve(ids[start : start + _READ_BATCH], fields=["content_hash"]))
         return out
+
+
+def _chunk_fields(payload: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in payload.items() if k != LEXICAL_FIELD}
 
 
 def _payload(chunk: Chunk) -> dict[str, Any]:

@@ -46,15 +46,16 @@ def bm25_search(
     first round's hits carried them.
 
     Why: an alert text names its subject twice ("the kube service ... kube saturation"), and BM25
-    counts that repetition as evidence, where one text query counts each term once. Most queries
-    repeat no term: one text query. Otherwise the query is split into weighted parts (see
-    `query_parts`): the first holds every term, so every chunk that scores at all is among its hits
-    once they are read deep enough. Each round reads every part `depth` deep, completes the first
-    part's chunks with the later parts' scores (from their hits, else one text query restricted to
-    the missing ids), and stops once no chunk outside the first part's hits can beat the
-    `limit`-th total: such a chunk scores at most the first part's last score, and in a later part
-    at most that part's last score (or its own, when read) and never more than in the first part,
-    which holds that part's terms. Otherwise the next round reads deeper.
+    counts that repetition as evidence, where one text query counts each distinct word once. The
+    field spells each term three ways, so a query repeating no term more than three times is one
+    text query (98% of the golden queries; see `lexical_field`). Otherwise the query is split into
+    weighted parts (see `query_parts`): the first holds every term, so every chunk that scores at
+    all is among its hits once they are read deep enough. Each round reads every part `depth` deep,
+    completes the first part's chunks with the later parts' scores (from their hits, else one text
+    query restricted to the missing ids), and stops once no chunk outside the first part's hits can
+    beat the `limit`-th total: such a chunk scores at most the first part's last score, and in a
+    later part at most that part's last score (or its own, when read) and never more than in the
+    first part, which holds that part's terms. Otherwise the next round reads deeper.
     """
     parts = query_parts(query)
     if len(parts) <= 1:

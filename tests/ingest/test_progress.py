@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from devrag.ingest.pipeline import EMBEDDING, INDEXING, READING, IngestOptions, ingest
+from devrag.ingest.pipeline import EMBEDDING, INDEXING, READING, RESPELLING, IngestOptions, ingest
+from devrag.retrieval import lexical_field
+from devrag.retrieval.index import INDEX_META_KEY
+from devrag.retrieval.lexical_field import LEXICAL_VERSION
 from tests.support import RUNBOOK
 
 
@@ -59,3 +62,22 @@ def test_a_run_that_writes_ends_by_indexing_its_vectors_and_a_no_op_run_does_not
     again = Recorder()
     assert ingest(index, embedder, repo.path, "ops", progress=again).mode == "noop"
     assert ("stage", INDEXING, 1) not in again.events
+
+
+def test_an_index_of_older_bm25_spellings_is_rewritten_as_the_first_stage_of_the_next_ingest(
+    index, git_repo, embedder, monkeypatch
+):
+    repo = git_repo("ops")
+    repo.commit({f"r{i}.md": RUNBOOK.format(host=f"h{i}") for i in range(3)})
+    with monkeypatch.context() as version_1:
+        version_1.setattr(lexical_field, "COUNTED", 1)
+        ingest(index, embedder, repo.path, "ops")
+    index.store.put_meta(INDEX_META_KEY, {**(index.store.get_meta(INDEX_META_KEY) or {}), "lexical": "1"})
+    chunks = index.count()
+    progress = Recorder()
+    assert ingest(index, embedder, repo.path, "ops", progress=progress).mode == "noop"
+    assert progress.events[0] == ("stage", RESPELLING, chunks) and sum(progress.steps(RESPELLING)) == chunks
+    assert (index.store.get_meta(INDEX_META_KEY) or {})["lexical"] == LEXICAL_VERSION
+    again = Recorder()
+    ingest(index, embedder, repo.path, "ops", progress=again)
+    assert not again.steps(RESPELLING)

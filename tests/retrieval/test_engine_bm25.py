@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections import Counter
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from uuid import UUID, uuid5
@@ -10,10 +11,11 @@ from uuid import UUID, uuid5
 import pytest
 
 from devrag.ingest.documents import decode, is_supported, parse_file
+from devrag.retrieval import lexical_field
 from devrag.retrieval.errors import IndexMismatchError
 from devrag.retrieval.index import INDEX_META_KEY, Index, RepoState
 from devrag.retrieval.lexical import Bm25Index
-from devrag.retrieval.lexical_field import LEXICAL_VERSION, field_text, lexical_text, query_parts
+from devrag.retrieval.lexical_field import COUNTED, LEXICAL_VERSION, field_text, lexical_text, query_parts
 from devrag.retrieval.lexical_query import bm25_search
 from devrag.retrieval.schema import (
     CHUNKER_VERSION,
@@ -26,6 +28,7 @@ from devrag.retrieval.schema import (
 )
 from devrag.retrieval.search import Filters, HybridIndex
 from devrag.retrieval.store import PointFilter, ScoredId, VectorStore
+from devrag.retrieval.tokenize import tokenize
 from tests.conftest import open_test_store
 from tests.support import SAMPLE, SHARED, HashEmbedder
 
@@ -147,11 +150,28 @@ class _Depths:
 
 
 @needs_corpus
+def test_a_query_repeating_words_up_to_three_times_is_one_text_query(
+    backend: VectorStore, embedder: HashEmbedder
+) -> None:
+    """The field's extra spellings count a repeated word as BM25 does, with no second text query."""
+    chunks = corpus_chunks(CORPUS, embedder)
+    written(backend, chunks, embedder)
+    oracle = reference(chunks)
+    repeating = [q for q in golden_queries() if 1 < max(Counter(tokenize(q)).values()) <= COUNTED]
+    assert len(repeating) > 20
+    for query in repeating:
+        depths = _Depths(backend)
+        assert_same_top(depths, oracle, query)  # type: ignore[arg-type]
+        assert depths.asked == [TOP] and not depths.rescored, query
+
+
+@needs_corpus
 def test_engine_bm25_proves_its_ranking_among_copies_that_tie(
     backend: VectorStore, embedder: HashEmbedder
 ) -> None:
     """Three copies of the corpus: every score ties three ways, so the first hits of a query that
-    repeats words rarely prove the top ten, and the search reads deeper until they do."""
+    repeats a word more than COUNTED times rarely prove the top ten, and the search reads deeper
+    until they do."""
     chunks = [
         c.model_copy(update={"id": str(uuid5(UUID(c.id), str(n))), "path": f"copy-{n}/{c.path}"})
         for n in (1, 2, 3)
@@ -159,7 +179,10 @@ def test_engine_bm25_proves_its_ranking_among_copies_that_tie(
     ]
     written(backend, chunks, embedder)
     oracle = reference(chunks)
-    repeating = [q for q in golden_queries() if len(query_parts(q)) > 1]
+    queries = golden_queries()
+    # Few alert texts repeat a word more than COUNTED times: also 30 of them, their first words 4 times more.
+    more = [f"{q} " + " ".join(q.split()[:4] * 4) for q in queries[:30]]
+    repeating = [q for q in queries + more if len(query_parts(q)) > 1]
     depths = _Depths(backend)
     for query in repeating:
         assert_same_top(depths, oracle, query)  # type: ignore[arg-type]
@@ -232,6 +255,36 @@ def test_an_index_without_the_bm25_field_is_refused_with_the_commands_that_rebui
     current = {"chunker": CHUNKER_VERSION, "lexical": LEXICAL_VERSION, "payload": PAYLOAD_VERSION}
     store.put_meta(INDEX_META_KEY, {"model": embedder.name, "dim": embedder.dim, **current})
     index.check_compatible()
+    store.close()
+
+
+def test_an_index_of_older_bm25_spellings_is_refused_to_readers_and_rewritten_by_the_next_ingest(
+    tmp_path: Path, embedder: HashEmbedder, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Version 1 spelled each term once: an ingest rewrites the field in place, vectors kept."""
+    chunks = corpus_chunks(SAMPLE, embedder)
+    store = open_test_store("edge", tmp_path / "index")
+    with monkeypatch.context() as version_1:
+        version_1.setattr(lexical_field, "COUNTED", 1)
+        index = written(store, chunks, embedder)
+    store.put_meta(INDEX_META_KEY, {**(store.get_meta(INDEX_META_KEY) or {}), "lexical": "1"})
+    index.set_repo_state(RepoState("ops", "/srv/runbooks", "c0"))
+    vectors = index.vectors_by_id([c.id for c in chunks])
+    with pytest.raises(IndexMismatchError) as refused:
+        index.check_compatible()
+    assert "`devrag ingest /srv/runbooks --name ops`" in str(refused.value)
+    assert "keeps the vectors" in str(refused.value)
+    index.prepare()  # what an ingest does first
+    index.check_compatible()
+    assert (store.get_meta(INDEX_META_KEY) or {})["lexical"] == LEXICAL_VERSION
+    assert index.vectors_by_id([c.id for c in chunks]) == vectors
+    oracle = reference(chunks)
+    for query in [
+        "disk full disk pressure on the disk",
+        "pods crash crash after a deploy deploy",
+        "TLS TLS expired",
+    ]:
+        assert_same_top(store, oracle, query)
     store.close()
 
 
