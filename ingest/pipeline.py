@@ -128,13 +128,14 @@ def ingest(
     clone = Clone.of(source, target)
     attributes = {"devrag.repo": name, "devrag.commit": target}
     with _tracer.start_as_current_span("ingest", attributes=attributes) as span, index.lock:
-        _prepare(index, progress or _Silent())
+        respelled = _prepare(index, progress or _Silent())
         state = checked_state(index, name, source, clone)
         with _tracer.start_as_current_span("ingest.plan") as plan_span:
             plan = make_plan(source, index, state, target, options.max_file_bytes, full, scope)
             plan_span.set_attributes({"devrag.files": len(plan.upsert), "devrag.removed": len(plan.remove)})
         span.set_attribute("devrag.ingest_mode", plan.mode)
         run = _Run(index, embedder, source, name, plan, options, progress)
+        run.chunks["respelled"] = respelled
         base = replace(state or RepoState(name, clone.path, None), scope=scope)
         if plan.mode != "noop":
             index.set_repo_state(clone.stamp(replace(base, in_progress=target)))
@@ -148,12 +149,14 @@ def ingest(
     return run.summary(_commit(state), time.perf_counter() - started)
 
 
-def _prepare(index: Index, progress: StageProgress) -> None:
-    """Ready the index for writes; a BM25 field of an older spelling is rewritten first, as a stage."""
+def _prepare(index: Index, progress: StageProgress) -> int:
+    """Ready the index for writes; a BM25 field of an older spelling is rewritten first, as a
+    stage. How many chunks were rewritten."""
     pending = index.respell_pending()
     if pending:
         progress.stage(RESPELLING, pending)
     index.prepare(progress.advance)
+    return pending
 
 
 def _within(folder: str, scope: FileScope) -> FileScope:
@@ -231,7 +234,7 @@ class _Run:
         A run that changed nothing leaves the index as it found it; what a killed run left
         unindexed is indexed by the next run that writes.
         """
-        if not (self.chunks["written"] or self.chunks["deleted"]):
+        if not (self.chunks["written"] or self.chunks["deleted"] or self.chunks["respelled"]):
             return
         with _tracer.start_as_current_span("ingest.optimize") as span:
             self.progress.stage(INDEXING, 1)
@@ -353,6 +356,7 @@ class _Run:
         files = {k: self.files[k] for k in ("added", "modified", "deleted", "renamed", "skipped")}
         files["unchanged"] = self.plan.unchanged
         chunk_keys = ("written", "embedded", "reused", "unchanged", "deleted")
+        chunk_keys += ("respelled",) if self.chunks["respelled"] else ()
         return IngestSummary(
             repo=self.repo,
             commit=self.plan.target,

@@ -75,9 +75,11 @@ def test_an_index_of_older_bm25_spellings_is_rewritten_as_the_first_stage_of_the
     index.store.put_meta(INDEX_META_KEY, {**(index.store.get_meta(INDEX_META_KEY) or {}), "lexical": "1"})
     chunks = index.count()
     progress = Recorder()
-    assert ingest(index, embedder, repo.path, "ops", progress=progress).mode == "noop"
+    summary = ingest(index, embedder, repo.path, "ops", progress=progress)
+    assert summary.mode == "noop" and summary.chunks["respelled"] == chunks
     assert progress.events[0] == ("stage", RESPELLING, chunks) and sum(progress.steps(RESPELLING)) == chunks
+    assert progress.events[-2:] == [("stage", INDEXING, 1), ("advance", INDEXING, 1)]  # its writes indexed
     assert (index.store.get_meta(INDEX_META_KEY) or {})["lexical"] == LEXICAL_VERSION
     again = Recorder()
-    ingest(index, embedder, repo.path, "ops", progress=again)
-    assert not again.steps(RESPELLING)
+    assert "respelled" not in ingest(index, embedder, repo.path, "ops", progress=again).chunks
+    assert not again.events
