@@ -37,6 +37,9 @@ class IndexStatus(BaseModel):
     # rank. None: the engine keeps no keyword indexes (qdrant-client's local mode).
     payload_indexes: list[str] | None = None
     missing_payload_indexes: list[str] = []
+    # Chunks whose BM25 field an older devrag spelled: searches refuse the index until the next
+    # ingest rewrites them (`Index.respell_pending`).
+    respell_pending: int = 0
 
 
 def head_of(path: str) -> str | None:
@@ -110,4 +113,5 @@ def index_status(index: Index) -> IndexStatus:
         repos=[repo_status(index, s) for s in index.repos()],
         payload_indexes=None if present is None else [f for f in INDEXED_FIELDS if f in present],
         missing_payload_indexes=[] if present is None else [f for f in INDEXED_FIELDS if f not in present],
+        respell_pending=index.respell_pending(),
     )

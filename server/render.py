@@ -144,6 +144,12 @@ def index_status(status: IndexStatus) -> None:
         out.print("No repositories indexed yet. Run `devrag ingest PATH`.")
         return
     out.print(_payload_indexes(status), markup=False)
+    if status.respell_pending:
+        out.print(
+            f"BM25 field: {status.respell_pending} chunks in an older spelling; searches refuse the "
+            "index until the next `devrag ingest` of any repository rewrites them (vectors kept)",
+            markup=False,
+        )
     # No borders: at 80 columns they would cost the repository name 17 characters.
     table = Table("repo", "indexed", "HEAD", "behind", "files", "chunks", box=None, pad_edge=False)
     table.columns[0].overflow = "fold"  # a name too long wraps; an ellipsis would hide which repo it is

@@ -12,7 +12,9 @@ import subprocess
 import pytest
 from rich.console import Console
 
+from devrag.retrieval import lexical_field
 from devrag.retrieval.factory import open_store
+from devrag.retrieval.index import INDEX_META_KEY
 from devrag.retrieval.store import PointFilter
 from devrag.server import render
 from tests.support import RERANKER, RUNBOOK
@@ -249,3 +251,22 @@ def test_ingest_on_a_terminal_draws_progress_bars_on_stderr(cli, ops_repo, monke
     assert "loading embedding model sentence-transformers/all-MiniLM-L6-v2 ..." in drawn
     assert "reading files" in drawn and "embedding chunks" in drawn and "2/2" in drawn
     assert "reading files" not in out, "progress goes to stderr, the summary to stdout"
+
+
+def test_an_index_of_older_bm25_spellings_is_refused_by_search_shown_by_status_and_rewritten_by_ingest(
+    cli, ops_repo, tmp_path, monkeypatch
+):
+    with monkeypatch.context() as version_1:
+        version_1.setattr(lexical_field, "COUNTED", 1)
+        cli("ingest", str(ops_repo.path))
+    store = open_store(tmp_path / "index")
+    store.put_meta(INDEX_META_KEY, {**(store.get_meta(INDEX_META_KEY) or {}), "lexical": "1"})
+    store.close()
+    refused = " ".join(cli("search", "disk full", code=1).split())
+    assert "Run an ingest of any of its repositories once" in refused and "--name ops" in refused
+    pending = json.loads(cli("status", "--json"))["respell_pending"]
+    assert pending > 0 and "in an older spelling" in " ".join(cli("status").split())
+    summary = json.loads(cli("ingest", str(ops_repo.path), "--json"))
+    assert summary["mode"] == "noop" and summary["chunks"]["respelled"] == pending
+    assert json.loads(cli("status", "--json"))["respell_pending"] == 0
+    assert "runbooks/disk.md" in cli("search", "disk disk full", "-k", "1")
