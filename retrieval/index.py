@@ -230,8 +230,12 @@ class Index:
 
     def respell_pending(self) -> int:
         """How many chunks `prepare` will rewrite to this version's BM25 spelling (0: none)."""
+        return self.store.count() if self._older_spelling() else 0
+
+    def _older_spelling(self) -> dict[str, Any] | None:
+        """The index's recorded build when its BM25 terms are this version's, spelled otherwise."""
         recorded = self.store.get_meta(INDEX_META_KEY)
-        return self.store.count() if recorded and recorded.get("lexical") in _RESPELLED_FROM else 0
+        return recorded if recorded and recorded.get("lexical") in _RESPELLED_FROM else None
 
     def _respell_older_terms(self, rewritten: Callable[[int], None]) -> None:
         """Rewrite every chunk's BM25 field as this version spells it, vectors kept; then record it.
@@ -241,8 +245,8 @@ class Index:
         refuse the index until the new version is recorded, so none ranks by a field half
         rewritten; an upgrade cut off is redone whole by the next ingest.
         """
-        recorded = self.store.get_meta(INDEX_META_KEY)
-        if recorded is None or recorded.get("lexical") not in _RESPELLED_FROM:
+        recorded = self._older_spelling()
+        if recorded is None:
             return
         upgraded = {**recorded, "lexical": LEXICAL_VERSION}
         self._check_recorded(upgraded)  # an index built otherwise in any other way is refused as before
