@@ -117,7 +117,7 @@ def run_scale_bench(options: ScaleOptions, say: Callable[[str], None] = log.info
     seed = load_seed(options.corpora or default_corpora(), layout, embedder)
     if not url:
         stop_owner(layout.workdir / "seed-index")
-    queries = _queries(options.golden or default_golden())
+    queries = golden_queries(options.golden or default_golden())
     environment |= {"seed_chunks": seed.per_copy(), "side_repo_chunks": len(seed.side())}
     report = ScaleReport(backend=options.backend, backend_note=note, environment=environment, rows=[])
     for size in sorted(options.sizes):
@@ -362,7 +362,7 @@ def _fractions(report: ScaleReport) -> None:
             cost.fraction_of_smallest = round(cost.median_s / costs[0].median_s, 2)
 
 
-def _queries(golden: list[Path]) -> list[str]:
+def golden_queries(golden: list[Path]) -> list[str]:
     """Distinct golden queries, the sets interleaved so each slice mixes them."""
     sets = [[q.query for q in load_golden(path)] for path in golden]
     seen: dict[str, None] = {}

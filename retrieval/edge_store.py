@@ -38,6 +38,9 @@ WARM_SLICE_POINTS = 10_000
 # new chunks merged into a 56k-chunk segment took 72 s (2 cores; at 1M, half an hour), and 8 s
 # without. 64 MB of vectors is about 43,000 chunks of all-MiniLM-L6-v2, under a minute to index.
 MAX_SEGMENT_KB = 64_000
+# The smallest segment a vacuum rewrites (the engine's floor for the setting). An appendable
+# segment's text index drops a deleted chunk at once; only larger, indexed segments keep them.
+_VACUUM_MIN_POINTS = 100
 _BUSY_HINT = (
     "Another process holds the embedded index at {path} directly. devrag processes share an index "
     "through its owner process (`devrag.retrieval.owner`); stop the process that opened the shard "
@@ -57,10 +60,20 @@ def _edge_filter(flt: PointFilter | None) -> qe.Filter | None:
     return qe.Filter(must=must) if must else None
 
 
-def _config(dim: int) -> qe.EdgeConfig:
+def _config(dim: int, vacuum: bool = False) -> qe.EdgeConfig:
+    """The shard's settings; with `vacuum`, its optimizer also rewrites any segment that holds a
+    single deleted point (the engine's own threshold is a fifth of the segment)."""
+    optimizers = (
+        qe.EdgeOptimizersConfig(
+            max_segment_size=MAX_SEGMENT_KB,
+            deleted_threshold=0.0,
+            vacuum_min_vector_number=_VACUUM_MIN_POINTS,
+        )
+        if vacuum
+        else qe.EdgeOptimizersConfig(max_segment_size=MAX_SEGMENT_KB)
+    )
     return qe.EdgeConfig(
-        vectors=qe.EdgeVectorParams(size=dim, distance=qe.Distance.Cosine),
-        optimizers=qe.EdgeOptimizersConfig(max_segment_size=MAX_SEGMENT_KB),
+        vectors=qe.EdgeVectorParams(size=dim, distance=qe.Distance.Cosine), optimizers=optimizers
     )
 
 
@@ -243,6 +256,26 @@ class EdgeStore:
         if self._shard is None:
             return False
         return bool(self._shard.optimize())
+
+    def vacuum(self) -> bool:
+        """Rewrite every segment that holds replaced or deleted chunks, without them.
+
+        Why: a segment's text index keeps a deleted chunk in its BM25 statistics until the segment
+        is rewritten, so the engine's BM25 drifts from devrag's as an index ages
+        (`devrag.eval.bm25_drift` measures it). The shard is loaded again with `_config(vacuum=True)`
+        for one optimizer pass, then with its usual settings.
+        """
+        if self._shard is None:
+            return False
+        self._shard.close()
+        self._shard = self._open(
+            lambda: qe.EdgeShard.load(str(self._shard_dir), _config(self._dim, vacuum=True))
+        )
+        try:
+            return bool(self._shard.optimize())
+        finally:
+            self._shard.close()
+            self._shard = self._open(lambda: qe.EdgeShard.load(str(self._shard_dir), _config(self._dim)))
 
     def get_meta(self, key: str) -> dict[str, Any] | None:
         return self._meta.get(key)

@@ -462,6 +462,12 @@ class Index:
         with self.lock:
             return self.store.optimize()
 
+    def vacuum(self) -> bool:
+        """Drop replaced and deleted chunks from the engine's segments, so that its BM25 statistics
+        are those of the live chunks again (`VectorStore.vacuum`). Searches wait while it runs."""
+        with self.lock:
+            return self.store.vacuum()
+
     def delete(self, ids: Iterable[str]) -> None:
         """Delete chunks, then check they are gone."""
         wanted = list(ids)

@@ -109,6 +109,9 @@ class OwnedStore:
     def optimize(self) -> bool:
         return bool(self._call("optimize"))
 
+    def vacuum(self) -> bool:
+        return bool(self._call("vacuum"))
+
     def owner_pid(self) -> int:
         """The process id of the owner that answers this store's calls."""
         return int(self._call("ping"))

@@ -58,6 +58,7 @@ STORE_CALLS = frozenset(
         "count",
         "facet",
         "optimize",
+        "vacuum",
         "warm_search",
         "get_meta",
         "put_meta",

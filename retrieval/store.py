@@ -164,6 +164,14 @@ class VectorStore(Protocol):
         query scans until this runs); a Qdrant server runs its optimizers on its own.
         """
 
+    def vacuum(self) -> bool:
+        """Rewrite the segments that hold replaced or deleted points, without them.
+
+        True when a segment was rewritten. Why: an indexed segment keeps such points in its BM25
+        statistics until it is rewritten, which an engine does on its own only once a large share
+        of the segment is deleted. A Qdrant server vacuums by its own optimizer settings.
+        """
+
     def get_meta(self, key: str) -> dict[str, Any] | None: ...
 
     def put_meta(self, key: str, value: dict[str, Any]) -> None: ...

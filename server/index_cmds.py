@@ -16,7 +16,7 @@ from devrag.ingest.forget import forget
 from devrag.ingest.git_source import locate
 from devrag.ingest.pipeline import IngestOptions, ingest
 from devrag.ingest.rebuild import rebuild
-from devrag.ingest.reconcile import reconcile
+from devrag.ingest.reconcile import reconcile, vacuum
 from devrag.ingest.status import index_status
 from devrag.retrieval.index import FileScope
 from devrag.server import render
@@ -73,15 +73,25 @@ def status_cmd(obj: Context, as_json: bool) -> None:
 
 @click.command("reconcile")
 @click.option("--check", is_flag=True, help="Only report drift; exit 1 when there is any.")
+@click.option(
+    "--vacuum",
+    "and_vacuum",
+    is_flag=True,
+    help="Then rewrite the embedded engine's segments that hold replaced chunks, so that its BM25 "
+    "counts live chunks only (searches wait; README: its cost).",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the report as a JSON array.")
 @click.pass_obj
-def reconcile_cmd(obj: Context, check: bool, as_json: bool) -> None:
+def reconcile_cmd(obj: Context, check: bool, and_vacuum: bool, as_json: bool) -> None:
     """Compare each repository's HEAD with the index and repair what drifted (nightly cron)."""
+    if check and and_vacuum:
+        raise click.UsageError("--check only reports; --vacuum rewrites the index. Pass one of them.")
     settings = obj.settings()
     options = IngestOptions(max_file_bytes=settings.max_file_bytes)
     with opened_index(settings) as index:
         drifts = reconcile(index, lambda: bind_model(index, load_embedder(settings)), check, options)
-    emit(as_json, drifts, lambda: render.drift_report(drifts, check))
+        vacuumed = vacuum(index) if and_vacuum else None
+    emit(as_json, drifts, lambda: render.drift_report(drifts, check, vacuumed))
     if check and any(d.drifted for d in drifts):
         sys.exit(1)
 

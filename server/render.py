@@ -22,7 +22,7 @@ if TYPE_CHECKING:
     from devrag.ingest.forget import ForgetSummary
     from devrag.ingest.pipeline import IngestSummary, StageProgress
     from devrag.ingest.rebuild import RebuildSummary
-    from devrag.ingest.reconcile import Drift
+    from devrag.ingest.reconcile import Drift, Vacuum
     from devrag.ingest.status import IndexStatus, RepoStatus
     from devrag.server.config_cmd import Setting
     from devrag.server.outputs import SearchAnswer
@@ -204,7 +204,7 @@ def _fit(text: str, room: int) -> str:
     return "…" + (tail[cut:] if 0 <= cut < len(tail) - 1 else tail)
 
 
-def drift_report(drifts: list[Drift], check: bool) -> None:
+def drift_report(drifts: list[Drift], check: bool, vacuumed: Vacuum | None = None) -> None:
     if not drifts:
         out.print("No repositories indexed yet.")
     for d in drifts:
@@ -224,6 +224,9 @@ def drift_report(drifts: list[Drift], check: bool) -> None:
             out.print(f"  Repaired with a full compare: files {files}; chunks {chunks}.")
         elif d.drifted and check:
             out.print("  (--check: not repaired)")
+    if vacuumed is not None:
+        done = "rewrote the segments that held" if vacuumed.rewritten else "no segment held"
+        out.print(f"Vacuum: {done} replaced or deleted chunks ({vacuumed.seconds} s).")
 
 
 def _counts(counts: dict[str, int], nothing: str) -> str:

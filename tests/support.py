@@ -6,13 +6,14 @@ import hashlib
 import math
 import os
 import subprocess
+import uuid
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from devrag.ingest.documents import decode, is_supported, parse_file
 from devrag.retrieval.index import Index
-from devrag.retrieval.lexical_field import LEXICAL_FIELD
+from devrag.retrieval.lexical_field import LEXICAL_FIELD, field_text
 from devrag.retrieval.onnx_models import MODEL_FILE, default_onnx_dir, export_dir
 from devrag.retrieval.schema import content_hash, embed_text_for
 from devrag.retrieval.store import PointFilter, StoredPoint, VectorStore
@@ -196,3 +197,9 @@ def rewrite(store: VectorStore, flt: PointFilter, values: dict[str, Any]) -> Non
     """Overwrite payload fields of the matching points in place, as a faulty writer would."""
     points = list(store.scroll(flt, with_vectors=True))
     store.upsert([StoredPoint(p.id, p.payload | values, p.vector) for p in points])
+
+
+def lexical_point(i: int, vector: list[float], words: Sequence[str]) -> StoredPoint:
+    """Point `i` as the engine stores a chunk of `words`: its fields and its BM25 field."""
+    chunk = {"path": f"doc{i}.md", "title": f"doc {i}", "headings": [], "text": " ".join(words)}
+    return StoredPoint(str(uuid.UUID(int=i + 1)), {**chunk, LEXICAL_FIELD: field_text(chunk)}, vector)

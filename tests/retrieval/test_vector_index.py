@@ -1,4 +1,5 @@
-"""The embedded engine builds its vector index only when asked: `optimize` after writes, searches alike."""
+"""The embedded engine builds its vector index only when asked: `optimize` after writes, searches alike;
+and `vacuum` drops replaced chunks from an indexed segment's BM25 statistics."""
 
 from __future__ import annotations
 
@@ -7,11 +8,16 @@ import uuid
 from pathlib import Path
 
 import numpy as np
+import pytest
 import qdrant_edge as qe
 
 from devrag.retrieval import edge_store
 from devrag.retrieval.edge_store import EdgeStore
+from devrag.retrieval.lexical import Bm25Index
+from devrag.retrieval.lexical_field import lexical_text
+from devrag.retrieval.lexical_query import bm25_search
 from devrag.retrieval.store import PointFilter, StoredPoint
+from tests.support import lexical_point
 
 DIM, POINTS = 384, 8_000  # past the engine's 10 MB indexing threshold, at the embedder's width
 
@@ -88,3 +94,32 @@ def test_a_shard_made_without_the_merge_limit_gets_it_when_opened(tmp_path):
     persisted = json.loads((shard_dir / "edge_config.json").read_text())
     assert persisted["optimizers"]["max_segment_size"] == edge_store.MAX_SEGMENT_KB
     assert persisted["vectors"][""]["size"] == DIM
+
+
+def test_a_vacuum_gives_an_indexed_segment_the_bm25_of_its_live_chunks_again(tmp_path):
+    """The engine counts a replaced chunk in an indexed segment's BM25 statistics until the segment
+    is rewritten: `vacuum` rewrites it, and the engine ranks as the reference again."""
+    rng = np.random.default_rng(11)
+    vocabulary = [f"word{n}" for n in range(400)]
+    texts = [list(rng.choice(vocabulary, int(rng.integers(5, 60)))) for _ in range(POINTS)]
+    vectors = rng.standard_normal((POINTS, DIM)).astype(np.float32)
+    points = [lexical_point(i, vectors[i].tolist(), texts[i]) for i in range(POINTS)]
+    store = EdgeStore(tmp_path / "index")
+    store.ensure_collection(DIM)
+    for start in range(0, POINTS, 1_000):
+        store.upsert(points[start : start + 1_000])
+    assert store.optimize() is True  # one indexed segment
+    reference = Bm25Index([(p.id, lexical_text(p.payload)) for p in points])
+    queries = [" ".join(rng.choice(vocabulary, 3)) for _ in range(30)]
+
+    def ratios() -> list[float]:
+        expected = {q: dict(reference.search(q, 50)) for q in queries}
+        return [h.score / expected[q][h.id] for q in queries for h in bm25_search(store, q, 10)]
+
+    assert ratios() == pytest.approx([1.0] * 300, abs=1e-4)
+    store.upsert(points[: POINTS // 10])  # rewritten unchanged, as an ingest rewrites a file's chunks
+    assert max(abs(r - 1) for r in ratios()) > 1e-3, "the replaced versions no longer count"
+    assert store.vacuum() is True
+    assert ratios() == pytest.approx([1.0] * 300, abs=1e-4)
+    assert store.vacuum() is False, "nothing replaced since"
+    store.close()

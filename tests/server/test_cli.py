@@ -62,6 +62,17 @@ def test_reconcile_check_exits_1_on_drift_and_repair_fixes_it(cli, ops_repo, tmp
     assert json.loads(cli("reconcile", "--check", "--json"))[0]["orphaned"] == []
 
 
+def test_reconcile_vacuum_rewrites_what_the_engine_holds_after_repairs_and_not_with_check(cli, ops_repo):
+    cli("ingest", str(ops_repo.path))
+    ops_repo.commit({"runbooks/disk.md": RUNBOOK.format(host="db2")})
+    out = cli("reconcile", "--vacuum")
+    assert "Repaired with a full compare" in out
+    # The ops index is one appendable segment, whose text index drops a replaced chunk by itself.
+    assert re.search(r"Vacuum: no segment held replaced or deleted chunks \([\d.]+ s\)\.", out), out
+    assert json.loads(cli("reconcile", "--vacuum", "--json"))[0]["stale"] == []
+    assert "Pass one of them" in cli("reconcile", "--check", "--vacuum", code=2)
+
+
 def test_errors_name_the_bad_argument(cli, tmp_path):
     out = cli("ingest", str(tmp_path), code=1)
     assert f"{tmp_path} is not in a Git repository" in out and "git init && git add -A && git commit" in out
