@@ -265,10 +265,14 @@ class _Run:
         return _Batch(paths, chunks, changed, [i for i in existing if i not in fresh])
 
     def _save_skipped(self) -> None:
-        """Records of this run's skipped files, plus earlier ones for files it left untouched."""
+        """Records of this run's skipped files, plus earlier ones for files it left untouched;
+        written only when they changed (an edit's run would otherwise rewrite and read back every
+        record of a large repository)."""
         earlier = self.index.skipped_files(self.repo)
         kept = {path: record for path, record in earlier.items() if self.plan.untouched(path)}
-        self.index.set_skipped_files(self.repo, {**kept, **self.records})
+        records = {**kept, **self.records}
+        if records != earlier:
+            self.index.set_skipped_files(self.repo, records)
 
     def _chunks_of(self, path: str, last_commit: str, last_commit_date: str | None) -> list[Chunk]:
         entry = self.plan.tree[path]

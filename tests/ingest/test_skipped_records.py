@@ -50,6 +50,20 @@ def test_files_without_chunks_are_recorded_and_reconcile_finds_no_drift(index, g
     assert again.files["skipped"] == 0 and again.files["unchanged"] == 5, "a full compare re-reads none"
 
 
+def test_an_edit_elsewhere_leaves_the_skip_records_as_they_were_written(index, git_repo, embedder):
+    repo = git_repo("ops")
+    repo.commit({"runbooks/disk.md": RUNBOOK.format(host="db1"), "binary.md": b"\x89PNG\r\n\x1a\n\x00"})
+    ingest(index, embedder, repo.path, "ops", options=OPTIONS)
+    written = index.store.get_meta("skipped:ops")
+    index.store.put_meta("skipped:ops", {**written, "marker": "left alone"})  # seen if rewritten
+    repo.commit({"runbooks/disk.md": RUNBOOK.format(host="db2")})
+    assert ingest(index, embedder, repo.path, "ops", options=OPTIONS).files["modified"] == 1
+    assert index.store.get_meta("skipped:ops") == {**written, "marker": "left alone"}
+    repo.commit({"binary.md": "# Now text\n\nreadable at last\n"})
+    ingest(index, embedder, repo.path, "ops", options=OPTIONS)
+    assert index.store.get_meta("skipped:ops") is None, "its last record went with the file's new text"
+
+
 @pytest.mark.skipif(
     not PROMETHEUS_OPERATOR.exists(), reason=f"shared corpus not found at {PROMETHEUS_OPERATOR}"
 )
