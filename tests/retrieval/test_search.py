@@ -231,3 +231,30 @@ def test_the_service_vote_keeps_its_first_stage_share_among_the_reranked_votes(l
     config = SearchConfig(lead_vote=lead_vote)
     [(doc, score)] = _rank_documents([], [], [("s1", 0.9)], {}, {}, chunks, config)
     assert doc == ("ops", "svc.md") and score == pytest.approx(weight / (config.document_rrf_k + 1))
+
+
+def _split_votes(dense_top: float, dense_tenth: float) -> tuple[list, list, dict]:
+    """Dense puts a.md first and b.md second, BM25 the other way round; each has ten hits."""
+    chunks = {cid: {"repo": "ops", "path": f"{cid[0]}.md"} for cid in ("a1", "a2", "b1", "b2")}
+    chunks |= {f"x{i}": {"repo": "ops", "path": f"x{i}.md"} for i in range(8)}
+    step = (dense_top - dense_tenth) / 9
+    dense = [(cid, dense_top - i * step) for i, cid in enumerate(["a1", "b1", *(f"x{i}" for i in range(8))])]
+    bm25 = [(cid, 9.0 - i) for i, cid in enumerate(["b2", "a2", *(f"x{i}" for i in range(8))])]
+    return dense, bm25, chunks
+
+
+@pytest.mark.parametrize(
+    ("dense_top", "dense_tenth", "spread", "expected"),
+    [(0.9, 0.3, 0.15, "tie"), (0.62, 0.60, 0.15, "b.md"), (0.62, 0.60, 0.0, "tie")],
+    ids=["a-confident-dense-leg-counts-fully", "a-flat-one-gives-way", "weighting-off"],
+)
+def test_each_first_stage_vote_counts_as_much_as_it_is_confident(dense_top, dense_tenth, spread, expected):
+    """Ten dense scores that barely fall (0.62 to 0.60) say little about their order: BM25's first
+    place then outweighs dense's, where equally confident legs tie."""
+    dense, bm25, chunks = _split_votes(dense_top, dense_tenth)
+    ranked = _rank_documents(dense, bm25, [], {}, {}, chunks, SearchConfig(vote_spread=spread))
+    (first, a), (second, b) = ranked[:2]
+    if expected == "tie":
+        assert a == pytest.approx(b) and {first, second} == {("ops", "a.md"), ("ops", "b.md")}
+    else:
+        assert first == ("ops", expected) and a > b
