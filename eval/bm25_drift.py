@@ -29,6 +29,7 @@ from pydantic import BaseModel
 from rich.console import Console
 from rich.table import Table
 
+from devrag.eval.report_output import print_report
 from devrag.eval.scale_bench import default_golden, golden_queries
 from devrag.retrieval.edge_store import EdgeStore
 from devrag.retrieval.lexical import Bm25Index
@@ -159,11 +160,7 @@ def main(argv: list[str] | None = None) -> int:
     if not (args.index_dir / "shard").is_dir():
         parser.error(f"{args.index_dir} holds no embedded index (no shard/ folder)")
     queries = golden_queries(args.golden or default_golden())[: args.queries]
-    report = run_drift(args.index_dir, args.shares, queries)
-    if args.json:
-        print(report.model_dump_json(indent=2))
-    else:
-        render(report)
+    print_report(run_drift(args.index_dir, args.shares, queries), args.json, render)
     return 0
 
 

@@ -37,6 +37,7 @@ from typing import Literal
 from pydantic import BaseModel
 
 from devrag.eval.golden import load_golden
+from devrag.eval.report_output import print_report
 from devrag.eval.scale_index import (
     BENCH,
     SIDE,
@@ -454,11 +455,7 @@ def main(argv: list[str] | None = None) -> int:
         render(ScaleReport.model_validate_json(args.show.read_text(encoding="utf-8")))
         return 0
     logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(message)s")
-    report = run_scale_bench(options_from(args, ModelSpec.from_env()))
-    if args.json:
-        print(report.model_dump_json(indent=2))
-    else:
-        render(report)
+    print_report(run_scale_bench(options_from(args, ModelSpec.from_env())), args.json, render)
     return 0
 
 
