@@ -31,7 +31,9 @@ class Drift(BaseModel):
 
 
 class Vacuum(BaseModel):
-    rewritten: bool  # a segment held replaced or deleted chunks and was rewritten without them
+    # A segment held replaced or deleted chunks and was rewritten without them; None: the engine
+    # (a Qdrant server) vacuums by its own settings.
+    rewritten: bool | None
     seconds: float
 
 

@@ -462,7 +462,7 @@ class Index:
         with self.lock:
             return self.store.optimize()
 
-    def vacuum(self) -> bool:
+    def vacuum(self) -> bool | None:
         """Drop replaced and deleted chunks from the engine's segments, so that its BM25 statistics
         are those of the live chunks again (`VectorStore.vacuum`). Searches wait while it runs."""
         with self.lock:

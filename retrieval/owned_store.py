@@ -109,7 +109,7 @@ class OwnedStore:
     def optimize(self) -> bool:
         return bool(self._call("optimize"))
 
-    def vacuum(self) -> bool:
+    def vacuum(self) -> bool | None:
         return bool(self._call("vacuum"))
 
     def owner_pid(self) -> int:

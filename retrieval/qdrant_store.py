@@ -226,8 +226,8 @@ class QdrantStore:
     def optimize(self) -> bool:
         return False  # the server's own optimizers index new segments in the background
 
-    def vacuum(self) -> bool:
-        return False  # the server's vacuum optimizer runs by the collection's deleted_threshold
+    def vacuum(self) -> bool | None:
+        return None  # the server's vacuum optimizer runs by the collection's deleted_threshold
 
     # Rebuilds ---------------------------------------------------------------------------------------
 

@@ -164,12 +164,13 @@ class VectorStore(Protocol):
         query scans until this runs); a Qdrant server runs its optimizers on its own.
         """
 
-    def vacuum(self) -> bool:
+    def vacuum(self) -> bool | None:
         """Rewrite the segments that hold replaced or deleted points, without them.
 
-        True when a segment was rewritten. Why: an indexed segment keeps such points in its BM25
-        statistics until it is rewritten, which an engine does on its own only once a large share
-        of the segment is deleted. A Qdrant server vacuums by its own optimizer settings.
+        True when a segment was rewritten; None where the engine decides that itself (a Qdrant
+        server vacuums by its collection's optimizer settings). Why: an indexed segment keeps such
+        points in its BM25 statistics until it is rewritten, which an engine does on its own only
+        once a large share of the segment is deleted.
         """
 
     def get_meta(self, key: str) -> dict[str, Any] | None: ...

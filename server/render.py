@@ -224,7 +224,9 @@ def drift_report(drifts: list[Drift], check: bool, vacuumed: Vacuum | None = Non
             out.print(f"  Repaired with a full compare: files {files}; chunks {chunks}.")
         elif d.drifted and check:
             out.print("  (--check: not repaired)")
-    if vacuumed is not None:
+    if vacuumed is not None and vacuumed.rewritten is None:
+        out.print("Vacuum: left to the Qdrant server's own optimizer (its collection's deleted_threshold).")
+    elif vacuumed is not None:
         done = "rewrote the segments that held" if vacuumed.rewritten else "no segment held"
         out.print(f"Vacuum: {done} replaced or deleted chunks ({vacuumed.seconds} s).")
 
