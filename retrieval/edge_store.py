@@ -61,8 +61,8 @@ def _edge_filter(flt: PointFilter | None) -> qe.Filter | None:
 
 
 def _config(dim: int, vacuum: bool = False) -> qe.EdgeConfig:
-    """The shard's settings; with `vacuum`, its optimizer also rewrites any segment that holds a
-    single deleted point (the engine's own threshold is a fifth of the segment)."""
+    """The shard's settings; with `vacuum`, its optimizer also rewrites any segment of at least
+    `_VACUUM_MIN_POINTS` that holds a deleted point (the engine's own threshold is a fifth of it)."""
     optimizers = (
         qe.EdgeOptimizersConfig(
             max_segment_size=MAX_SEGMENT_KB,

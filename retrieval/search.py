@@ -622,7 +622,7 @@ def _spread_weight(hits: list[tuple[str, float]], spread: float) -> float:
     (0 where it has fewer), relative to the best, over `spread`, at most 1.
 
     Why: RRF reads ranks, not scores, so when the dense model finds ten sections about equally close
-    to a question (none is clearly about it), its order among them still counted as much as a clear
+    to a question (none is clearly about it), its order among them would count as much as a clear
     first place. A leg with no positive best score has no confidence at all.
     """
     if spread == 0:
