@@ -63,17 +63,10 @@ def _edge_filter(flt: PointFilter | None) -> qe.Filter | None:
 def _config(dim: int, vacuum: bool = False) -> qe.EdgeConfig:
     """The shard's settings; with `vacuum`, its optimizer also rewrites any segment of at least
     `_VACUUM_MIN_POINTS` that holds a deleted point (the engine's own threshold is a fifth of it)."""
-    optimizers = (
-        qe.EdgeOptimizersConfig(
-            max_segment_size=MAX_SEGMENT_KB,
-            deleted_threshold=0.0,
-            vacuum_min_vector_number=_VACUUM_MIN_POINTS,
-        )
-        if vacuum
-        else qe.EdgeOptimizersConfig(max_segment_size=MAX_SEGMENT_KB)
-    )
+    vacuuming = {"deleted_threshold": 0.0, "vacuum_min_vector_number": _VACUUM_MIN_POINTS} if vacuum else {}
     return qe.EdgeConfig(
-        vectors=qe.EdgeVectorParams(size=dim, distance=qe.Distance.Cosine), optimizers=optimizers
+        vectors=qe.EdgeVectorParams(size=dim, distance=qe.Distance.Cosine),
+        optimizers=qe.EdgeOptimizersConfig(max_segment_size=MAX_SEGMENT_KB, **vacuuming),
     )
 
 
@@ -96,9 +89,12 @@ class EdgeStore:
         persisted = self._shard_dir / "edge_config.json"
         if persisted.exists():
             self._dim = _dimension(persisted)
-            config = _config(self._dim)  # a shard made before MAX_SEGMENT_KB gets it too
-            self._shard = self._open(lambda: qe.EdgeShard.load(str(self._shard_dir), config))
+            self._shard = self._load()  # a shard made before MAX_SEGMENT_KB gets it too
             _index_payload(self._shard)
+
+    def _load(self, vacuum: bool = False) -> qe.EdgeShard:
+        """The persisted shard, opened with this devrag's settings (`_config`)."""
+        return self._open(lambda: qe.EdgeShard.load(str(self._shard_dir), _config(self._dim, vacuum)))
 
     def _open(self, opener: Any) -> qe.EdgeShard:
         try:
@@ -268,14 +264,12 @@ class EdgeStore:
         if self._shard is None:
             return False
         self._shard.close()
-        self._shard = self._open(
-            lambda: qe.EdgeShard.load(str(self._shard_dir), _config(self._dim, vacuum=True))
-        )
+        self._shard = self._load(vacuum=True)
         try:
             return bool(self._shard.optimize())
         finally:
             self._shard.close()
-            self._shard = self._open(lambda: qe.EdgeShard.load(str(self._shard_dir), _config(self._dim)))
+            self._shard = self._load()
 
     def get_meta(self, key: str) -> dict[str, Any] | None:
         return self._meta.get(key)
