@@ -39,7 +39,7 @@ class _Silent:
 
 
 READING, EMBEDDING, INDEXING = "reading files", "embedding chunks", "indexing vectors"
-RESPELLING = "rewriting the BM25 field"
+RESPELLING = "rewriting chunks as this version stores them"
 # A no-op until an OpenTelemetry SDK is configured (devrag.server.tracing, on request).
 _tracer = trace.get_tracer("devrag.ingest")
 
@@ -150,8 +150,8 @@ def ingest(
 
 
 def _prepare(index: Index, progress: StageProgress) -> int:
-    """Ready the index for writes; a BM25 field of an older spelling is rewritten first, as a
-    stage. How many chunks were rewritten."""
+    """Ready the index for writes; chunks an older version stored otherwise (BM25 spelling, ids) are
+    rewritten first, as a stage. How many chunks were rewritten."""
     pending = index.respell_pending()
     if pending:
         progress.stage(RESPELLING, pending)

@@ -37,8 +37,8 @@ class IndexStatus(BaseModel):
     # rank. None: the engine keeps no keyword indexes (qdrant-client's local mode).
     payload_indexes: list[str] | None = None
     missing_payload_indexes: list[str] = []
-    # Chunks whose BM25 field an older devrag spelled: searches refuse the index until the next
-    # ingest rewrites them (`Index.respell_pending`).
+    # Chunks an older devrag stored otherwise (BM25 spelling, ids): searches refuse the index until
+    # the next ingest rewrites them (`Index.respell_pending`).
     respell_pending: int = 0
 
 

@@ -11,7 +11,7 @@ from typing import Any
 from devrag.retrieval.errors import IndexMismatchError, IndexWriteError
 from devrag.retrieval.lexical_field import LEXICAL_FIELD, LEXICAL_VERSION, field_text
 from devrag.retrieval.paths import path_matches
-from devrag.retrieval.schema import CHUNKER_VERSION, PAYLOAD_VERSION, Chunk
+from devrag.retrieval.schema import CHUNKER_VERSION, ID_VERSION, PAYLOAD_VERSION, Chunk, chunk_id
 from devrag.retrieval.store import PointFilter, StoredPoint, VectorStore
 from devrag.retrieval.write_lock import WriteLock
 
@@ -24,9 +24,10 @@ _REPO_PREFIX = "repo:"
 _SKIPPED_PREFIX = "skipped:"
 _RETRIES = 2
 # BM25 terms versions whose chunks hold this version's terms, only spelled otherwise: the next
-# ingest rewrites their field in place instead of the index being rebuilt.
+# ingest rewrites their field in place instead of the index being rebuilt (as it re-keys an index
+# of older chunk ids, `ID_VERSION`).
 _RESPELLED_FROM = frozenset({"1"})
-_RESPELL_BATCH = 256
+_REWRITE_BATCH = 256
 _READ_BATCH = 512
 # Up to this many content hashes are looked up one point each (see `Index.vectors_by_hash`).
 _ONE_BY_ONE = 32
@@ -170,15 +171,7 @@ class Index:
                 "or set DEVRAG_EMBED_MODEL back to the recorded model."
             )
         lexical = recorded.get("lexical")
-        if lexical in _RESPELLED_FROM:
-            ingests = self._ingests() or "`devrag ingest PATH`"
-            raise IndexMismatchError(
-                f"The index at {self.store.location} holds BM25 terms of version {lexical}, which "
-                f"this devrag spells otherwise (version {LEXICAL_VERSION}). Run an ingest of any of "
-                f"its repositories once ({ingests}): it rewrites every chunk's BM25 field in place "
-                "and keeps the vectors."
-            )
-        if lexical != LEXICAL_VERSION:
+        if lexical not in {*_RESPELLED_FROM, LEXICAL_VERSION}:
             built = f"BM25 terms of version {lexical}" if lexical else "no BM25 field (built before 0.2)"
             why = f"this devrag ranks BM25 inside the engine over terms of version {LEXICAL_VERSION}"
             raise IndexMismatchError(self._rebuild(built, why))
@@ -192,6 +185,14 @@ class Index:
                 f"alert names and folders from its chunks, payload version {PAYLOAD_VERSION}"
             )
             raise IndexMismatchError(self._rebuild(built, why))
+        if lexical != LEXICAL_VERSION or _ids(recorded) != ID_VERSION:
+            ingests = self._ingests() or "`devrag ingest PATH`"
+            raise IndexMismatchError(
+                f"The index at {self.store.location} holds chunks stored as an older devrag stored "
+                f"them (BM25 terms of version {lexical}, chunk ids of version {_ids(recorded)}; this "
+                f"devrag writes {LEXICAL_VERSION} and {ID_VERSION}). Run an ingest of any of its "
+                f"repositories once ({ingests}): it rewrites every chunk in place and keeps the vectors."
+            )
 
     def _ingests(self) -> str:
         """The commands that ingest every recorded repository again, as recorded."""
@@ -213,9 +214,9 @@ class Index:
 
     def prepare(self, rewritten: Callable[[int], None] | None = None) -> None:
         """Create the collection and record which model, chunker and BM25 terms fill it; first
-        rewrite the BM25 field of an index whose terms this version only spells otherwise
-        (`rewritten` hears each batch's size; `respell_pending` says how many before)."""
-        self._respell_older_terms(rewritten or (lambda _: None))
+        rewrite the chunks of an index that this version only stores otherwise (BM25 spelling, ids;
+        `rewritten` hears each batch's size; `respell_pending` says how many before)."""
+        self._rewrite_in_place(rewritten or (lambda _: None))
         self.check_compatible()
         self.store.ensure_collection(self.dim)
         if self.store.get_meta(INDEX_META_KEY) is None:
@@ -225,46 +226,73 @@ class Index:
                 "chunker": CHUNKER_VERSION,
                 "lexical": LEXICAL_VERSION,
                 "payload": PAYLOAD_VERSION,
+                "ids": ID_VERSION,
             }
             self.store.put_meta(INDEX_META_KEY, meta)
 
     def respell_pending(self) -> int:
-        """How many chunks `prepare` will rewrite to this version's BM25 spelling (0: none)."""
-        return self.store.count() if self._older_spelling() else 0
+        """How many chunks `prepare` will rewrite in place, as this version stores them (0: none)."""
+        return self.store.count() if self._stored_otherwise() else 0
 
-    def _older_spelling(self) -> dict[str, Any] | None:
-        """The index's recorded build when its BM25 terms are this version's, spelled otherwise."""
+    def _stored_otherwise(self) -> dict[str, Any] | None:
+        """The index's recorded build when its chunks are this version's, only stored otherwise
+        (BM25 terms spelled otherwise, chunk ids of an older version)."""
         recorded = self.store.get_meta(INDEX_META_KEY)
-        return recorded if recorded and recorded.get("lexical") in _RESPELLED_FROM else None
+        if not recorded or recorded.get("lexical") not in {*_RESPELLED_FROM, LEXICAL_VERSION}:
+            return None
+        return recorded if recorded["lexical"] != LEXICAL_VERSION or _ids(recorded) != ID_VERSION else None
 
-    def _respell_older_terms(self, rewritten: Callable[[int], None]) -> None:
-        """Rewrite every chunk's BM25 field as this version spells it, vectors kept; then record it.
+    def _rewrite_in_place(self, rewritten: Callable[[int], None]) -> None:
+        """Rewrite every chunk as this version stores it, vectors kept; then record the versions.
 
-        Why: version 2 spells version 1's terms three ways (see `lexical_field`), and rebuilding
-        an index for that would embed every chunk again (hours at a million chunks). Readers
-        refuse the index until the new version is recorded, so none ranks by a field half
-        rewritten; an upgrade cut off is redone whole by the next ingest.
+        Why: version 2 of the BM25 field spells version 1's terms three ways (see `lexical_field`),
+        version 2 of the ids starts each with its document's key (`chunk_id`), and rebuilding an
+        index for either would embed every chunk again (hours at a million chunks). Readers refuse
+        the index until the new versions are recorded, so none ranks by chunks half rewritten; an
+        upgrade cut off is redone by the next ingest (a chunk already under its new id is written
+        again, one still under its old id is moved).
         """
-        recorded = self._older_spelling()
+        recorded = self._stored_otherwise()
         if recorded is None:
             return
-        upgraded = {**recorded, "lexical": LEXICAL_VERSION}
+        upgraded = {**recorded, "lexical": LEXICAL_VERSION, "ids": ID_VERSION}
         self._check_recorded(upgraded)  # an index built otherwise in any other way is refused as before
         with self.lock:
-            batch: list[StoredPoint] = []
-            for point in self.store.scroll(with_vectors=True):
-                batch.append(point)
-                if len(batch) == _RESPELL_BATCH:
-                    rewritten(self._rewrite(batch))
-                    batch = []
-            rewritten(self._rewrite(batch))
+            keys = self._current_ids() if _ids(recorded) != ID_VERSION else self._same_ids()
+            ids = list(keys)
+            for start in range(0, len(ids), _REWRITE_BATCH):
+                points = self.store.retrieve(ids[start : start + _REWRITE_BATCH], with_vectors=True)
+                rewritten(self._rewrite(points, keys))
             self._put_meta_verified(INDEX_META_KEY, upgraded)
 
-    def _rewrite(self, points: list[StoredPoint]) -> int:
-        """Write the points again as chunks, vectors kept; how many."""
+    def _same_ids(self) -> dict[str, str]:
+        """Every stored chunk's id, kept."""
+        return {p.id: p.id for p in self.store.scroll(fields=[])}
+
+    def _current_ids(self) -> dict[str, str]:
+        """Every stored chunk's id as this version makes it (`chunk_id`), by its stored id."""
+        documents: dict[tuple[str, str], dict[int, tuple[str, list[str]]]] = {}
+        for p in self.store.scroll(fields=["repo", "path", "section", "content_hash"]):
+            place = documents.setdefault((p.payload["repo"], p.payload["path"]), {})
+            digest, ids = place.setdefault(p.payload.get("section", 0), (p.payload["content_hash"], []))
+            ids.append(p.id)  # two ids at one place: an upgrade cut off after writing the new one
+        keys: dict[str, str] = {}
+        for (repo, path), places in documents.items():
+            seen: dict[str, int] = {}
+            for section in sorted(places):
+                digest, ids = places[section]
+                new = chunk_id(repo, path, digest, seen.get(digest, 0))
+                seen[digest] = seen.get(digest, 0) + 1
+                keys |= dict.fromkeys(ids, new)
+        return keys
+
+    def _rewrite(self, points: list[StoredPoint], keys: dict[str, str]) -> int:
+        """Write the points again as chunks under their new ids, vectors kept, then delete them
+        under the old ones; how many."""
         if points:
-            chunks = [Chunk.model_validate(_chunk_fields(p.payload)) for p in points]
+            chunks = [Chunk.model_validate(_rekeyed(_chunk_fields(p.payload), keys)) for p in points]
             self.write(chunks, [list(p.vector or ()) for p in points])
+            self.delete([p.id for p in points if keys[p.id] != p.id])
         return len(points)
 
     # Generation ---------------------------------------------------------------------------------
@@ -492,6 +520,22 @@ class Index:
         for start in range(0, len(ids), _READ_BATCH):
             out.extend(self.store.retrieve(ids[start : start + _READ_BATCH], fields=["content_hash"]))
         return out
+
+
+def _ids(recorded: dict[str, Any]) -> str:
+    """The chunk ids' version an index recorded; indexes before versioned ids hold version 1."""
+    return str(recorded.get("ids") or "1")
+
+
+def _rekeyed(fields: dict[str, Any], keys: dict[str, str]) -> dict[str, Any]:
+    """A chunk's fields with every chunk id it holds (its own, its document's lead and opening) new."""
+    lead = fields.get("lead")
+    opening = fields.get("opening")
+    return fields | {
+        "id": keys[fields["id"]],
+        "lead": keys.get(lead, lead) if lead else lead,
+        "opening": keys.get(opening, opening),
+    }
 
 
 def _chunk_fields(payload: dict[str, Any]) -> dict[str, Any]:

@@ -26,6 +26,9 @@ CHUNKER_VERSION = "4"
 #    every payload.
 PAYLOAD_VERSION = "3"
 
+# Bump when chunk ids are made otherwise: an ingest re-keys an index of older ids in place.
+# 2: the document's key first (`document_key`), so a search groups hits without their payloads.
+ID_VERSION = "2"
 _ID_NAMESPACE = uuid.UUID("5b0f7c52-3c1e-4d0a-9a43-2f4f4d1b6e11")
 
 
@@ -34,9 +37,25 @@ def content_hash(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
+def document_key(repo: str, path: str) -> str:
+    """A document's key: 16 hex digits of a hash of its repository and path, the head of its chunks' ids."""
+    return uuid.uuid5(_ID_NAMESPACE, f"{repo}\0{path}").hex[:16]
+
+
 def chunk_id(repo: str, path: str, chunk_hash: str, occurrence: int) -> str:
-    """A point ID that stays the same while the chunk's text and place stay the same."""
-    return str(uuid.uuid5(_ID_NAMESPACE, f"{repo}\0{path}\0{chunk_hash}\0{occurrence}"))
+    """A point ID that stays the same while the chunk's text and place stay the same.
+
+    Its first half is the document's key (`document_key`), so a search tells which document a hit
+    belongs to from the id the engine returns, without reading the hit's payload (at a million
+    chunks, payloads read with the hits took half of each first-stage query).
+    """
+    chunk = uuid.uuid5(_ID_NAMESPACE, f"{repo}\0{path}\0{chunk_hash}\0{occurrence}").hex[16:]
+    return str(uuid.UUID(hex=document_key(repo, path) + chunk))
+
+
+def id_document(cid: str) -> str:
+    """The key of the document a chunk id (`chunk_id`) belongs to."""
+    return cid[:8] + cid[9:13] + cid[14:18]
 
 
 class ChunkDraft(BaseModel):

@@ -146,8 +146,9 @@ def index_status(status: IndexStatus) -> None:
     out.print(_payload_indexes(status), markup=False)
     if status.respell_pending:
         out.print(
-            f"BM25 field: {status.respell_pending} chunks in an older spelling; searches refuse the "
-            "index until the next `devrag ingest` of any repository rewrites them (vectors kept)",
+            f"{status.respell_pending} chunks stored as an older devrag stored them (BM25 spelling, "
+            "ids); searches refuse the index until the next `devrag ingest` of any repository "
+            "rewrites them (vectors kept)",
             markup=False,
         )
     # No borders: at 80 columns they would cost the repository name 17 characters.

@@ -19,6 +19,7 @@ from devrag.retrieval.lexical_field import LEXICAL_VERSION, field_text, lexical_
 from devrag.retrieval.lexical_query import bm25_search
 from devrag.retrieval.schema import (
     CHUNKER_VERSION,
+    ID_VERSION,
     PAYLOAD_VERSION,
     Chunk,
     chunk_id,
@@ -242,7 +243,12 @@ def test_an_index_without_the_bm25_field_is_refused_with_the_commands_that_rebui
     assert "`devrag ingest /srv/runbooks --name ops`" in message
     with pytest.raises(IndexMismatchError):
         index.prepare()  # nor does an ingest write into it
-    current = {"chunker": CHUNKER_VERSION, "lexical": LEXICAL_VERSION, "payload": PAYLOAD_VERSION}
+    current = {
+        "chunker": CHUNKER_VERSION,
+        "lexical": LEXICAL_VERSION,
+        "payload": PAYLOAD_VERSION,
+        "ids": ID_VERSION,
+    }
     store.put_meta(INDEX_META_KEY, {"model": embedder.name, "dim": embedder.dim, **current})
     index.check_compatible()
     store.close()

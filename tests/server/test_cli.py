@@ -276,7 +276,7 @@ def test_an_index_of_older_bm25_spellings_is_refused_by_search_shown_by_status_a
     refused = " ".join(cli("search", "disk full", code=1).split())
     assert "Run an ingest of any of its repositories once" in refused and "--name ops" in refused
     pending = json.loads(cli("status", "--json"))["respell_pending"]
-    assert pending > 0 and "in an older spelling" in " ".join(cli("status").split())
+    assert pending > 0 and "stored as an older devrag stored them" in " ".join(cli("status").split())
     summary = json.loads(cli("ingest", str(ops_repo.path), "--json"))
     assert summary["mode"] == "noop" and summary["chunks"]["respelled"] == pending
     assert json.loads(cli("status", "--json"))["respell_pending"] == 0
