@@ -172,9 +172,7 @@ class EdgeStore:
         records, next_offset = self._shard.scroll(request)
         return [_stored(r.id, r.payload, r.vector if with_vectors else None) for r in records], next_offset
 
-    def search(
-        self, vector: Sequence[float], limit: int, flt: PointFilter | None = None, fields: Sequence[str] = ()
-    ) -> list[ScoredId]:
+    def search(self, vector: Sequence[float], limit: int, flt: PointFilter | None = None) -> list[ScoredId]:
         if self._shard is None:
             return []
         request = qe.QueryRequest(
@@ -182,22 +180,20 @@ class EdgeStore:
             query=qe.Query.Nearest(list(vector)),
             filter=_edge_filter(flt),
             params=qe.SearchParams(hnsw_ef=hnsw_ef(limit)),
-            with_payload=list(fields) or False,
+            with_payload=False,
         )
-        return scored_hits(self._shard.query(request), fields)
+        return scored_hits(self._shard.query(request))
 
-    def lexical_search(
-        self, text: str, limit: int, flt: PointFilter | None = None, fields: Sequence[str] = ()
-    ) -> list[ScoredId]:
+    def lexical_search(self, text: str, limit: int, flt: PointFilter | None = None) -> list[ScoredId]:
         if self._shard is None or not text:
             return []
         request = qe.QueryRequest(
             limit=limit,
             query=qe.TextQuery(LEXICAL_FIELD, text, qe.Bm25Params(k=K1, b=B)),
             filter=self._text_filter(flt),
-            with_payload=list(fields) or False,
+            with_payload=False,
         )
-        return scored_hits(self._shard.query(request), fields)
+        return scored_hits(self._shard.query(request))
 
     def warm_slices(self) -> int:
         """How many calls of `warm` read every stored vector once."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import uuid
+from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -274,16 +275,15 @@ class Index:
         documents: dict[tuple[str, str], dict[int, tuple[str, list[str]]]] = {}
         for p in self.store.scroll(fields=["repo", "path", "section", "content_hash"]):
             place = documents.setdefault((p.payload["repo"], p.payload["path"]), {})
-            digest, ids = place.setdefault(p.payload.get("section", 0), (p.payload["content_hash"], []))
-            ids.append(p.id)  # two ids at one place: an upgrade cut off after writing the new one
+            # Two ids at one place: an upgrade cut off after writing the new one.
+            place.setdefault(p.payload["section"], (p.payload["content_hash"], []))[1].append(p.id)
         keys: dict[str, str] = {}
         for (repo, path), places in documents.items():
-            seen: dict[str, int] = {}
+            seen: Counter[str] = Counter()  # as ingest numbers equal texts of one file, in line order
             for section in sorted(places):
                 digest, ids = places[section]
-                new = chunk_id(repo, path, digest, seen.get(digest, 0))
-                seen[digest] = seen.get(digest, 0) + 1
-                keys |= dict.fromkeys(ids, new)
+                keys |= dict.fromkeys(ids, chunk_id(repo, path, digest, seen[digest]))
+                seen[digest] += 1
         return keys
 
     def _rewrite(self, points: list[StoredPoint], keys: dict[str, str]) -> int:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
 from devrag.retrieval.lexical_field import query_parts
@@ -25,25 +24,15 @@ class _Part:
     last: float  # the lowest score read; 0 when the engine had no more hits than these
 
     @classmethod
-    def read(
-        cls,
-        store: VectorStore,
-        part: tuple[int, str],
-        depth: int,
-        flt: PointFilter | None,
-        fields: Sequence[str],
-    ) -> _Part:
+    def read(cls, store: VectorStore, part: tuple[int, str], depth: int, flt: PointFilter | None) -> _Part:
         weight, text = part
-        hits = store.lexical_search(text, depth, flt, fields)
+        hits = store.lexical_search(text, depth, flt)
         scores = {hit.id: hit.score for hit in hits}
         return cls(weight, text, hits, scores, hits[-1].score if len(hits) == depth else 0.0)
 
 
-def bm25_search(
-    store: VectorStore, query: str, limit: int, flt: PointFilter | None = None, fields: Sequence[str] = ()
-) -> list[ScoredId]:
-    """The best `limit` chunks for `query` by BM25, ranked by the engine; with `fields` where the
-    first round's hits carried them.
+def bm25_search(store: VectorStore, query: str, limit: int, flt: PointFilter | None = None) -> list[ScoredId]:
+    """The best `limit` chunks for `query` by BM25, ranked by the engine.
 
     Why: an alert text names its subject twice ("the kube service ... kube saturation"), and BM25
     counts that repetition as evidence, where one text query counts each distinct word once. The
@@ -59,12 +48,12 @@ def bm25_search(
     """
     parts = query_parts(query)
     if len(parts) <= 1:
-        return store.lexical_search(parts[0][1], limit, flt, fields) if parts else []
+        return store.lexical_search(parts[0][1], limit, flt) if parts else []
     depth = limit
     rescored: list[dict[str, float]] = [{} for _ in parts[1:]]  # per later part, kept across rounds
     while True:
-        first = _Part.read(store, parts[0], depth, flt, fields if depth == limit else ())
-        later = [_Part.read(store, part, depth, flt, ()) for part in parts[1:]]
+        first = _Part.read(store, parts[0], depth, flt)
+        later = [_Part.read(store, part, depth, flt) for part in parts[1:]]
         ranked = sorted(_totals(store, first, later, flt, rescored), key=lambda hit: -hit.score)[:limit]
         if first.last == 0 or ranked[-1].score >= _best_outside(first, later):
             return ranked

@@ -90,15 +90,11 @@ class OwnedStore:
         page, next_offset = self._call("scroll_page", *request)
         return list(page), next_offset
 
-    def search(
-        self, vector: Sequence[float], limit: int, flt: PointFilter | None = None, fields: Sequence[str] = ()
-    ) -> list[ScoredId]:
-        return list(self._call("search", list(vector), limit, flt, list(fields)))
+    def search(self, vector: Sequence[float], limit: int, flt: PointFilter | None = None) -> list[ScoredId]:
+        return list(self._call("search", list(vector), limit, flt))
 
-    def lexical_search(
-        self, text: str, limit: int, flt: PointFilter | None = None, fields: Sequence[str] = ()
-    ) -> list[ScoredId]:
-        return list(self._call("lexical_search", text, limit, flt, list(fields))) if text else []
+    def lexical_search(self, text: str, limit: int, flt: PointFilter | None = None) -> list[ScoredId]:
+        return list(self._call("lexical_search", text, limit, flt)) if text else []
 
     def count(self, flt: PointFilter | None = None) -> int:
         return int(self._call("count", flt))

@@ -175,9 +175,7 @@ class QdrantStore:
         )
         return [_stored(r.id, r.payload, r.vector if with_vectors else None) for r in records], next_offset
 
-    def search(
-        self, vector: Sequence[float], limit: int, flt: PointFilter | None = None, fields: Sequence[str] = ()
-    ) -> list[ScoredId]:
+    def search(self, vector: Sequence[float], limit: int, flt: PointFilter | None = None) -> list[ScoredId]:
         if not self._exists():
             return []
         response = self.client.query_points(
@@ -186,13 +184,11 @@ class QdrantStore:
             limit=limit,
             query_filter=_client_filter(flt),
             search_params=None if self.local else models.SearchParams(hnsw_ef=hnsw_ef(limit)),  # local scans
-            with_payload=list(fields) or False,
+            with_payload=False,
         )
-        return scored_hits(response.points, fields)
+        return scored_hits(response.points)
 
-    def lexical_search(
-        self, text: str, limit: int, flt: PointFilter | None = None, fields: Sequence[str] = ()
-    ) -> list[ScoredId]:
+    def lexical_search(self, text: str, limit: int, flt: PointFilter | None = None) -> list[ScoredId]:
         if not text or not self._exists():
             return []
         query = models.TextQuery(
@@ -206,9 +202,9 @@ class QdrantStore:
             using=LEXICAL_FIELD,
             limit=limit,
             query_filter=_client_filter(flt),
-            with_payload=list(fields) or False,
+            with_payload=False,
         )
-        return scored_hits(response.points, fields)
+        return scored_hits(response.points)
 
     def count(self, flt: PointFilter | None = None) -> int:
         if not self._exists():

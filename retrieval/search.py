@@ -26,7 +26,7 @@ from devrag.retrieval.lexical_query import bm25_search
 from devrag.retrieval.models import Embedder, head
 from devrag.retrieval.rerank import Reranker
 from devrag.retrieval.review_age import ReviewAge, freshness, review_age
-from devrag.retrieval.schema import META_FIELDS, DocMeta, embed_text_for
+from devrag.retrieval.schema import META_FIELDS, DocMeta, document_key, embed_text_for, id_document
 from devrag.retrieval.services import ServiceNames
 from devrag.retrieval.store import PointFilter, ScoredId, VectorStore
 
@@ -41,12 +41,18 @@ Route = Literal["runbook_url", "catalogue", "search"]
 # no-op; the query text is never an attribute here (the server adds it when the operator opts in).
 _tracer = trace.get_tracer("devrag.retrieval")
 _SPREAD_DEPTH = 10  # a first stage's confidence compares its best score with its tenth
-# What a search reads of every candidate: enough to group chunks into documents, find a document's
-# opening section and date it. Text is read only for the reranker's input and the results.
-_CANDIDATE_FIELDS = ("repo", "path", "title_only", "opening", "lead", "last_commit_date", "last_reviewed")
+# A search groups its candidates into documents by their ids (`id_document`), reading no payload.
+# The reranked ranking reads one chunk of each candidate document: where its opening section is
+# (the lead vote) and its dates (recency). Whole payloads are read only for the reranker's input
+# and the results.
+_DOCUMENT_FIELDS = ("opening", "last_commit_date", "last_reviewed")
 _RESULT_FIELDS = (
     *META_FIELDS,
-    *_CANDIDATE_FIELDS,
+    *_DOCUMENT_FIELDS,
+    "repo",
+    "path",
+    "title_only",
+    "lead",
     "title",
     "headings",
     "doc_type",
@@ -189,11 +195,12 @@ class SearchResponse(BaseModel):
 class HybridIndex:
     """The one read API over an Index: searches and document reads, answered by the engine.
 
-    The process holds no copy of the corpus: each search reads from the engine the payloads of its
-    own candidates (their document fields; text only for the reranker's input and the results),
-    and alert names, services and folders are looked up by payload indexes. So any number of
-    processes, on any number of machines, answer from the store as it is now, and opening an index
-    costs the same at any size. What is kept is names, never chunks: the services and the
+    The process holds no copy of the corpus: each search groups the engine's hits into documents
+    by their ids, and reads payloads only for its final candidates (one chunk of each candidate
+    document in the reranked mode, the reranker's input and the results), and alert names,
+    services and folders are looked up by payload indexes. So any number of processes, on any
+    number of machines, answer from the store as it is now, and opening an index costs the same
+    at any size. What is kept is names, never chunks: the services and the
     repositories' states, read again whenever the index's generation (advanced by every verified
     write, from any process) moves.
     """
@@ -291,13 +298,8 @@ class HybridIndex:
         read, trimmed = self._part_read(query)
         known = self.known()
         payloads = _Payloads(self.index.store)
-        dense, bm25 = self._first_stage(read, n, mode, flt, payloads, timings)
+        dense, bm25 = self._first_stage(read, n, mode, flt, timings)
         services, service = self._service_leg(read, n, mode, flt, known.services, timings)
-        # The rest of the candidates' payloads: hits that came without theirs (a BM25 query read deeper,
-        # the service leg). Hits of chunks deleted since the engine ranked them have none and drop out.
-        with _stage("payloads", timings):
-            payloads.read([i for hits in (dense, bm25, service) for i, _ in hits], _CANDIDATE_FIELDS)
-        dense, bm25, service = (payloads.known(hits) for hits in (dense, bm25, service))
         with _stage("fusion", timings):
             votes = [[i for i, _ in dense], [i for i, _ in bm25], [i for i, _ in service]]
             fused = rrf(votes, config.rrf_k, [1.0, 1.0, config.service_vote])
@@ -307,21 +309,20 @@ class HybridIndex:
         }
         candidates["fused"] = len(fused)
         evidence = _evidence(dense, bm25, fused, service)
-        chunks = payloads.chunks
         if mode == "hybrid+rerank":
             rerank = self._rerank(read, fused, payloads, evidence, timings)
             candidates["rerank"] = len(rerank)
             with _stage("lead", timings):
-                lead = self._lead_similarity(read, dense, bm25, chunks)
-            ranked = _reranked_documents(fused, dense, bm25, service, rerank, lead, chunks, config)
+                documents = self._document_fields([dense, bm25, service], payloads)
+                lead = self._lead_similarity(read, [dense, bm25], documents)
+            ranked = _reranked_documents(fused, dense, bm25, service, rerank, lead, documents, config)
         else:
-            ranked = _by_document(legs.get(mode, fused), chunks)
+            ranked = _by_document(legs.get(mode, fused))
         routes = self._alert_matches(read, alerts)
-        ranked, matched = _routed(ranked, routes, chunks, self._openings([d for d, _ in routes], flt))
-        payloads.read([sections[0][0] for _, sections in ranked[:k]], _CANDIDATE_FIELDS)
-        limit = config.sections_per_document
-        shown = [(score, _shown(sections, chunks, limit)) for score, sections in ranked[:k]]
-        payloads.read([cid for _, sections in shown for cid, _, _ in sections], _RESULT_FIELDS)
+        ranked, matched = _routed(ranked, routes, self._openings([d for d, _ in routes], flt))
+        with _stage("payloads", timings):
+            shown = self._read_results(ranked, k, payloads)
+        chunks = payloads.chunks
         results = []
         for score, sections in shown:
             match = matched.get(_document(chunks[sections[0][2]]))
@@ -354,20 +355,16 @@ class HybridIndex:
         return head(query, self.config.pasted_query_tokens, self.embedder.count_tokens), True
 
     def _first_stage(
-        self,
-        query: str,
-        n: int,
-        mode: str,
-        flt: PointFilter | None,
-        payloads: _Payloads,
-        timings: dict[str, float],
+        self, query: str, n: int, mode: str, flt: PointFilter | None, timings: dict[str, float]
     ) -> tuple[list[tuple[str, float]], list[tuple[str, float]]]:
         """Dense and BM25 candidates, both ranked by the engine under the same filter (None: nothing
-        passes it), their light payloads (`_CANDIDATE_FIELDS`) kept in `payloads`.
+        passes it), as ids and scores: no payload is read.
 
         BM25 is the engine's text query over each chunk's BM25 field (`lexical_field`); it runs on
-        a worker thread while the query is embedded. The engine returns the payloads with the hits:
-        reading them by id afterwards cost several times as much (`ScoredId`).
+        a worker thread while the query is embedded. Why no payloads: the engine reads a hit's whole
+        payload (three quarters of it the BM25 field) in every segment it searches, so at 1M chunks
+        the hits' payloads took about half of each leg (dense 14.4 ms at the median with them, 5.8
+        without; BM25 13.9 and 7.0), more than reading the few a search needs by id afterwards.
         """
         bm25_job = None
         if mode != "dense" and flt is not None:
@@ -378,14 +375,11 @@ class HybridIndex:
             with _stage("embed", timings):
                 vector = self._embed_query(query)
             with _stage("dense", timings) as span:
-                hits = [] if flt is None else self.index.store.search(vector, n, flt, _CANDIDATE_FIELDS)
-                payloads.keep(hits, _CANDIDATE_FIELDS)
-                dense = _ranked(hits)
+                dense = [] if flt is None else _ranked(self.index.store.search(vector, n, flt))
                 span.set_attribute("devrag.candidates", len(dense))
         bm25: list[tuple[str, float]] = []
         if bm25_job is not None:
             hits, timings["bm25"] = bm25_job.result()
-            payloads.keep(hits, _CANDIDATE_FIELDS)
             bm25 = _ranked(hits)
         return dense, bm25
 
@@ -465,12 +459,14 @@ class HybridIndex:
         evidence: dict[str, StageScores],
         timings: dict[str, float],
     ) -> dict[str, float]:
-        """Cross-encoder scores of the head of the fused list, by chunk id."""
+        """Cross-encoder scores of the head of the fused list, by chunk id (a chunk deleted since the
+        engine ranked it has no text to read and drops out)."""
         assert self.reranker is not None
         head = fused[: self.config.rerank_candidates]
+        payloads.read([i for i, _ in head], _RESULT_FIELDS)
+        head = [(i, score) for i, score in head if i in payloads.chunks]
         if not head:
             return {}
-        payloads.read([i for i, _ in head], _RESULT_FIELDS)
         with _stage("rerank", timings) as span:
             span.set_attribute("devrag.candidates", len(head))
             chunks = payloads.chunks
@@ -482,20 +478,52 @@ class HybridIndex:
                 evidence[i].rerank_score = s
         return dict(zip([i for i, _ in head], scores, strict=True))
 
+    def _document_fields(
+        self, legs: Sequence[list[tuple[str, float]]], payloads: _Payloads
+    ) -> dict[str, Chunk]:
+        """`_DOCUMENT_FIELDS` of each candidate document, by document key, read from its best chunk
+        (a document whose chunks were all deleted since has none)."""
+        firsts: dict[str, str] = {}
+        for hits in legs:
+            for cid, _ in hits:
+                firsts.setdefault(id_document(cid), cid)
+        payloads.read(list(firsts.values()), _DOCUMENT_FIELDS)
+        return {doc: payloads.chunks[cid] for doc, cid in firsts.items() if cid in payloads.chunks}
+
     def _lead_similarity(
-        self,
-        query: str,
-        dense: list[tuple[str, float]],
-        bm25: list[tuple[str, float]],
-        chunks: Mapping[str, Chunk],
-    ) -> dict[tuple[str, str], float]:
-        """Each candidate document's cosine between the query and its opening section's stored vector."""
+        self, query: str, legs: Sequence[list[tuple[str, float]]], documents: Mapping[str, Chunk]
+    ) -> dict[str, float]:
+        """Each candidate document's cosine between the query and its opening section's stored
+        vector, by document key."""
         if self.config.lead_vote == 0:
             return {}
-        leads = {chunks[cid]["opening"]: _document(chunks[cid]) for cid, _ in [*dense, *bm25]}
+        docs = dict.fromkeys(id_document(cid) for hits in legs for cid, _ in hits)
+        leads = {documents[doc]["opening"]: doc for doc in docs if doc in documents}
         vector = self._embed_query(query)
         points = self.index.store.retrieve(list(leads), with_vectors=True, fields=[])
         return {leads[p.id]: _dot(vector, p.vector) for p in points if p.vector is not None}
+
+    def _read_results(
+        self, ranked: list[RankedDocument], k: int, payloads: _Payloads
+    ) -> list[tuple[float, list[tuple[str, float, str]]]]:
+        """The first k ranked documents with the sections each shows (`_shown`), their payloads read.
+
+        A document's chunks deleted since the engine ranked them are left out, and a document
+        with none left gives its place to the next.
+        """
+        limit = self.config.sections_per_document
+        out: list[tuple[float, list[tuple[str, float, str]]]] = []
+        for start in range(0, len(ranked), k):
+            batch = ranked[start : start + k]
+            payloads.read([cid for _, sections in batch for cid, _ in sections], _RESULT_FIELDS)
+            for score, sections in batch:
+                kept = [(cid, s) for cid, s in sections if cid in payloads.chunks]
+                if kept and len(out) < k:
+                    out.append((score, _shown(kept, payloads.chunks, limit)))
+            if len(out) == k:
+                break
+        payloads.read([cid for _, sections in out for cid, _, _ in sections], _RESULT_FIELDS)
+        return out
 
     def close(self) -> None:
         self._pool.shutdown(wait=False)
@@ -506,10 +534,7 @@ RankedDocument = tuple[float, list[tuple[str, float]]]
 
 
 def _routed(
-    ranked: list[RankedDocument],
-    matches: list[tuple[Document, AlertMatch]],
-    chunks: Mapping[str, Chunk],
-    openings: dict[Document, str],
+    ranked: list[RankedDocument], matches: list[tuple[Document, AlertMatch]], openings: dict[Document, str]
 ) -> tuple[list[RankedDocument], dict[Document, AlertMatch]]:
     """The ranking with the alert's documents first, each with why; the rest keep their order.
 
@@ -517,7 +542,7 @@ def _routed(
     find shows its opening section, scored 0 (its evidence is the match, not a stage). Filters
     still apply: a routed document outside them has no opening in `openings` and is left out.
     """
-    found = {_document(chunks[sections[0][0]]): (score, sections) for score, sections in ranked}
+    found = {id_document(sections[0][0]): (score, sections) for score, sections in ranked}
     first: list[RankedDocument] = []
     matched: dict[Document, AlertMatch] = {}
     for doc, match in matches:
@@ -525,23 +550,23 @@ def _routed(
         if doc in matched or opening is None:
             continue
         matched[doc] = match
-        first.append(found.get(doc) or (0.0, [(opening, 0.0)]))
-    rest = [item for item in ranked if _document(chunks[item[1][0][0]]) not in matched]
+        first.append(found.get(document_key(*doc)) or (0.0, [(opening, 0.0)]))
+    keys = {document_key(*doc) for doc in matched}
+    rest = [item for item in ranked if id_document(item[1][0][0]) not in keys]
     return first + rest, matched
 
 
-def _by_document(ranked: list[tuple[str, float]], chunks: Mapping[str, Chunk]) -> list[RankedDocument]:
+def _by_document(ranked: list[tuple[str, float]]) -> list[RankedDocument]:
     """A chunk ranking as documents in order of their best chunk, each scored by it."""
-    return [(sections[0][1], sections) for sections in _members(ranked, chunks).values()]
+    return [(sections[0][1], sections) for sections in _members(ranked).values()]
 
 
-def _members(
-    ranked: list[tuple[str, float]], chunks: Mapping[str, Chunk]
-) -> dict[tuple[str, str], list[tuple[str, float]]]:
-    """Each document's chunks of a ranking, in ranking order; documents in order of their best."""
-    members: dict[tuple[str, str], list[tuple[str, float]]] = {}
+def _members(ranked: list[tuple[str, float]]) -> dict[str, list[tuple[str, float]]]:
+    """Each document's chunks of a ranking, in ranking order, by document key; documents in order
+    of their best."""
+    members: dict[str, list[tuple[str, float]]] = {}
     for cid, score in ranked:
-        members.setdefault(_document(chunks[cid]), []).append((cid, score))
+        members.setdefault(id_document(cid), []).append((cid, score))
     return members
 
 
@@ -551,8 +576,8 @@ def _reranked_documents(
     bm25: list[tuple[str, float]],
     service: list[tuple[str, float]],
     rerank: dict[str, float],
-    lead: dict[tuple[str, str], float],
-    chunks: Mapping[str, Chunk],
+    lead: dict[str, float],
+    documents: Mapping[str, Chunk],
     config: SearchConfig,
 ) -> list[RankedDocument]:
     """Documents in `_rank_documents` order, each with the chunks the reranker read, best first.
@@ -561,9 +586,9 @@ def _reranked_documents(
     beside ones it did (the client can fetch the whole document); a document the reranker did not
     read at all keeps its fused chunks.
     """
-    members = _members(fused, chunks)
+    members = _members(fused)
     ranked: list[RankedDocument] = []
-    for doc, score in _rank_documents(dense, bm25, service, rerank, lead, chunks, config):
+    for doc, score in _rank_documents(dense, bm25, service, rerank, lead, documents, config):
         fused_sections = members[doc]  # every ranked document has a fused chunk
         read = sorted(((cid, rerank[cid]) for cid, _ in fused_sections if cid in rerank), key=lambda p: -p[1])
         ranked.append((score, read or fused_sections))
@@ -575,10 +600,10 @@ def _rank_documents(
     bm25: list[tuple[str, float]],
     service: list[tuple[str, float]],
     rerank: dict[str, float],
-    lead: dict[tuple[str, str], float],
-    chunks: Mapping[str, Chunk],
+    lead: dict[str, float],
+    documents: Mapping[str, Chunk],
     config: SearchConfig,
-) -> list[tuple[tuple[str, str], float]]:
+) -> list[tuple[str, float]]:
     """Documents by RRF over three votes: dense, BM25 and the cross-encoder, each ranking documents.
 
     A document's rank in a list is its best chunk's place among distinct documents, so a page
@@ -597,13 +622,13 @@ def _rank_documents(
     Measured on the alert and question sets (README, "Retrieval quality").
     """
     k = config.document_rrf_k
-    votes = [_documents(dense, chunks), _documents(bm25, chunks), _documents(service, chunks)]
+    votes = [_documents(dense), _documents(bm25), _documents(service)]
     service_weight = config.service_vote * (3.0 + config.lead_vote) / 2.0
     weights = [_spread_weight(dense, config.vote_spread), _spread_weight(bm25, config.vote_spread)]
     scores = dict(rrf(votes, k, [*weights, service_weight]))
-    best: dict[tuple[str, str], float] = {}
+    best: dict[str, float] = {}
     for cid, score in rerank.items():
-        doc = _document(chunks[cid])
+        doc = id_document(cid)
         best[doc] = max(best.get(doc, -math.inf), score)
     for rank, doc in enumerate(sorted(best, key=lambda doc: -best[doc]), start=1):
         confidence = 1 / (1 + math.exp(-best[doc] / config.rerank_temperature))
@@ -611,9 +636,8 @@ def _rank_documents(
     for rank, doc in enumerate(sorted(lead, key=lambda doc: -lead[doc]), start=1):
         scores[doc] = scores.get(doc, 0.0) + config.lead_vote / (k + rank)
     if config.recency_weight:
-        payloads = {_document(chunks[cid]): chunks[cid] for cid, _ in [*dense, *bm25, *service]}
-        for doc in scores:
-            scores[doc] += _review(payloads[doc], config, reranked=True).recency or 0.0
+        for doc in scores.keys() & documents.keys():
+            scores[doc] += _review(documents[doc], config, reranked=True).recency or 0.0
     return sorted(scores.items(), key=lambda pair: -pair[1])
 
 
@@ -641,9 +665,9 @@ def _review(chunk: Chunk, config: SearchConfig, reranked: bool) -> ReviewAge:
     return age
 
 
-def _documents(ranked: list[tuple[str, float]], chunks: Mapping[str, Chunk]) -> list[tuple[str, str]]:
-    """The distinct documents of a chunk ranking, in order of their best chunk."""
-    return list(dict.fromkeys(_document(chunks[cid]) for cid, _ in ranked))
+def _documents(ranked: list[tuple[str, float]]) -> list[str]:
+    """The distinct documents of a chunk ranking, by key, in order of their best chunk."""
+    return list(dict.fromkeys(id_document(cid) for cid, _ in ranked))
 
 
 def _document(chunk: Chunk) -> tuple[str, str]:
@@ -706,11 +730,11 @@ class _Known:
 
 
 class _Payloads:
-    """The payloads one search reads from the engine, by chunk id: of its candidates only."""
+    """The payloads one search reads from the engine, by chunk id: of the few chunks it needs."""
 
     def __init__(self, store: VectorStore) -> None:
         self._store = store
-        self.chunks: Mapping[str, Chunk] = {}
+        self.chunks: dict[str, Chunk] = {}
         self._fields: dict[str, frozenset[str]] = {}
 
     def read(self, ids: Sequence[str], fields: Sequence[str]) -> None:
@@ -720,19 +744,9 @@ class _Payloads:
         for point in self._store.retrieve(missing, fields=list(wanted)) if missing else []:
             self._add(point.id, point.payload, wanted)
 
-    def keep(self, hits: Sequence[ScoredId], fields: Sequence[str]) -> None:
-        """Keep the `fields` the engine returned with `hits`; a hit without a payload is read later."""
-        wanted = frozenset(fields)
-        for hit in hits:
-            if hit.payload is not None:
-                self._add(hit.id, hit.payload, wanted)
-
     def _add(self, cid: str, payload: Mapping[str, Any], fields: frozenset[str]) -> None:
         self.chunks.setdefault(cid, {}).update(payload)
         self._fields[cid] = self._fields.get(cid, frozenset()) | fields
-
-    def known(self, hits: list[tuple[str, float]]) -> list[tuple[str, float]]:
-        return [(cid, score) for cid, score in hits if cid in self.chunks]
 
 
 def _result(
@@ -799,7 +813,7 @@ def _bm25_leg(
     try:
         timings: dict[str, float] = {}
         with _stage("bm25", timings) as span:
-            hits = bm25_search(store, query, n, flt, _CANDIDATE_FIELDS)
+            hits = bm25_search(store, query, n, flt)
             span.set_attribute("devrag.candidates", len(hits))
         return hits, timings["bm25"]
     finally:

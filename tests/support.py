@@ -15,7 +15,7 @@ from devrag.ingest.documents import decode, is_supported, parse_file
 from devrag.retrieval.index import Index
 from devrag.retrieval.lexical_field import LEXICAL_FIELD, field_text
 from devrag.retrieval.onnx_models import MODEL_FILE, default_onnx_dir, export_dir
-from devrag.retrieval.schema import content_hash, embed_text_for
+from devrag.retrieval.schema import chunk_id, content_hash, document_key, embed_text_for
 from devrag.retrieval.store import PointFilter, StoredPoint, VectorStore
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -203,3 +203,13 @@ def lexical_point(i: int, vector: list[float], words: Sequence[str]) -> StoredPo
     """Point `i` as the engine stores a chunk of `words`: its fields and its BM25 field."""
     chunk = {"path": f"doc{i}.md", "title": f"doc {i}", "headings": [], "text": " ".join(words)}
     return StoredPoint(str(uuid.UUID(int=i + 1)), {**chunk, LEXICAL_FIELD: field_text(chunk)}, vector)
+
+
+def chunk_of(path: str, n: int = 0) -> str:
+    """The id of a chunk of `path` in repository `ops`, as ingest makes it (its document's key first)."""
+    return chunk_id("ops", path, "0" * 64, n)
+
+
+def document_of(path: str) -> str:
+    """The key of document `path` in repository `ops`, as a search ranks it."""
+    return document_key("ops", path)

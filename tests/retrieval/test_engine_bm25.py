@@ -146,14 +146,12 @@ class _Depths:
         self.asked: list[int] = []
         self.rescored: list[tuple[str, str]] = []  # (text, chunk id)
 
-    def lexical_search(
-        self, text: str, limit: int, flt: PointFilter | None = None, fields: Sequence[str] = ()
-    ) -> list[ScoredId]:
+    def lexical_search(self, text: str, limit: int, flt: PointFilter | None = None) -> list[ScoredId]:
         if flt is None or flt.ids is None:
             self.asked.append(limit)
         else:
             self.rescored += [(text, cid) for cid in flt.ids]
-        return self._store.lexical_search(text, limit, flt, fields)
+        return self._store.lexical_search(text, limit, flt)
 
 
 @needs_corpus

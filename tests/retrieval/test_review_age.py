@@ -10,6 +10,7 @@ from devrag.ingest.pipeline import ingest
 from devrag.retrieval.review_age import ReviewAge, freshness, review_age
 from devrag.retrieval.search import HybridIndex, SearchConfig, _rank_documents
 from tests.retrieval.test_search import OverlapReranker
+from tests.support import chunk_of, document_of
 
 TODAY = dt.datetime.now(dt.UTC).date()
 REVIEWED = (TODAY - dt.timedelta(days=20)).isoformat()
@@ -98,15 +99,13 @@ def test_recency_is_off_by_default_and_when_on_adds_its_vote_in_the_reranked_ran
 @pytest.mark.parametrize("fresher", ["a.md", "b.md"])
 def test_the_recency_vote_decides_between_documents_the_other_votes_tie_on(fresher):
     dates = {"a.md": "2020-01-01", "b.md": "2020-01-01"} | {fresher: TODAY.isoformat()}
-    chunks = {
-        cid: {"repo": "ops", "path": f"{cid[0]}.md", "last_commit_date": dates[f"{cid[0]}.md"]}
-        for cid in ("a1", "b1")
-    }
-    dense, bm25 = [("a1", 0.9), ("b1", 0.8)], [("b1", 7.0), ("a1", 6.0)]  # one first place each
-    tied = _rank_documents(dense, bm25, [], {}, {}, chunks, SearchConfig())
+    documents = {document_of(path): {"last_commit_date": date} for path, date in dates.items()}
+    a, b = chunk_of("a.md"), chunk_of("b.md")
+    dense, bm25 = [(a, 0.9), (b, 0.8)], [(b, 7.0), (a, 6.0)]  # one first place each
+    tied = _rank_documents(dense, bm25, [], {}, {}, documents, SearchConfig())
     assert tied[0][1] == tied[1][1], "without recency the two documents tie"
-    ranked = _rank_documents(dense, bm25, [], {}, {}, chunks, SearchConfig(recency_weight=0.5))
-    assert ranked[0][0] == ("ops", fresher)
+    ranked = _rank_documents(dense, bm25, [], {}, {}, documents, SearchConfig(recency_weight=0.5))
+    assert ranked[0][0] == document_of(fresher)
     assert ranked[0][1] - tied[0][1] == pytest.approx(0.5 / 3)
 
 

@@ -6,6 +6,7 @@ import pytest
 
 from devrag.ingest.pipeline import ingest
 from devrag.retrieval.search import Filters, HybridIndex, SearchConfig, _rank_documents
+from tests.support import chunk_of, document_of
 
 RUNBOOKS = {
     "runbooks/crashloop.md": "# KubePodCrashLooping\n\n## Symptoms\n\nPods in `CrashLoopBackOff` restart "
@@ -213,13 +214,13 @@ def test_reranked_search_with_filters_that_match_nothing_returns_no_results(inde
 
 @pytest.mark.parametrize("about", ["a.md", "b.md"])
 def test_the_lead_vote_decides_between_documents_the_chunk_votes_tie_on(about):
-    chunks = {cid: {"repo": "ops", "path": f"{cid[0]}.md"} for cid in ("a1", "a2", "b1", "b2")}
-    dense, bm25 = [("a1", 0.9), ("b1", 0.8)], [("b2", 7.0), ("a2", 6.0)]  # one first place each
-    lead = {("ops", "a.md"): 0.2, ("ops", "b.md"): 0.2} | {("ops", about): 0.7}
-    ranked = _rank_documents(dense, bm25, [], {}, lead, chunks, SearchConfig())
+    a1, a2, b1, b2 = chunk_of("a.md", 0), chunk_of("a.md", 1), chunk_of("b.md", 0), chunk_of("b.md", 1)
+    dense, bm25 = [(a1, 0.9), (b1, 0.8)], [(b2, 7.0), (a2, 6.0)]  # one first place each
+    lead = {document_of("a.md"): 0.2, document_of("b.md"): 0.2} | {document_of(about): 0.7}
+    ranked = _rank_documents(dense, bm25, [], {}, lead, {}, SearchConfig())
     other = "b.md" if about == "a.md" else "a.md"
-    assert [doc for doc, _ in ranked] == [("ops", about), ("ops", other)]
-    untied = _rank_documents(dense, bm25, [], {}, lead, chunks, SearchConfig(lead_vote=0))
+    assert [doc for doc, _ in ranked] == [document_of(about), document_of(other)]
+    untied = _rank_documents(dense, bm25, [], {}, lead, {}, SearchConfig(lead_vote=0))
     assert untied[0][1] == untied[1][1], "without it the two documents tie"
 
 
@@ -227,20 +228,20 @@ def test_the_lead_vote_decides_between_documents_the_chunk_votes_tie_on(about):
 def test_the_service_vote_keeps_its_first_stage_share_among_the_reranked_votes(lead_vote, weight):
     """In the first stage it is one of three equal votes; among the reranked ranking's two first
     stages, cross-encoder and opening vote it weighs (3 + lead_vote) / 2 times as much."""
-    chunks = {"s1": {"repo": "ops", "path": "svc.md"}}
     config = SearchConfig(lead_vote=lead_vote)
-    [(doc, score)] = _rank_documents([], [], [("s1", 0.9)], {}, {}, chunks, config)
-    assert doc == ("ops", "svc.md") and score == pytest.approx(weight / (config.document_rrf_k + 1))
+    [(doc, score)] = _rank_documents([], [], [(chunk_of("svc.md"), 0.9)], {}, {}, {}, config)
+    assert doc == document_of("svc.md") and score == pytest.approx(weight / (config.document_rrf_k + 1))
 
 
-def _split_votes(dense_top: float, dense_tenth: float) -> tuple[list, list, dict]:
+def _split_votes(dense_top: float, dense_tenth: float) -> tuple[list, list]:
     """Dense puts a.md first and b.md second, BM25 the other way round; each has ten hits."""
-    chunks = {cid: {"repo": "ops", "path": f"{cid[0]}.md"} for cid in ("a1", "a2", "b1", "b2")}
-    chunks |= {f"x{i}": {"repo": "ops", "path": f"x{i}.md"} for i in range(8)}
+    others = [chunk_of(f"x{i}.md") for i in range(8)]
     step = (dense_top - dense_tenth) / 9
-    dense = [(cid, dense_top - i * step) for i, cid in enumerate(["a1", "b1", *(f"x{i}" for i in range(8))])]
-    bm25 = [(cid, 9.0 - i) for i, cid in enumerate(["b2", "a2", *(f"x{i}" for i in range(8))])]
-    return dense, bm25, chunks
+    dense = [
+        (cid, dense_top - i * step) for i, cid in enumerate([chunk_of("a.md"), chunk_of("b.md"), *others])
+    ]
+    bm25 = [(cid, 9.0 - i) for i, cid in enumerate([chunk_of("b.md", 1), chunk_of("a.md", 1), *others])]
+    return dense, bm25
 
 
 @pytest.mark.parametrize(
@@ -251,10 +252,10 @@ def _split_votes(dense_top: float, dense_tenth: float) -> tuple[list, list, dict
 def test_each_first_stage_vote_counts_as_much_as_it_is_confident(dense_top, dense_tenth, spread, expected):
     """Ten dense scores that barely fall (0.62 to 0.60) say little about their order: BM25's first
     place then outweighs dense's, where equally confident legs tie."""
-    dense, bm25, chunks = _split_votes(dense_top, dense_tenth)
-    ranked = _rank_documents(dense, bm25, [], {}, {}, chunks, SearchConfig(vote_spread=spread))
+    dense, bm25 = _split_votes(dense_top, dense_tenth)
+    ranked = _rank_documents(dense, bm25, [], {}, {}, {}, SearchConfig(vote_spread=spread))
     (first, a), (second, b) = ranked[:2]
     if expected == "tie":
-        assert a == pytest.approx(b) and {first, second} == {("ops", "a.md"), ("ops", "b.md")}
+        assert a == pytest.approx(b) and {first, second} == {document_of("a.md"), document_of("b.md")}
     else:
-        assert first == ("ops", expected) and a > b
+        assert first == document_of(expected) and a > b

@@ -1,4 +1,4 @@
-"""Hits carry the payload fields a search asks for, as a read by id would give them, on every store."""
+"""What every store reads: hits named by ids that carry their document, scrolls up to a limit."""
 
 from __future__ import annotations
 
@@ -8,13 +8,12 @@ import pytest
 
 from devrag.retrieval.lexical_query import bm25_search
 from devrag.retrieval.owned_store import OwnedStore
+from devrag.retrieval.schema import document_key, id_document
 from devrag.retrieval.search import SearchConfig
-from devrag.retrieval.store import ScoredId, VectorStore
+from devrag.retrieval.store import VectorStore
 from tests.conftest import open_test_store
 from tests.retrieval.test_engine_bm25 import corpus_chunks, written
 from tests.support import SAMPLE, HashEmbedder
-
-FIELDS = ["repo", "path", "opening", "title_only"]
 
 
 @pytest.fixture(params=["edge", "qdrant-local", "owned"])
@@ -29,29 +28,21 @@ def any_store(request: pytest.FixtureRequest, tmp_path: Path):
     store.close()
 
 
-def as_read_by_id(store: VectorStore, hits: list[ScoredId]) -> dict[str, dict]:
-    return {p.id: p.payload for p in store.retrieve([h.id for h in hits], fields=FIELDS)}
-
-
-def test_search_hits_carry_the_fields_asked_for_and_only_those(any_store):
+def test_every_hit_names_its_document_by_its_id_alone(any_store):
+    """A search groups hits into documents without reading a payload: on every store, a hit's id
+    (as the store returns it) begins with its document's key."""
     embedder = HashEmbedder()
     chunks = corpus_chunks(SAMPLE, embedder)
     written(any_store, chunks, embedder)
     vector = embedder.embed(["pods restart after the deploy"])[0]
     limit = SearchConfig().min_candidates
-
-    dense = any_store.search(vector, limit, None, FIELDS)
-    lexical = bm25_search(any_store, "pods restart after the deploy", limit, None, FIELDS)
+    dense = any_store.search(vector, limit)
+    lexical = bm25_search(any_store, "pods restart after the deploy", limit)
     for hits in (dense, lexical):
         assert len(hits) == limit
-        assert {h.id: h.payload for h in hits} == as_read_by_id(any_store, hits)
-        assert all({"repo", "path"} <= set(h.payload or {}) <= set(FIELDS) for h in hits)
-    # Asked for no fields, the engine reads none: the same ranking, no payloads.
-    plain = any_store.search(vector, limit)
-    assert [h.id for h in plain] == [h.id for h in dense]
-    assert [h.score for h in plain] == pytest.approx([h.score for h in dense])
-    assert all(h.payload is None for h in plain)
-    assert all(h.payload is None for h in bm25_search(any_store, "pods restart after the deploy", limit))
+        read = {p.id: p.payload for p in any_store.retrieve([h.id for h in hits], fields=["repo", "path"])}
+        assert read.keys() == {h.id for h in hits}
+        assert all(id_document(i) == document_key(p["repo"], p["path"]) for i, p in read.items())
 
 
 def test_a_scroll_stops_at_its_limit_and_a_vector_is_found_for_each_hash_either_way(any_store):
