@@ -189,10 +189,11 @@ class Index:
         if lexical != LEXICAL_VERSION or _ids(recorded) != ID_VERSION:
             ingests = self._ingests() or "`devrag ingest PATH`"
             raise IndexMismatchError(
-                f"The index at {self.store.location} holds chunks stored as an older devrag stored "
-                f"them (BM25 terms of version {lexical}, chunk ids of version {_ids(recorded)}; this "
-                f"devrag writes {LEXICAL_VERSION} and {ID_VERSION}). Run an ingest of any of its "
-                f"repositories once ({ingests}): it rewrites every chunk in place and keeps the vectors."
+                f"The index at {self.store.location} holds chunks as an older devrag stored them "
+                f"(BM25 terms of version {lexical} and chunk ids of version {_ids(recorded)}, where "
+                f"this devrag stores versions {LEXICAL_VERSION} and {ID_VERSION}). Run an ingest of any "
+                f"of its repositories once ({ingests}): it rewrites every chunk in place and keeps "
+                "the vectors."
             )
 
     def _ingests(self) -> str:
