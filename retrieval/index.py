@@ -186,7 +186,7 @@ class Index:
                 f"alert names and folders from its chunks, payload version {PAYLOAD_VERSION}"
             )
             raise IndexMismatchError(self._rebuild(built, why))
-        if lexical != LEXICAL_VERSION or _ids(recorded) != ID_VERSION:
+        if _stored_by_older(recorded):
             ingests = self._ingests() or "`devrag ingest PATH`"
             raise IndexMismatchError(
                 f"The index at {self.store.location} holds chunks as an older devrag stored them "
@@ -242,7 +242,7 @@ class Index:
         recorded = self.store.get_meta(INDEX_META_KEY)
         if not recorded or recorded.get("lexical") not in {*_RESPELLED_FROM, LEXICAL_VERSION}:
             return None
-        return recorded if recorded["lexical"] != LEXICAL_VERSION or _ids(recorded) != ID_VERSION else None
+        return recorded if _stored_by_older(recorded) else None
 
     def _rewrite_in_place(self, rewritten: Callable[[int], None]) -> None:
         """Rewrite every chunk as this version stores it, vectors kept; then record the versions.
@@ -526,6 +526,11 @@ class Index:
 def _ids(recorded: dict[str, Any]) -> str:
     """The chunk ids' version an index recorded; indexes before versioned ids hold version 1."""
     return str(recorded.get("ids") or "1")
+
+
+def _stored_by_older(recorded: dict[str, Any]) -> bool:
+    """Whether an index's chunks are spelled or keyed as an older devrag stored them."""
+    return recorded.get("lexical") != LEXICAL_VERSION or _ids(recorded) != ID_VERSION
 
 
 def _rekeyed(fields: dict[str, Any], keys: dict[str, str]) -> dict[str, Any]:
