@@ -155,16 +155,25 @@ class GitSource:
         _sha, _kind, _size, data = self.repo.git.get_object_data(sha)
         return bytes(data)
 
-    def last_commits(self, commit: str, paths: Iterable[str]) -> dict[str, str]:
-        """The last commit at or before `commit` that touched each path, in one history walk.
+    def last_commits(self, commit: str, paths: Iterable[str], since: str | None = None) -> dict[str, str]:
+        """The last commit at or before `commit` that touched each path.
+
+        `since` (the commit an incremental ingest starts from) bounds the walk: a path changed
+        after it was last touched in `since..commit`, so an ingest on each merge walks the commits
+        it brings in, not the whole history; a path not found there is looked up in the rest.
+        """
+        wanted = set(paths)
+        found = self._walk(f"{since}..{commit}", wanted) if since and wanted else {}
+        rest = wanted - found.keys()
+        return found | self._walk(commit, rest) if rest else found
+
+    def _walk(self, revisions: str, wanted: set[str]) -> dict[str, str]:
+        """The newest commit of `revisions` that touched each wanted path, in one history walk.
 
         Paths are literal pathspecs, so names such as `:x.md` or `*.md` mean only that file, and
         the output is read NUL-separated, so a name may hold any character but NUL, newlines too.
         """
-        wanted = set(paths)
-        if not wanted:
-            return {}
-        args = ["--format=%x01%H", "--name-only", "--no-renames", "-z", commit]
+        args = ["--format=%x01%H", "--name-only", "--no-renames", "-z", revisions]
         if len(wanted) <= 200:
             args += ["--", *(f":(literal){p}" for p in sorted(wanted))]
         found: dict[str, str] = {}

@@ -244,7 +244,7 @@ class _Run:
     def _read(self) -> list[tuple[list[str], list[Chunk]]]:
         """Each batch of files to write, with its chunks; progress advances per file."""
         paths = sorted(self.plan.upsert)
-        last = self.source.last_commits(self.plan.target, paths)
+        last = self.source.last_commits(self.plan.target, paths, self.plan.since)
         dates = {sha: commit_date(t) for sha, t in self.source.commit_times(last.values()).items()}
         self.progress.stage(READING, len(paths))
         step = self.options.batch_files

@@ -20,6 +20,7 @@ class Plan:
     upsert: dict[str, str] = field(default_factory=dict)  # path -> "added", "modified", "renamed"
     remove: list[str] = field(default_factory=list)
     deleted: int = 0
+    since: str | None = None  # a diff plan's starting commit: what changed was changed after it
 
     @property
     def unchanged(self) -> int:
@@ -112,7 +113,7 @@ def _diff_plan(source: GitSource, old: str, held: int | None, target: str, scope
     changes = source.changes(old, target)
     kept = [c.path for c in changes if c.status != "D" and scope.holds(c.path)]
     files = _count(source, target, scope) if held is None else held + _moved(changes, scope)
-    plan = Plan(target, source.entries(target, kept), files, "diff")
+    plan = Plan(target, source.entries(target, kept), files, "diff", since=old)
     for change in changes:
         gone = change.path if change.status == "D" else change.old_path
         left = gone is not None and scope.holds(gone)

@@ -73,3 +73,21 @@ def test_entries_of_named_paths_match_the_whole_tree_listing_for_odd_names_and_l
     wanted = [*ODD, *many, "missing.md", "bulk"]  # a folder's name is no file of its own
     assert source.entries(repo.head(), wanted) == {p: whole[p] for p in [*ODD, *many]}
     assert sorted(source.paths(repo.head())) == sorted(whole)
+
+
+def test_a_walk_from_the_last_indexed_commit_finds_what_the_whole_history_walk_finds(git_repo):
+    repo = git_repo()
+    base = repo.commit({"old.md": "o\n", "a.md": "a\n", ":colon.md": "c\n"})
+    indexed = repo.commit({"b.md": "b\n"})
+    repo.git("checkout", "-q", "-b", "dropped")  # a branch that a force push leaves behind
+    dropped = repo.commit({"a.md": "a on a dropped branch\n"})
+    repo.git("checkout", "-q", "main")
+    edited = repo.commit({"b.md": "b2\n", ":colon.md": "c2\n"})
+    source = GitSource(repo.path)
+    everything = ["old.md", "a.md", "b.md", ":colon.md"]
+    whole = source.last_commits(repo.head(), everything)
+    assert whole == {"old.md": base, "a.md": base, "b.md": edited, ":colon.md": edited}
+    assert source.last_commits(repo.head(), everything, since=indexed) == whole
+    # From a commit that is no ancestor, a path it changed is found further back in the history.
+    assert source.last_commits(repo.head(), everything, since=dropped) == whole
+    assert source.last_commits(repo.head(), [], since=indexed) == {}
