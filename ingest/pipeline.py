@@ -265,14 +265,18 @@ class _Run:
         return _Batch(paths, chunks, changed, [i for i in existing if i not in fresh])
 
     def _save_skipped(self) -> None:
-        """Records of this run's skipped files, plus earlier ones for files it left untouched;
-        written only when they changed (an edit's run would otherwise rewrite and read back every
-        record of a large repository)."""
-        earlier = self.index.skipped_files(self.repo)
+        """Records of this run's skipped files, plus earlier ones for files it left untouched.
+
+        Only the shares of the records that this run's files fall in are read, and written only
+        when they changed: an edit's run would otherwise read, rewrite and read back every record
+        of a large repository.
+        """
+        touched = [*self.plan.upsert, *self.plan.remove, *self.records]
+        earlier = self.index.skipped_files(self.repo, near=touched)
         kept = {path: record for path, record in earlier.items() if self.plan.untouched(path)}
         records = {**kept, **self.records}
         if records != earlier:
-            self.index.set_skipped_files(self.repo, records)
+            self.index.set_skipped_files(self.repo, records, near=touched)
 
     def _chunks_of(self, path: str, last_commit: str, last_commit_date: str | None) -> list[Chunk]:
         entry = self.plan.tree[path]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import uuid
+import zlib
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
@@ -22,7 +23,12 @@ INDEX_META_KEY = "index"
 GENERATION_META_KEY = "generation"
 _REPO_PREFIX = "repo:"
 # Not "repo:"-prefixed, so `repos()` never mistakes a repository's skip records for a repository.
+# A repository's skip records are split in shares by a hash of the path, one key each:
+# "skipped.<share>:<repo>"; up to 0.7.0 they were one key, "skipped:<repo>" (still read, and split
+# by the next write).
 _SKIPPED_PREFIX = "skipped:"
+_SHARE_PREFIX = "skipped."
+_SHARES = 64
 _RETRIES = 2
 # BM25 terms versions whose chunks hold this version's terms, only spelled otherwise: the next
 # ingest rewrites their field in place instead of the index being rebuilt (as it re-keys an index
@@ -127,6 +133,11 @@ class RepoState:
         )
 
 
+def _share_key(repo: str, path: str) -> str:
+    """The key of the share of `repo`'s skip records that holds `path`'s."""
+    return f"{_SHARE_PREFIX}{zlib.crc32(path.encode()) % _SHARES:02x}:{repo}"
+
+
 @dataclass(frozen=True)
 class SkippedRecord:
     """A file ingest considered and left without chunks, at the blob it judged.
@@ -217,9 +228,13 @@ class Index:
     def prepare(self, rewritten: Callable[[int], None] | None = None) -> None:
         """Create the collection and record which model, chunker and BM25 terms fill it; first
         rewrite the chunks of an index that this version only stores otherwise (BM25 spelling, ids;
-        `rewritten` hears each batch's size; `respell_pending` says how many before)."""
+        `rewritten` hears each batch's size; `respell_pending` says how many before), and split
+        skip records an older version kept in one key per repository."""
         self._rewrite_in_place(rewritten or (lambda _: None))
         self.check_compatible()
+        for key in self.store.meta_keys():
+            if key.startswith(_SKIPPED_PREFIX):
+                self._split_unsplit(key[len(_SKIPPED_PREFIX) :])
         self.store.ensure_collection(self.dim)
         if self.store.get_meta(INDEX_META_KEY) is None:
             meta = {
@@ -336,28 +351,58 @@ class Index:
 
     # Skipped files --------------------------------------------------------------------------------
 
-    def skipped_files(self, repo: str) -> dict[str, SkippedRecord]:
-        """path -> record of every file of the repo that the last runs considered and left unchunked."""
-        meta = self.store.get_meta(_SKIPPED_PREFIX + repo) or {}
+    def skipped_files(self, repo: str, near: Iterable[str] | None = None) -> dict[str, SkippedRecord]:
+        """path -> record of every file of the repo that the last runs considered and left unchunked.
+
+        With `near`, only the records that share a key with those paths: an incremental run reads
+        (and rewrites) only the shares its changed files fall in, however many files the repository
+        skips.
+        """
+        keys = self._share_keys(repo) if near is None else {_share_key(repo, path) for path in near}
+        rows = [row for key in sorted(keys) for row in (self.store.get_meta(key) or {}).get("files", [])]
+        unsplit = (self.store.get_meta(_SKIPPED_PREFIX + repo) or {}).get("files", [])
+        rows += [row for row in unsplit if _share_key(repo, row["path"]) in keys or near is None]
         return {
-            row["path"]: SkippedRecord(row["blob_sha"], row["reason"], bool(row.get("read")))
-            for row in meta.get("files", [])
+            row["path"]: SkippedRecord(row["blob_sha"], row["reason"], bool(row.get("read"))) for row in rows
         }
 
-    def set_skipped_files(self, repo: str, records: dict[str, SkippedRecord]) -> None:
-        """Replace the repo's skip records, verified; none at all removes the key.
+    def set_skipped_files(
+        self, repo: str, records: dict[str, SkippedRecord], near: Iterable[str] | None = None
+    ) -> None:
+        """Replace the repo's skip records (with `near`, those in the shares of those paths), verified.
 
-        One key per repository (not per file) keeps `meta_keys()` short and makes the
-        replacement a single write that either lands whole or not at all.
+        Each share is one key, written whole or not at all; an emptied share's key is removed.
         """
-        if not records:
-            self._delete_meta_verified(_SKIPPED_PREFIX + repo)
-            return
         rows = [
             {"path": path, "blob_sha": r.blob_sha, "reason": r.reason, "read": r.read}
             for path, r in sorted(records.items())
         ]
-        self._put_meta_verified(_SKIPPED_PREFIX + repo, {"files": rows})
+        self._split_unsplit(repo)
+        keys = self._share_keys(repo) if near is None else {_share_key(repo, path) for path in near}
+        self._write_shares(repo, keys, rows)
+
+    def _write_shares(self, repo: str, keys: set[str], rows: list[dict[str, Any]]) -> None:
+        """Write each share that holds rows, and empty those of `keys` that hold none."""
+        shares: dict[str, list[dict[str, Any]]] = {key: [] for key in keys}
+        for row in rows:
+            shares.setdefault(_share_key(repo, row["path"]), []).append(row)
+        for key, held in sorted(shares.items()):
+            if held:
+                self._put_meta_verified(key, {"files": held})
+            elif self.store.get_meta(key) is not None:
+                self._delete_meta_verified(key)
+
+    def _share_keys(self, repo: str) -> set[str]:
+        """The keys of the repo's shares of skip records that are stored."""
+        after = len(_SHARE_PREFIX) + 2  # the share's two hex digits
+        return {k for k in self.store.meta_keys() if k.startswith(_SHARE_PREFIX) and k[after:] == f":{repo}"}
+
+    def _split_unsplit(self, repo: str) -> None:
+        """Move an older version's single key of the repo's skip records into shares."""
+        unsplit = self.store.get_meta(_SKIPPED_PREFIX + repo)
+        if unsplit is not None:
+            self._write_shares(repo, set(), unsplit.get("files", []))
+            self._delete_meta_verified(_SKIPPED_PREFIX + repo)
 
     def _put_meta_verified(self, key: str, value: dict[str, Any]) -> None:
         with self.lock:

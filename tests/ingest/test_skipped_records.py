@@ -64,18 +64,72 @@ def test_a_vacuum_says_what_the_engine_did_and_keeps_the_index_in_sync(index, gi
     assert index.count("ops") == chunks and _in_sync(index, "ops")
 
 
+def _shares(index: Index, repo: str) -> dict[str, dict]:
+    """The stored keys of the repo's shares of skip records, with what each holds."""
+    keys = [k for k in index.store.meta_keys() if k.startswith("skipped.") and k.endswith(f":{repo}")]
+    return {key: index.store.get_meta(key) for key in keys}
+
+
 def test_an_edit_elsewhere_leaves_the_skip_records_as_they_were_written(index, git_repo, embedder):
     repo = git_repo("ops")
     repo.commit({"runbooks/disk.md": RUNBOOK.format(host="db1"), "binary.md": b"\x89PNG\r\n\x1a\n\x00"})
     ingest(index, embedder, repo.path, "ops", options=OPTIONS)
-    written = index.store.get_meta("skipped:ops")
-    index.store.put_meta("skipped:ops", {**written, "marker": "left alone"})  # seen if rewritten
+    ((key, written),) = _shares(index, "ops").items()
+    index.store.put_meta(key, {**written, "marker": "left alone"})  # seen if rewritten
     repo.commit({"runbooks/disk.md": RUNBOOK.format(host="db2")})
     assert ingest(index, embedder, repo.path, "ops", options=OPTIONS).files["modified"] == 1
-    assert index.store.get_meta("skipped:ops") == {**written, "marker": "left alone"}
+    assert index.store.get_meta(key) == {**written, "marker": "left alone"}
     repo.commit({"binary.md": "# Now text\n\nreadable at last\n"})
     ingest(index, embedder, repo.path, "ops", options=OPTIONS)
-    assert index.store.get_meta("skipped:ops") is None, "its last record went with the file's new text"
+    assert _shares(index, "ops") == {}, "its last record went with the file's new text"
+
+
+def test_an_edit_of_a_skipped_file_rewrites_only_the_share_of_records_it_falls_in(index, git_repo, embedder):
+    repo = git_repo("ops")
+    binaries = {f"assets/{n}.md": b"\x89PNG\r\n\x1a\n\x00" + bytes([n]) for n in range(40)}
+    repo.commit({"runbooks/disk.md": RUNBOOK.format(host="db1"), **binaries})
+    ingest(index, embedder, repo.path, "ops", options=OPTIONS)
+    shares = _shares(index, "ops")
+    assert len(shares) > 10 and sum(len(s["files"]) for s in shares.values()) == 40
+    for key, held in shares.items():
+        index.store.put_meta(key, {**held, "marker": "left alone"})
+    repo.commit({"assets/7.md": b"\x89PNG\r\n\x1a\n\x00 another picture"})
+    ingest(index, embedder, repo.path, "ops", options=OPTIONS)
+    ((rewritten, held),) = [(k, v) for k, v in _shares(index, "ops").items() if "marker" not in v]
+    assert "assets/7.md" in {row["path"] for row in held["files"]}
+    assert index.skipped_files("ops")["assets/7.md"].blob_sha == _blob(repo, "assets/7.md")
+    near = index.skipped_files("ops", near=["assets/7.md"])
+    assert set(near) == {row["path"] for row in held["files"]} and len(near) < 40
+    assert _in_sync(index, "ops")
+
+
+def test_skip_records_kept_as_one_key_by_an_older_version_are_read_then_split(index, git_repo, embedder):
+    repo = git_repo("ops")
+    binaries = {f"assets/{n}.md": b"\x89PNG\r\n\x1a\n\x00" + bytes([n]) for n in range(12)}
+    repo.commit({"runbooks/disk.md": RUNBOOK.format(host="db1"), **binaries})
+    ingest(index, embedder, repo.path, "ops", options=OPTIONS)
+    records = index.skipped_files("ops")
+    rows = [
+        {"path": p, "blob_sha": r.blob_sha, "reason": r.reason, "read": r.read}
+        for p, r in sorted(records.items())
+    ]
+    for key in _shares(index, "ops"):
+        index.store.delete_meta(key)
+    index.store.put_meta("skipped:ops", {"files": rows})  # as 0.7.0 kept them
+    assert index.skipped_files("ops") == records and _in_sync(index, "ops")
+    repo.commit({"runbooks/disk.md": RUNBOOK.format(host="db2")})
+    ingest(index, embedder, repo.path, "ops", options=OPTIONS)  # the next ingest splits them
+    assert index.store.get_meta("skipped:ops") is None and index.skipped_files("ops") == records
+    index.store.put_meta("skipped:ops", {"files": rows})
+    repo.commit({"assets/3.md": b"\x89PNG\r\n\x1a\n\x00 redrawn"})
+    ingest(index, embedder, repo.path, "ops", options=OPTIONS)
+    assert index.store.get_meta("skipped:ops") is None
+    now = index.skipped_files("ops")
+    assert now["assets/3.md"].blob_sha == _blob(repo, "assets/3.md")
+    assert {p: r for p, r in now.items() if p != "assets/3.md"} == {
+        p: r for p, r in records.items() if p != "assets/3.md"
+    }
+    assert sum(len(s["files"]) for s in _shares(index, "ops").values()) == 12 and _in_sync(index, "ops")
 
 
 @pytest.mark.skipif(
