@@ -25,7 +25,7 @@ _REPO_PREFIX = "repo:"
 # Not "repo:"-prefixed, so `repos()` never mistakes a repository's skip records for a repository.
 # A repository's skip records are split in shares by a hash of the path, one key each:
 # "skipped.<share>:<repo>"; up to 0.7.0 they were one key, "skipped:<repo>" (still read, and split
-# by the next write).
+# by the next ingest).
 _SKIPPED_PREFIX = "skipped:"
 _SHARE_PREFIX = "skipped."
 _SHARES = 64
@@ -358,7 +358,7 @@ class Index:
         (and rewrites) only the shares its changed files fall in, however many files the repository
         skips.
         """
-        keys = self._share_keys(repo) if near is None else {_share_key(repo, path) for path in near}
+        keys = self._keys_near(repo, near)
         rows = [row for key in sorted(keys) for row in (self.store.get_meta(key) or {}).get("files", [])]
         unsplit = (self.store.get_meta(_SKIPPED_PREFIX + repo) or {}).get("files", [])
         rows += [row for row in unsplit if _share_key(repo, row["path"]) in keys or near is None]
@@ -378,7 +378,7 @@ class Index:
             for path, r in sorted(records.items())
         ]
         self._split_unsplit(repo)
-        keys = self._share_keys(repo) if near is None else {_share_key(repo, path) for path in near}
+        keys = self._keys_near(repo, near)
         self._write_shares(repo, keys, rows)
 
     def _write_shares(self, repo: str, keys: set[str], rows: list[dict[str, Any]]) -> None:
@@ -391,6 +391,10 @@ class Index:
                 self._put_meta_verified(key, {"files": held})
             elif self.store.get_meta(key) is not None:
                 self._delete_meta_verified(key)
+
+    def _keys_near(self, repo: str, near: Iterable[str] | None) -> set[str]:
+        """The keys of the shares holding the records of `near`'s paths; None: every stored share."""
+        return self._share_keys(repo) if near is None else {_share_key(repo, path) for path in near}
 
     def _share_keys(self, repo: str) -> set[str]:
         """The keys of the repo's shares of skip records that are stored."""
