@@ -28,6 +28,7 @@ from devrag.retrieval.store import (
 log = logging.getLogger(__name__)
 
 _META_VECTOR = [1.0]
+_META_PAGE = 1_000  # metadata keys per scroll page
 # BM25 over devrag's own terms (see lexical_field), with the default word tokenizer: it keeps each
 # of the field's words whole, and it is the only one qdrant-client's local mode ranks with. Text
 # queries with BM25 scoring need Qdrant 1.20 or later.
@@ -285,8 +286,15 @@ class QdrantStore:
     def meta_keys(self) -> list[str]:
         if not self.client.collection_exists(self.meta_collection):
             return []
-        records, _ = self.client.scroll(self.meta_collection, limit=10_000, with_payload=["key"])
-        return sorted(str(r.payload["key"]) for r in records if r.payload)
+        keys: list[str] = []
+        offset = None
+        while True:  # every page: a repository's skip records alone take up to 64 keys
+            records, offset = self.client.scroll(
+                self.meta_collection, limit=_META_PAGE, offset=offset, with_payload=["key"]
+            )
+            keys += [str(r.payload["key"]) for r in records if r.payload]
+            if offset is None:
+                return sorted(keys)
 
     def writer(self) -> AbstractContextManager[None]:
         """No lease across machines: run one ingest per repository at a time (e.g. a CI concurrency group)."""

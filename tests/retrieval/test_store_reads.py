@@ -59,3 +59,15 @@ def test_a_scroll_stops_at_its_limit_and_a_vector_is_found_for_each_hash_either_
     few, many = index.vectors_by_hash(hashes[:2]), index.vectors_by_hash(hashes)
     assert len(hashes) > 32 and set(few) == set(hashes[:2]) and set(many) == set(hashes)
     assert all(few[h] == pytest.approx(many[h]) for h in few)
+
+
+def test_every_metadata_key_is_listed_however_many(tmp_path: Path):
+    """157 repositories' skip records take more than 10,000 keys (64 shares each): qdrant-client's
+    store lists them page by page (the embedded one lists its metadata folder)."""
+    store = open_test_store("qdrant-local", tmp_path / "index")
+    store.ensure_collection(8)
+    keys = [f"skipped.{n % 64:02x}:repo-{n // 64}" for n in range(10_050)]
+    for key in keys:
+        store.put_meta(key, {"files": []})
+    assert store.meta_keys() == sorted(keys)
+    store.close()
