@@ -135,7 +135,8 @@ class RepoState:
 
 def _share_key(repo: str, path: str) -> str:
     """The key of the share of `repo`'s skip records that holds `path`'s."""
-    return f"{_SHARE_PREFIX}{zlib.crc32(path.encode()) % _SHARES:02x}:{repo}"
+    share = zlib.crc32(path.encode("utf-8", "surrogatepass")) % _SHARES  # any name git can hold
+    return f"{_SHARE_PREFIX}{share:02x}:{repo}"
 
 
 @dataclass(frozen=True)
