@@ -509,7 +509,8 @@ class HybridIndex:
         """The first k ranked documents with the sections each shows (`_shown`), their payloads read.
 
         A document's chunks deleted since the engine ranked them are left out, and a document
-        with none left gives its place to the next.
+        with none left gives its place to the next; a title-only match whose lead section is
+        deleted before the last read shows its title chunk instead (`_still_shown`).
         """
         limit = self.config.sections_per_document
         out: list[tuple[float, list[tuple[str, float, str]]]] = []
@@ -523,7 +524,7 @@ class HybridIndex:
             if len(out) == k:
                 break
         payloads.read([cid for _, sections in out for cid, _, _ in sections], _RESULT_FIELDS)
-        return out
+        return [(score, _still_shown(sections, payloads.chunks)) for score, sections in out]
 
     def close(self) -> None:
         self._pool.shutdown(wait=False)
@@ -718,6 +719,14 @@ def _shown(
         return said[:limit]
     cid, score = sections[0]
     return [(chunks[cid]["lead"] or cid, score, cid)]
+
+
+def _still_shown(
+    sections: list[tuple[str, float, str]], chunks: Mapping[str, Chunk]
+) -> list[tuple[str, float, str]]:
+    """The shown sections that could be read; one shown for another (a title's lead section) and
+    deleted between the reads falls back to the chunk whose evidence it is, read before."""
+    return [(cid, score, by) if cid in chunks else (by, score, by) for cid, score, by in sections]
 
 
 @dataclass(frozen=True)

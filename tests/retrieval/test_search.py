@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import Any
+
 import pytest
 
 from devrag.ingest.pipeline import ingest
+from devrag.retrieval.index import Index
 from devrag.retrieval.search import Filters, HybridIndex, SearchConfig, _rank_documents
+from devrag.retrieval.store import StoredPoint, VectorStore
 from tests.support import chunk_of, document_of
 
 RUNBOOKS = {
@@ -103,6 +108,42 @@ def test_a_title_alone_is_never_shown_as_a_section(index, git_repo, embedder):
         for r in wide.search("KubePodCrashLooping crash loop", k=5, mode=mode).results:
             assert all(s.text.strip() != f"# {r.title}" for s in r.sections), "no title-only passage"
     wide.close()
+
+
+class DeletedOnRead:
+    """A real store where an ingest deletes `ids` the moment a search first asks for them."""
+
+    def __init__(self, store: VectorStore, ids: set[str]) -> None:
+        self._store, self._ids = store, ids
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._store, name)
+
+    def retrieve(
+        self, ids: Sequence[str], with_vectors: bool = False, fields: Sequence[str] | None = None
+    ) -> list[StoredPoint]:
+        if gone := self._ids & set(ids):
+            self._store.delete(sorted(gone))
+            self._ids -= gone
+        return self._store.retrieve(ids, with_vectors, fields)
+
+
+def test_a_title_match_whose_lead_section_is_deleted_meanwhile_shows_its_title(index, git_repo, embedder):
+    repo = git_repo("ops")
+    repo.commit(RUNBOOKS)
+    ingest(index, embedder, repo.path, "ops")
+    one_chunk = SearchConfig(overfetch=1, candidates_per_document=1, min_candidates=1)
+    lead = HybridIndex(index, embedder, reranker=None, config=one_chunk)
+    (shown,) = lead.search("KubePodCrashLooping", k=1, mode="bm25").results[0].sections
+    lead.close()
+    assert shown.via_title, "the lead section is read last, for the title's match"
+    racing = Index(DeletedOnRead(index.store, {shown.id}), index.model, index.dim)
+    searcher = HybridIndex(racing, embedder, reranker=None, config=one_chunk)
+    (top,) = searcher.search("KubePodCrashLooping", k=1, mode="bm25").results
+    searcher.close()
+    assert top.path == "runbooks/crashloop.md"
+    (title,) = top.sections
+    assert title.id != shown.id and not title.via_title and title.text.strip() == "# KubePodCrashLooping"
 
 
 def test_filters_apply_to_both_retrievers(searcher):
