@@ -78,3 +78,13 @@ def _with_path(base: PointFilter, pattern: str, store: VectorStore) -> PointFilt
     paths = sorted(p.payload["path"] for p in store.scroll(under, fields=["path"]))
     matched = [p for p in paths if path_matches(pattern, p)]
     return replace(base, paths=matched) if matched else None
+
+
+def path_indexed(pattern: str, store: VectorStore) -> bool:
+    """Whether any indexed file matches the path glob `pattern`, whatever the other filters.
+
+    Why: an empty answer under a path filter should say when the glob, not the query, is wrong; a
+    folder filter is one engine condition, so only a count tells an absent folder apart.
+    """
+    flt = store_filter(Filters(path=pattern), store)
+    return flt is not None and store.count(replace(flt, first=True)) > 0

@@ -19,7 +19,7 @@ from pydantic import BaseModel, Field
 from devrag.retrieval.alert_catalog import AlertCatalog, AlertMatch, Document, StoreDocuments
 from devrag.retrieval.alert_input import AlertInput
 from devrag.retrieval.commands import Command, section_commands
-from devrag.retrieval.filters import Filters, store_filter
+from devrag.retrieval.filters import Filters, path_indexed, store_filter
 from devrag.retrieval.fusion import rrf
 from devrag.retrieval.index import Index, RepoState
 from devrag.retrieval.lexical_query import bm25_search
@@ -190,6 +190,9 @@ class SearchResponse(BaseModel):
     read_tokens: int | None = None
     # The known services the query names, whose documents got a vote (see `service_vote`).
     services: list[str] = Field(default_factory=list)
+    # Set when the path filter matched no indexed file: nothing was searched, so the empty answer
+    # says the glob is wrong, not that the query found nothing.
+    path_unmatched: bool = False
 
 
 class HybridIndex:
@@ -238,6 +241,11 @@ class HybridIndex:
             return True
         flt = store_filter(filters, self.index.store)
         return flt is not None and self.index.store.count(flt) > 0
+
+    def path_indexed(self, pattern: str) -> bool:
+        """Whether any indexed file matches the path glob, whatever the other filters: an empty
+        answer under a path filter then says whether the glob or the query found nothing."""
+        return path_indexed(pattern, self.index.store)
 
     def document(self, repo: str, path: str) -> list[Chunk]:
         """The indexed chunks of one document, in line order; empty when it is not indexed."""
@@ -341,6 +349,7 @@ class HybridIndex:
             candidates=candidates,
             read_tokens=self.config.pasted_query_tokens if trimmed else None,
             services=services,
+            path_unmatched=not results and filters.path is not None and not self.path_indexed(filters.path),
         )
 
     def _part_read(self, query: str) -> tuple[str, bool]:

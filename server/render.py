@@ -262,6 +262,8 @@ def _short(sha: str | None) -> str:
 def search_results(response: SearchAnswer) -> None:
     if not response.results:
         out.print("No results.")
+    if response.path_unmatched:
+        out.print("No indexed file matches --path; it is a glob from the repository root ('runbooks/*').")
     for n, r in enumerate(response.results, start=1):
         out.print(f"[bold]{n}. {escape(r.title)}[/bold]  (score {r.score:.3f})")
         out.print(f"   {r.repo}:{r.path} @ {r.commit[:12]}", markup=False)

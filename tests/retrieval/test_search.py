@@ -155,7 +155,10 @@ def test_filters_apply_to_both_retrievers(searcher):
         by_path = searcher.search("crash loop checkout", k=10, mode=mode, filters=Filters(path="runbooks/*"))
         assert by_path.results and all(r.path.startswith("runbooks/") for r in by_path.results)
         nothing = searcher.search("crash loop", k=10, mode=mode, filters=Filters(repo="other"))
-        assert nothing.results == []
+        assert nothing.results == [] and not nothing.path_unmatched
+        assert by_path.path_unmatched is False
+        unmatched = searcher.search("crash loop", k=10, mode=mode, filters=Filters(path="playbooks/*"))
+        assert unmatched.results == [] and unmatched.path_unmatched
 
 
 def test_a_search_after_ingest_sees_new_chunks_and_never_tombstoned_ones(searcher, git_repo, embedder):

@@ -117,6 +117,17 @@ def test_search_without_rerank_says_so(cli, ops_repo):
     assert "guides/rollback.md" in out and "not reranked" in out
 
 
+def test_a_path_glob_that_matches_no_file_is_told_apart_from_a_search_that_found_nothing(cli, ops_repo):
+    cli("ingest", str(ops_repo.path))
+    unmatched = cli("search", "helm rollback", "--no-rerank", "--path", "playbooks/*")
+    assert "No results." in unmatched and "No indexed file matches --path" in unmatched
+    assert json.loads(cli("search", "helm rollback", "--no-rerank", "--path", "playbooks/*", "--json"))[
+        "path_unmatched"
+    ]
+    excluded = cli("search", "helm rollback", "--no-rerank", "--path", "guides/*", "--type", "postmortem")
+    assert "No results." in excluded and "--path" not in excluded
+
+
 def test_a_reranker_that_cannot_load_fails_startup_naming_it(cli, ops_repo, monkeypatch):
     cli("ingest", str(ops_repo.path))
     monkeypatch.setenv("DEVRAG_RERANK_MODEL", "/nonexistent/reranker")

@@ -100,6 +100,8 @@ async def test_search_filters_by_repo_path_and_doc_type(client):
     assert answer["results"] and {h["path"][:7] for h in answer["results"]} == {"guides/"}
     nothing = await call(client, "search", query="checkout-api", path="nowhere/*")
     assert nothing["results"] == [] and "No indexed path matches path='nowhere/*'" in nothing["_text"]
+    excluded = await call(client, "search", query="checkout-api", path="guides/*", doc_type="postmortem")
+    assert excluded["results"] == [] and "No indexed path matches" not in excluded["_text"]
 
 
 async def test_every_search_answer_fits_max_tokens_and_says_what_it_cut(client, real_embedder):
