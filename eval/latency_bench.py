@@ -36,7 +36,8 @@ from devrag.eval.latency_report import STAGES, LatencyReport, RerankSample, perc
 from devrag.retrieval.index import Index
 from devrag.retrieval.models import Embedder
 from devrag.retrieval.rerank import Reranker
-from devrag.retrieval.search import MODES, Filters, HybridIndex, SearchConfig
+from devrag.retrieval.search import MODES, Filters, HybridIndex
+from devrag.retrieval.search_config import SearchConfig
 
 DEFAULT_MODE = "hybrid+rerank"
 DEFAULT_CANDIDATES: tuple[int, ...] = (10, 20, 30, 50)

@@ -26,7 +26,8 @@ from devrag.eval.model_args import add_runtime_args, embedder_from, reranker_fro
 from devrag.ingest.pipeline import ingest
 from devrag.retrieval.factory import open_store
 from devrag.retrieval.index import Index
-from devrag.retrieval.search import HybridIndex, SearchConfig
+from devrag.retrieval.search import HybridIndex
+from devrag.retrieval.search_config import SearchConfig
 
 
 def kubelet_log(seed: int) -> str:

@@ -23,7 +23,7 @@ from devrag.eval.latency_report import Percentiles
 from devrag.retrieval.index import Index
 from devrag.retrieval.models import Embedder
 from devrag.retrieval.rerank import Reranker
-from devrag.retrieval.search import SearchConfig
+from devrag.retrieval.search_config import SearchConfig
 
 WARM_TEXTS = 64
 EMBED_TURNS = 8  # slices of the texts, each embedded by every runtime in turn

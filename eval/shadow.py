@@ -26,7 +26,8 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 from devrag.eval.from_log import helpful_documents
 from devrag.retrieval.query_log import LoggedQueries
 from devrag.retrieval.query_records import SearchRecord
-from devrag.retrieval.search import HybridIndex, Mode, SearchConfig
+from devrag.retrieval.search import HybridIndex, Mode
+from devrag.retrieval.search_config import SearchConfig
 
 Progress = Callable[[int, int], None]
 Higher = Literal["live", "shadow", "same"]

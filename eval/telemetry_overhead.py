@@ -25,7 +25,8 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from pydantic import BaseModel
 
 from devrag.eval.latency_bench import forget_caches, unique_queries
-from devrag.retrieval.search import Filters, HybridIndex, Mode, SearchResponse
+from devrag.retrieval.search import Filters, HybridIndex, Mode
+from devrag.retrieval.search_results import SearchResponse
 
 # How the caller runs one search with its telemetry: (run, (query, k, mode, filters)) -> response.
 Instrumented = Callable[[Callable[[], SearchResponse], tuple[str, int, str, Filters]], SearchResponse | None]

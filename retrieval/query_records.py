@@ -13,7 +13,8 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, Field, TypeAdapter
 
-from devrag.retrieval.search import Filters, SearchResponse, StageScores
+from devrag.retrieval.search import Filters
+from devrag.retrieval.search_results import SearchResponse, StageScores
 
 
 class LoggedSection(BaseModel):

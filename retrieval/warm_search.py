@@ -22,8 +22,10 @@ from devrag.retrieval.index import Index
 from devrag.retrieval.models import Embedder
 from devrag.retrieval.owned_store import OwnedStore
 from devrag.retrieval.rerank import Precision, Reranker
-from devrag.retrieval.search import HybridIndex, Mode, SearchConfig, SearchResponse
+from devrag.retrieval.search import HybridIndex, Mode
+from devrag.retrieval.search_config import SearchConfig
 from devrag.retrieval.search_input import check_query_length
+from devrag.retrieval.search_results import SearchResponse
 from devrag.retrieval.store import VectorStore
 
 log = logging.getLogger(__name__)

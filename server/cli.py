@@ -17,8 +17,9 @@ from devrag.retrieval.index import Index
 from devrag.retrieval.models import Embedder
 from devrag.retrieval.query_records import new_query_id, search_record
 from devrag.retrieval.rerank import Reranker
-from devrag.retrieval.search import MODES, Filters, HybridIndex, Mode, SearchResponse
+from devrag.retrieval.search import MODES, Filters, HybridIndex, Mode
 from devrag.retrieval.search_input import MAX_K, check_query_length, check_repo, check_search
+from devrag.retrieval.search_results import SearchResponse
 from devrag.retrieval.warm_search import SearchCall, owner_search
 from devrag.server import global_options, render
 from devrag.server import settings as config

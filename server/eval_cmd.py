@@ -21,7 +21,8 @@ from devrag.eval.runner import prepare
 from devrag.eval.shadow import Arm, ShadowConfig, ShadowReport, load_shadow_config, replay
 from devrag.retrieval.errors import DevragError
 from devrag.retrieval.query_log import read_log
-from devrag.retrieval.search import HybridIndex, SearchConfig
+from devrag.retrieval.search import HybridIndex
+from devrag.retrieval.search_config import SearchConfig
 
 if TYPE_CHECKING:
     from devrag.retrieval.rerank import Reranker

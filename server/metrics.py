@@ -19,7 +19,8 @@ from prometheus_client.core import CounterMetricFamily
 from prometheus_client.registry import Collector
 
 from devrag.retrieval.errors import IndexWriteError
-from devrag.retrieval.search import FIRST_STAGES, MODES, SearchResponse
+from devrag.retrieval.search import FIRST_STAGES, MODES
+from devrag.retrieval.search_results import SearchResponse
 
 if TYPE_CHECKING:
     from prometheus_client.metrics_core import Metric

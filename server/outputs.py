@@ -5,7 +5,7 @@ from __future__ import annotations
 from pydantic import BaseModel, Field
 
 from devrag.retrieval.alert_catalog import AlertMatch
-from devrag.retrieval.search import Route, SearchResponse
+from devrag.retrieval.search_results import Route, SearchResponse
 
 
 class CommandOut(BaseModel):

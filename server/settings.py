@@ -27,7 +27,7 @@ from devrag.retrieval.factory import Runtime, open_embedder, open_reranker
 from devrag.retrieval.models import DEFAULT_EMBED_MODEL, Embedder
 from devrag.retrieval.onnx_models import default_onnx_dir
 from devrag.retrieval.rerank import DEFAULT_RERANK_MODEL, Precision, Reranker
-from devrag.retrieval.search import SearchConfig
+from devrag.retrieval.search_config import SearchConfig
 from devrag.retrieval.warm_search import ModelChoice
 
 CONFIG_ENV = "DEVRAG_CONFIG"

@@ -16,7 +16,8 @@ from devrag.retrieval.factory import open_store
 from devrag.retrieval.index import Index
 from devrag.retrieval.models import Embedder
 from devrag.retrieval.rerank import Reranker
-from devrag.retrieval.search import Filters, HybridIndex, Mode, SearchResponse
+from devrag.retrieval.search import Filters, HybridIndex, Mode
+from devrag.retrieval.search_results import SearchResponse
 from devrag.retrieval.store import VectorStore
 from devrag.server.admission import Admission, ServerBusyError
 from devrag.server.metrics import ServerMetrics

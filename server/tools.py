@@ -15,8 +15,9 @@ from devrag.retrieval.facets import metadata_values
 from devrag.retrieval.index import Index
 from devrag.retrieval.query_records import new_query_id, search_record
 from devrag.retrieval.schema import DocMeta
-from devrag.retrieval.search import Filters, Mode, SearchResponse, SearchResult, Section
+from devrag.retrieval.search import Filters, Mode
 from devrag.retrieval.search_input import InputError, check_query_length, check_repo, check_search
+from devrag.retrieval.search_results import SearchResponse, SearchResult, Section
 from devrag.server import documents
 from devrag.server.admission import SKIPPED_RERANK_NOTE
 from devrag.server.budget import TokenCounter, fit_lines, fit_passages

@@ -15,7 +15,8 @@ from contextlib import contextmanager
 
 from opentelemetry import trace
 
-from devrag.retrieval.search import Filters, SearchResponse, filter_attributes
+from devrag.retrieval.search import Filters, filter_attributes
+from devrag.retrieval.search_results import SearchResponse
 from devrag.server.metrics import ServerMetrics
 
 _ENDPOINTS = ("OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")

@@ -7,7 +7,8 @@ import pytest
 from devrag.eval.shadow import Arm, ShadowConfig, load_shadow_config, replay
 from devrag.retrieval.query_log import LOG_NAME, QueryLog, read_log
 from devrag.retrieval.query_records import new_query_id, search_record
-from devrag.retrieval.search import Filters, HybridIndex, SearchConfig
+from devrag.retrieval.search import Filters, HybridIndex
+from devrag.retrieval.search_config import SearchConfig
 
 # (query, the document its caller marked helpful, or None)
 LOGGED = [

@@ -9,7 +9,8 @@ import pytest
 from devrag.ingest.pipeline import ingest
 from devrag.ingest.reconcile import reconcile
 from devrag.retrieval.alert_input import parse_alerts
-from devrag.retrieval.search import Filters, HybridIndex, SearchConfig
+from devrag.retrieval.search import Filters, HybridIndex
+from devrag.retrieval.search_config import SearchConfig
 
 SPACE = "runbooks/node/NodeFilesystemSpaceFillingUp.md"
 FILES = "runbooks/node/NodeFilesystemFilesFillingUp.md"

@@ -7,8 +7,10 @@ import datetime as dt
 import pytest
 
 from devrag.ingest.pipeline import ingest
+from devrag.retrieval.document_ranking import Votes, rank_documents
 from devrag.retrieval.review_age import ReviewAge, freshness, review_age
-from devrag.retrieval.search import HybridIndex, SearchConfig, _rank_documents
+from devrag.retrieval.search import HybridIndex
+from devrag.retrieval.search_config import SearchConfig
 from tests.retrieval.test_search import OverlapReranker
 from tests.support import chunk_of, document_of
 
@@ -102,9 +104,9 @@ def test_the_recency_vote_decides_between_documents_the_other_votes_tie_on(fresh
     documents = {document_of(path): {"last_commit_date": date} for path, date in dates.items()}
     a, b = chunk_of("a.md"), chunk_of("b.md")
     dense, bm25 = [(a, 0.9), (b, 0.8)], [(b, 7.0), (a, 6.0)]  # one first place each
-    tied = _rank_documents(dense, bm25, [], {}, {}, documents, SearchConfig())
+    tied = rank_documents(Votes(dense, bm25, documents=documents), SearchConfig())
     assert tied[0][1] == tied[1][1], "without recency the two documents tie"
-    ranked = _rank_documents(dense, bm25, [], {}, {}, documents, SearchConfig(recency_weight=0.5))
+    ranked = rank_documents(Votes(dense, bm25, documents=documents), SearchConfig(recency_weight=0.5))
     assert ranked[0][0] == document_of(fresher)
     assert ranked[0][1] - tied[0][1] == pytest.approx(0.5 / 3)
 

@@ -8,8 +8,10 @@ from typing import Any
 import pytest
 
 from devrag.ingest.pipeline import ingest
+from devrag.retrieval.document_ranking import Votes, rank_documents
 from devrag.retrieval.index import Index
-from devrag.retrieval.search import Filters, HybridIndex, SearchConfig, _rank_documents
+from devrag.retrieval.search import Filters, HybridIndex
+from devrag.retrieval.search_config import SearchConfig
 from devrag.retrieval.store import StoredPoint, VectorStore
 from tests.support import chunk_of, document_of
 
@@ -27,12 +29,22 @@ RUNBOOKS = {
 }
 
 
+# One candidate chunk per search: the title chunk alone, when BM25 ranks it first.
+ONE_CHUNK = SearchConfig(overfetch=1, candidates_per_document=1, min_candidates=1)
+
+
 @pytest.fixture
-def searcher(index, git_repo, embedder):
+def runbooks(index, git_repo, embedder):
+    """The index with RUNBOOKS ingested."""
     repo = git_repo("ops")
     repo.commit(RUNBOOKS)
     ingest(index, embedder, repo.path, "ops")
-    s = HybridIndex(index, embedder, reranker=None)
+    return index
+
+
+@pytest.fixture
+def searcher(runbooks, embedder):
+    s = HybridIndex(runbooks, embedder, reranker=None)
     yield s
     s.close()
 
@@ -89,12 +101,9 @@ def test_k_counts_documents_and_each_shows_its_best_sections(index, git_repo, em
     searcher.close()
 
 
-def test_a_title_alone_is_never_shown_as_a_section(index, git_repo, embedder):
-    repo = git_repo("ops")
-    repo.commit(RUNBOOKS)
-    ingest(index, embedder, repo.path, "ops")
-    one_chunk = SearchConfig(overfetch=1, candidates_per_document=1, min_candidates=1)
-    searcher = HybridIndex(index, embedder, reranker=None, config=one_chunk)
+def test_a_title_alone_is_never_shown_as_a_section(runbooks, embedder):
+    index = runbooks
+    searcher = HybridIndex(index, embedder, reranker=None, config=ONE_CHUNK)
     response = searcher.search("KubePodCrashLooping", k=1, mode="bm25")
     searcher.close()
     (top,) = response.results
@@ -128,17 +137,14 @@ class DeletedOnRead:
         return self._store.retrieve(ids, with_vectors, fields)
 
 
-def test_a_title_match_whose_lead_section_is_deleted_meanwhile_shows_its_title(index, git_repo, embedder):
-    repo = git_repo("ops")
-    repo.commit(RUNBOOKS)
-    ingest(index, embedder, repo.path, "ops")
-    one_chunk = SearchConfig(overfetch=1, candidates_per_document=1, min_candidates=1)
-    lead = HybridIndex(index, embedder, reranker=None, config=one_chunk)
+def test_a_title_match_whose_lead_section_is_deleted_meanwhile_shows_its_title(runbooks, embedder):
+    index = runbooks
+    lead = HybridIndex(index, embedder, reranker=None, config=ONE_CHUNK)
     (shown,) = lead.search("KubePodCrashLooping", k=1, mode="bm25").results[0].sections
     lead.close()
     assert shown.via_title, "the lead section is read last, for the title's match"
     racing = Index(DeletedOnRead(index.store, {shown.id}), index.model, index.dim)
-    searcher = HybridIndex(racing, embedder, reranker=None, config=one_chunk)
+    searcher = HybridIndex(racing, embedder, reranker=None, config=ONE_CHUNK)
     (top,) = searcher.search("KubePodCrashLooping", k=1, mode="bm25").results
     searcher.close()
     assert top.path == "runbooks/crashloop.md"
@@ -261,10 +267,10 @@ def test_the_lead_vote_decides_between_documents_the_chunk_votes_tie_on(about):
     a1, a2, b1, b2 = chunk_of("a.md", 0), chunk_of("a.md", 1), chunk_of("b.md", 0), chunk_of("b.md", 1)
     dense, bm25 = [(a1, 0.9), (b1, 0.8)], [(b2, 7.0), (a2, 6.0)]  # one first place each
     lead = {document_of("a.md"): 0.2, document_of("b.md"): 0.2} | {document_of(about): 0.7}
-    ranked = _rank_documents(dense, bm25, [], {}, lead, {}, SearchConfig())
+    ranked = rank_documents(Votes(dense, bm25, lead=lead), SearchConfig())
     other = "b.md" if about == "a.md" else "a.md"
     assert [doc for doc, _ in ranked] == [document_of(about), document_of(other)]
-    untied = _rank_documents(dense, bm25, [], {}, lead, {}, SearchConfig(lead_vote=0))
+    untied = rank_documents(Votes(dense, bm25, lead=lead), SearchConfig(lead_vote=0))
     assert untied[0][1] == untied[1][1], "without it the two documents tie"
 
 
@@ -273,7 +279,7 @@ def test_the_service_vote_keeps_its_first_stage_share_among_the_reranked_votes(l
     """In the first stage it is one of three equal votes; among the reranked ranking's two first
     stages, cross-encoder and opening vote it weighs (3 + lead_vote) / 2 times as much."""
     config = SearchConfig(lead_vote=lead_vote)
-    [(doc, score)] = _rank_documents([], [], [(chunk_of("svc.md"), 0.9)], {}, {}, {}, config)
+    [(doc, score)] = rank_documents(Votes(service=[(chunk_of("svc.md"), 0.9)]), config)
     assert doc == document_of("svc.md") and score == pytest.approx(weight / (config.document_rrf_k + 1))
 
 
@@ -297,7 +303,7 @@ def test_each_first_stage_vote_counts_as_much_as_it_is_confident(dense_top, dens
     """Ten dense scores that barely fall (0.62 to 0.60) say little about their order: BM25's first
     place then outweighs dense's, where equally confident legs tie."""
     dense, bm25 = _split_votes(dense_top, dense_tenth)
-    ranked = _rank_documents(dense, bm25, [], {}, {}, {}, SearchConfig(vote_spread=spread))
+    ranked = rank_documents(Votes(dense, bm25), SearchConfig(vote_spread=spread))
     (first, a), (second, b) = ranked[:2]
     if expected == "tie":
         assert a == pytest.approx(b) and {first, second} == {document_of("a.md"), document_of("b.md")}

@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 
 from devrag.ingest.pipeline import ingest
-from devrag.retrieval.search import HybridIndex, SearchConfig
+from devrag.retrieval.search import HybridIndex
+from devrag.retrieval.search_config import SearchConfig
 from devrag.retrieval.services import ServiceNames
 
 SIDEKIQ = "docs/sidekiq/README.md"

@@ -11,7 +11,8 @@ import pytest
 from devrag.ingest.pipeline import ingest
 from devrag.retrieval.index import Index
 from devrag.retrieval.schema import id_document
-from devrag.retrieval.search import Filters, HybridIndex, SearchConfig
+from devrag.retrieval.search import Filters, HybridIndex
+from devrag.retrieval.search_config import SearchConfig
 from devrag.retrieval.store import PointFilter, ScoredId, StoredPoint, VectorStore
 from tests.conftest import open_test_store
 from tests.retrieval.test_search import OverlapReranker

@@ -9,7 +9,7 @@ import pytest
 from devrag.retrieval.lexical_query import bm25_search
 from devrag.retrieval.owned_store import OwnedStore
 from devrag.retrieval.schema import document_key, id_document
-from devrag.retrieval.search import SearchConfig
+from devrag.retrieval.search_config import SearchConfig
 from devrag.retrieval.store import VectorStore
 from tests.conftest import open_test_store
 from tests.retrieval.test_engine_bm25 import corpus_chunks, written

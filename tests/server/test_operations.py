@@ -8,7 +8,8 @@ from prometheus_client import generate_latest
 from starlette.testclient import TestClient
 
 from devrag.retrieval.errors import IndexWriteError, ModelLoadError
-from devrag.retrieval.search import Filters, SearchResponse
+from devrag.retrieval.search import Filters
+from devrag.retrieval.search_results import SearchResponse
 from devrag.server.metrics import ServerMetrics
 from devrag.server.operations import Operations, readiness
 from devrag.server.settings import Settings

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from devrag.retrieval.search import SearchConfig
+from devrag.retrieval.search_config import SearchConfig
 from devrag.server.settings import (
     ConfigError,
     Settings,
