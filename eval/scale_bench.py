@@ -7,10 +7,10 @@ copied, never embedded again) and measures, per size:
 - the engine: its owner process opening the shard cold, and its resident memory;
 - a fresh search process per first mode (`devrag.eval.scale_probe`): opening the index and the
   first answer with the models already warm, the same from the process's start, and its RSS
-  after the first answer and after the unfiltered queries;
-- the first stage (mode `hybrid`: embed, dense, BM25, fusion) p50/p95 over distinct golden
-  queries, unfiltered, filtered by `--path` (one folder of one copy) and by `--repo` (the small
-  side repository);
+  after the first answer and after the timed queries;
+- the first stage (mode `hybrid`: embed, dense, BM25, fusion) p50/p95 over the same distinct
+  golden queries, unfiltered, filtered by `--path` (one folder of one copy) and by `--repo` (the
+  small side repository), timed side by side (see `_variants`);
 - an incremental ingest of one edited section (an edit and its revert, repeated), as a fraction
   of the same at the smallest size.
 
@@ -28,6 +28,7 @@ import signal
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable, Iterator
 from itertools import zip_longest
@@ -227,6 +228,19 @@ class ProbeFailed(RuntimeError):
     """A probe process that crashed, was stopped at the memory limit, or ran out of time."""
 
 
+def _variants(
+    filters: dict[str, dict[str, str]], queries: list[str]
+) -> dict[str, tuple[dict[str, str], list[str]]]:
+    """Each filter with the same queries, the n-th filter's spelled with n trailing spaces.
+
+    Why: filtered and unfiltered searches are compared on the same queries (the probe interleaves
+    them), and a searcher keeps each query's vector by its text. Trailing spaces change neither the
+    embedding (the tokenizer drops them) nor the BM25 terms, so every variant embeds afresh.
+    """
+    spelled = {name: [q + " " * n for q in queries] for n, name in enumerate(filters)}
+    return {name: (fields, spelled[name]) for name, fields in filters.items()}
+
+
 def _run_probe(
     options: ScaleOptions,
     layout: Layout,
@@ -242,12 +256,8 @@ def _run_probe(
         "path": f"{folder} ({len(seed.side()):,} chunks)",
         "repo": f"{SIDE} ({len(seed.side()):,} chunks)",
     }
-    variants: dict[str, tuple[dict[str, str], list[str]]] = {}
-    if timed:
-        n = options.queries
-        pool = iter(queries[2:])
-        for name, fields in (("unfiltered", {}), ("path", {"path": folder}), ("repo", {"repo": SIDE})):
-            variants[name] = (fields, [q for _, q in zip(range(n), pool, strict=False)])
+    filters = {"unfiltered": {}, "path": {"path": folder}, "repo": {"repo": SIDE}}
+    variants = _variants(filters, queries[2 : 2 + options.queries]) if timed else {}
     request = ProbeRequest(
         workdir=str(layout.workdir),
         backend_url=layout.backend_url,
@@ -266,8 +276,18 @@ def _run_probe(
 
 
 def _watched(request: ProbeRequest, options: ScaleOptions) -> str:
-    """Run the probe, stopping it past the memory limit or the timeout; its JSON line."""
-    command = [sys.executable, "-m", "devrag.eval.scale_probe", request.model_dump_json()]
+    """Run the probe, stopping it past the memory limit or the timeout; its JSON line.
+
+    The request goes in a file: as an argument, a few hundred queries per variant pass the limit
+    on one argument's length.
+    """
+    with tempfile.TemporaryDirectory(prefix="devrag-probe-") as folder:
+        path = Path(folder) / "request.json"
+        path.write_text(request.model_dump_json(), encoding="utf-8")
+        return _watch([sys.executable, "-m", "devrag.eval.scale_probe", str(path)], request, options)
+
+
+def _watch(command: list[str], request: ProbeRequest, options: ScaleOptions) -> str:
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     started, peak = time.monotonic(), 0.0
     while process.poll() is None:

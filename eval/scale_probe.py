@@ -1,8 +1,8 @@
-"""One fresh search process of the scale benchmark: `python -m devrag.eval.scale_probe REQUEST_JSON`.
+"""One fresh search process of the scale benchmark: `python -m devrag.eval.scale_probe REQUEST_FILE`.
 
 It loads and warms the models first (not timed), then times what a server just started pays
 before its first answer: opening the index and the first `HybridIndex.search`. Then it times
-searches over distinct queries, unfiltered and filtered, and prints one `Probe` as JSON on stdout.
+searches unfiltered and filtered, interleaved, and prints one `Probe` as JSON on stdout.
 Only public read APIs are used (`Index`, `HybridIndex.search`, `Filters`), so the probe times
 whatever the search internals are.
 """
@@ -78,8 +78,8 @@ class ProbeRequest(BaseModel):
     mode: str
     k: int
     first_query: str
-    # Variant name -> (Filters fields, queries); each variant's queries are its own, so no query
-    # vector is cached from another variant.
+    # Variant name -> (Filters fields, queries), timed interleaved (see `_interleaved`); each
+    # variant's queries are spelled apart, so no query vector is cached from another variant.
     variants: dict[str, tuple[dict[str, str], list[str]]]
     spawned_at: float  # the parent's time.time() when it started this process
 
@@ -117,32 +117,44 @@ def probe(request: ProbeRequest) -> Probe:
         models_s=round(models_s, 3),
         rss_first_mib=rss_mib() or 0.0,
     )
-    for name, (fields, queries) in request.variants.items():
-        result.latency[name] = _timed(searcher, queries, request.k, Filters(**fields))
-        if result.rss_after_queries_mib is None:
-            result.rss_after_queries_mib = rss_mib()
+    if request.variants:
+        result.latency = _interleaved(searcher, request.variants, request.k)
+        result.rss_after_queries_mib = rss_mib()
     searcher.close()
     index.close()
     return result
 
 
-def _timed(searcher: HybridIndex, queries: list[str], k: int, filters: Filters) -> Latency:
-    samples = []
-    stages: dict[str, list[float]] = {}
-    for query in queries:
-        started = time.perf_counter()
-        response = searcher.search(query, k, "hybrid", filters)
-        samples.append((time.perf_counter() - started) * 1000)
-        for stage, ms in response.timings_ms.items():
-            stages.setdefault(stage, []).append(ms)
-    described = ", ".join(f"{key} {value}" for key, value in filters.model_dump(exclude_none=True).items())
-    return Latency.of(samples, described or None, stages)
+def _interleaved(
+    searcher: HybridIndex, variants: dict[str, tuple[dict[str, str], list[str]]], k: int
+) -> dict[str, Latency]:
+    """Each variant's hybrid searches, timed round by round: the i-th query of every variant, the
+    order rotating each round, so that a variant's figures share the machine's moments (and the
+    engine's caches) with the others' rather than running alone."""
+    names = list(variants)
+    samples: dict[str, list[float]] = {name: [] for name in names}
+    stages: dict[str, dict[str, list[float]]] = {name: {} for name in names}
+    for i in range(max(len(queries) for _, queries in variants.values())):
+        for name in names[i % len(names) :] + names[: i % len(names)]:
+            fields, queries = variants[name]
+            if i >= len(queries):
+                continue
+            started = time.perf_counter()
+            response = searcher.search(queries[i], k, "hybrid", Filters(**fields))
+            samples[name].append((time.perf_counter() - started) * 1000)
+            for stage, ms in response.timings_ms.items():
+                stages[name].setdefault(stage, []).append(ms)
+    return {name: Latency.of(samples[name], _described(variants[name][0]), stages[name]) for name in names}
 
 
-def main(argv: list[str] | None = None) -> int:
+def _described(fields: dict[str, str]) -> str | None:
+    """A variant's filter as the report shows it; None: unfiltered."""
+    return ", ".join(f"{key} {value}" for key, value in fields.items()) or None
+
+
+def main() -> int:
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
-    args = sys.argv[1:] if argv is None else argv
-    request = ProbeRequest.model_validate_json(args[0])
+    request = ProbeRequest.model_validate_json(Path(sys.argv[1]).read_text(encoding="utf-8"))
     result: Any = probe(request)
     sys.stdout.write(result.model_dump_json() + "\n")
     sys.stdout.flush()

@@ -13,7 +13,7 @@ MIB = 1024 * 1024
 
 
 class Latency(BaseModel):
-    """Wall-clock milliseconds of one search variant over distinct queries."""
+    """Wall-clock milliseconds of one search variant over its queries."""
 
     queries: int
     p50_ms: float
@@ -110,7 +110,7 @@ def startup_table(report: ScaleReport) -> Table:
         "first answer s (+rerank)",
         "whole process s",
         "RSS first MiB",
-        "RSS 50 q MiB",
+        "RSS after queries MiB",
     ):
         table.add_column(column, justify="right")
     for row in report.rows:

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from devrag.eval.scale_bench import ScaleOptions, run_scale_bench
+from devrag.eval.scale_bench import ScaleOptions, _variants, run_scale_bench
 from devrag.eval.scale_index import BENCH, SIDE, Layout, build, load_seed
 from devrag.eval.scale_probe import ModelSpec
 from devrag.ingest.pipeline import ingest
@@ -125,3 +125,12 @@ def test_bench_scale_on_qdrant_without_a_server_says_it_is_not_measured(
     report = json.loads(result.output)
     assert report["backend"] == "qdrant" and report["rows"] == []
     assert "not measured" in report["backend_note"]
+
+
+def test_every_filter_is_timed_on_the_same_queries_spelled_apart() -> None:
+    filters = {"unfiltered": {}, "path": {"path": "copy-001/po/"}, "repo": {"repo": "side"}}
+    variants = _variants(filters, ["disk full on db1", "KubePodCrashLooping"])
+    assert {name: fields for name, (fields, _) in variants.items()} == filters
+    spelled = [queries for _, queries in variants.values()]
+    assert all([q.rstrip() for q in each] == ["disk full on db1", "KubePodCrashLooping"] for each in spelled)
+    assert len({q for each in spelled for q in each}) == 6, "no variant reuses another's cached vector"
