@@ -32,10 +32,11 @@ from devrag.ingest.git_source import GitSource
 from devrag.ingest.identity import Clone
 from devrag.ingest.pipeline import ingest
 from devrag.retrieval.factory import open_store
-from devrag.retrieval.index import FileScope, Index, RepoState, SkippedRecord
+from devrag.retrieval.index import FileScope, Index, RepoState
 from devrag.retrieval.models import Embedder
 from devrag.retrieval.review_age import commit_date
 from devrag.retrieval.schema import Chunk, chunk_id, with_document_fields
+from devrag.retrieval.skip_records import SkippedRecord
 
 log = logging.getLogger(__name__)
 

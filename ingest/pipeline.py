@@ -15,11 +15,12 @@ from devrag.ingest.documents import MAX_FILE_CHUNKS, Parsed, decode, parse_file,
 from devrag.ingest.git_source import GitSource, TreeEntry, locate
 from devrag.ingest.identity import Clone, checked_state
 from devrag.ingest.plan import Plan, make_plan
-from devrag.retrieval.index import FileScope, Index, RepoState, SkippedRecord
+from devrag.retrieval.index import FileScope, Index, RepoState
 from devrag.retrieval.models import Embedder
 from devrag.retrieval.review_age import commit_date
 from devrag.retrieval.schema import Chunk, chunk_id, content_hash, embed_text_for, with_document_fields
 from devrag.retrieval.search_input import check_glob
+from devrag.retrieval.skip_records import SkippedRecord
 
 
 class StageProgress(Protocol):

@@ -6,7 +6,8 @@ from dataclasses import dataclass, field
 
 from devrag.ingest.documents import skip_reason
 from devrag.ingest.git_source import Change, GitSource, SourceError, TreeEntry
-from devrag.retrieval.index import MIXED, FileScope, Index, RepoState, SkippedRecord
+from devrag.retrieval.index import MIXED, FileScope, Index, RepoState
+from devrag.retrieval.skip_records import SkippedRecord
 
 
 @dataclass

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import uuid
-import zlib
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
@@ -14,6 +13,7 @@ from devrag.retrieval.errors import IndexMismatchError, IndexWriteError
 from devrag.retrieval.lexical_field import LEXICAL_FIELD, LEXICAL_VERSION, field_text
 from devrag.retrieval.paths import path_matches
 from devrag.retrieval.schema import CHUNKER_VERSION, ID_VERSION, PAYLOAD_VERSION, Chunk, chunk_id
+from devrag.retrieval.skip_records import SkippedRecord, SkipRecords
 from devrag.retrieval.store import PointFilter, StoredPoint, VectorStore
 from devrag.retrieval.write_lock import WriteLock
 
@@ -22,13 +22,6 @@ log = logging.getLogger(__name__)
 INDEX_META_KEY = "index"
 GENERATION_META_KEY = "generation"
 _REPO_PREFIX = "repo:"
-# Not "repo:"-prefixed, so `repos()` never mistakes a repository's skip records for a repository.
-# A repository's skip records are split in shares by a hash of the path, one key each:
-# "skipped.<share>:<repo>"; up to 0.7.0 they were one key, "skipped:<repo>" (still read, and split
-# by the next ingest).
-_SKIPPED_PREFIX = "skipped:"
-_SHARE_PREFIX = "skipped."
-_SHARES = 64
 _RETRIES = 2
 # BM25 terms versions whose chunks hold this version's terms, only spelled otherwise: the next
 # ingest rewrites their field in place instead of the index being rebuilt (as it re-keys an index
@@ -133,27 +126,6 @@ class RepoState:
         )
 
 
-def _share_key(repo: str, path: str) -> str:
-    """The key of the share of `repo`'s skip records that holds `path`'s."""
-    share = zlib.crc32(path.encode("utf-8", "surrogatepass")) % _SHARES  # any name git can hold
-    return f"{_SHARE_PREFIX}{share:02x}:{repo}"
-
-
-@dataclass(frozen=True)
-class SkippedRecord:
-    """A file ingest considered and left without chunks, at the blob it judged.
-
-    Without it, a file that yields no chunks (front matter only, binary, too large...) looks
-    exactly like a file ingest never saw, so a full compare re-reads it on every run and reconcile
-    reports it missing forever. `read` says whether the verdict needed the content (binary, no
-    text) or only the tree entry (symlink, size), so a changed size limit can revisit the latter.
-    """
-
-    blob_sha: str
-    reason: str
-    read: bool
-
-
 class Index:
     """Chunks and their vectors in a VectorStore, for one embedding model and chunker version."""
 
@@ -162,6 +134,7 @@ class Index:
         self.model = model
         self.dim = dim
         self.lock = WriteLock(store)  # one writer at a time, in every process on this store
+        self._skips = SkipRecords(store, self._put_meta_verified, self._delete_meta_verified)
 
     def check_compatible(self) -> None:
         """Refuse to mix vectors of two models, chunk layouts or BM25 terms in one index.
@@ -233,9 +206,7 @@ class Index:
         skip records an older version kept in one key per repository."""
         self._rewrite_in_place(rewritten or (lambda _: None))
         self.check_compatible()
-        for key in self.store.meta_keys():
-            if key.startswith(_SKIPPED_PREFIX):
-                self._split_unsplit(key[len(_SKIPPED_PREFIX) :])
+        self._skips.split_every_unsplit()
         self.store.ensure_collection(self.dim)
         if self.store.get_meta(INDEX_META_KEY) is None:
             meta = {
@@ -353,61 +324,15 @@ class Index:
     # Skipped files --------------------------------------------------------------------------------
 
     def skipped_files(self, repo: str, near: Iterable[str] | None = None) -> dict[str, SkippedRecord]:
-        """path -> record of every file of the repo that the last runs considered and left unchunked.
-
-        With `near`, only the records that share a key with those paths: an incremental run reads
-        (and rewrites) only the shares its changed files fall in, however many files the repository
-        skips.
-        """
-        keys = self._keys_near(repo, near)
-        rows = [row for key in sorted(keys) for row in (self.store.get_meta(key) or {}).get("files", [])]
-        unsplit = (self.store.get_meta(_SKIPPED_PREFIX + repo) or {}).get("files", [])
-        rows += [row for row in unsplit if _share_key(repo, row["path"]) in keys or near is None]
-        return {
-            row["path"]: SkippedRecord(row["blob_sha"], row["reason"], bool(row.get("read"))) for row in rows
-        }
+        """path -> record of every file of the repo that the last runs considered and left unchunked
+        (with `near`, only those in the shares of those paths; see `SkipRecords.read`)."""
+        return self._skips.read(repo, near)
 
     def set_skipped_files(
         self, repo: str, records: dict[str, SkippedRecord], near: Iterable[str] | None = None
     ) -> None:
-        """Replace the repo's skip records (with `near`, those in the shares of those paths), verified.
-
-        Each share is one key, written whole or not at all; an emptied share's key is removed.
-        """
-        rows = [
-            {"path": path, "blob_sha": r.blob_sha, "reason": r.reason, "read": r.read}
-            for path, r in sorted(records.items())
-        ]
-        self._split_unsplit(repo)
-        keys = self._keys_near(repo, near)
-        self._write_shares(repo, keys, rows)
-
-    def _write_shares(self, repo: str, keys: set[str], rows: list[dict[str, Any]]) -> None:
-        """Write each share that holds rows, and empty those of `keys` that hold none."""
-        shares: dict[str, list[dict[str, Any]]] = {key: [] for key in keys}
-        for row in rows:
-            shares.setdefault(_share_key(repo, row["path"]), []).append(row)
-        for key, held in sorted(shares.items()):
-            if held:
-                self._put_meta_verified(key, {"files": held})
-            elif self.store.get_meta(key) is not None:
-                self._delete_meta_verified(key)
-
-    def _keys_near(self, repo: str, near: Iterable[str] | None) -> set[str]:
-        """The keys of the shares holding the records of `near`'s paths; None: every stored share."""
-        return self._share_keys(repo) if near is None else {_share_key(repo, path) for path in near}
-
-    def _share_keys(self, repo: str) -> set[str]:
-        """The keys of the repo's shares of skip records that are stored."""
-        after = len(_SHARE_PREFIX) + 2  # the share's two hex digits
-        return {k for k in self.store.meta_keys() if k.startswith(_SHARE_PREFIX) and k[after:] == f":{repo}"}
-
-    def _split_unsplit(self, repo: str) -> None:
-        """Move an older version's single key of the repo's skip records into shares."""
-        unsplit = self.store.get_meta(_SKIPPED_PREFIX + repo)
-        if unsplit is not None:
-            self._write_shares(repo, set(), unsplit.get("files", []))
-            self._delete_meta_verified(_SKIPPED_PREFIX + repo)
+        """Replace the repo's skip records (with `near`, those in the shares of those paths), verified."""
+        self._skips.replace(repo, records, near)
 
     def _put_meta_verified(self, key: str, value: dict[str, Any]) -> None:
         with self.lock:
