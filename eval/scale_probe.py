@@ -144,12 +144,8 @@ def _interleaved(
             samples[name].append((time.perf_counter() - started) * 1000)
             for stage, ms in response.timings_ms.items():
                 stages[name].setdefault(stage, []).append(ms)
-    return {name: Latency.of(samples[name], _described(variants[name][0]), stages[name]) for name in names}
-
-
-def _described(fields: dict[str, str]) -> str | None:
-    """A variant's filter as the report shows it; None: unfiltered."""
-    return ", ".join(f"{key} {value}" for key, value in fields.items()) or None
+    # The benchmark names each variant's filter (with its size) in the report, not the probe.
+    return {name: Latency.of(samples[name], stages=stages[name]) for name in names}
 
 
 def main() -> int:
