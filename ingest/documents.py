@@ -10,7 +10,7 @@ from typing import Any
 from devrag.ingest.alert_rules import alert_rules
 from devrag.ingest.code_chunker import chunk_code, language_for
 from devrag.ingest.doc_meta import document_meta
-from devrag.ingest.git_source import MODE_SUBMODULE, MODE_SYMLINK, TreeEntry
+from devrag.ingest.git_source import MODE_SUBMODULE, MODE_SYMLINK, UNDECODABLE, TreeEntry
 from devrag.ingest.markdown_chunker import MARKDOWN_SUFFIXES, parse_markdown
 from devrag.ingest.redaction import redact
 from devrag.ingest.windows import TokenCounter, clip
@@ -44,6 +44,8 @@ class Parsed:
 
 def skip_reason(entry: TreeEntry, max_bytes: int) -> str | None:
     """Why a tree entry is not indexed, judged before its content is read."""
+    if UNDECODABLE in entry.path:
+        return "file name is not valid UTF-8"
     if entry.mode == MODE_SYMLINK:
         return "symlink"
     if entry.mode == MODE_SUBMODULE:

@@ -17,6 +17,8 @@ _SCP_LIKE = re.compile(r"^(?:[^@/]+@)?(?P<host>[^:/]+):(?P<path>(?!/).+)$")
 MODE_SYMLINK = "120000"
 MODE_SUBMODULE = "160000"
 _PATHS_PER_CALL = 500  # paths named on one git command line
+# What a byte of a file name that is not UTF-8 reads as (`file_name`); such a file is never indexed.
+UNDECODABLE = "\ufffd"
 
 
 class SourceError(DevragError):
@@ -109,6 +111,8 @@ class GitSource:
         header, which over a whole tree of 100,000 files is most of a second.
         """
         found: dict[str, TreeEntry] = {}
+        if any(UNDECODABLE in path for path in paths):  # Git cannot be asked for such a name
+            found = {path: entry for path, entry in self.tree(commit).items() if UNDECODABLE in path}
         for start in range(0, len(paths), _PATHS_PER_CALL):
             batch = paths[start : start + _PATHS_PER_CALL]
             literal = (f":(literal){p}" for p in batch)
@@ -119,12 +123,12 @@ class GitSource:
     def paths(self, commit: str) -> list[str]:
         """Every path of the commit's tree: names only, which Git lists without opening a blob."""
         listing = self.repo.git.ls_tree("-r", "-z", "--name-only", "--full-tree", commit)
-        return [path for path in listing.split("\0") if path]
+        return [file_name(path) for path in listing.split("\0") if path]
 
     def changes(self, old: str, new: str) -> list[Change]:
         """Paths that differ between two commits, with renames detected."""
         out = self.repo.git.diff("--name-status", "-z", "-M", "--no-ext-diff", old, new)
-        fields = [f for f in out.split("\0") if f]
+        fields = [file_name(f) for f in out.split("\0") if f]
         changes: list[Change] = []
         i = 0
         while i < len(fields):
@@ -201,7 +205,7 @@ def _logged_names(out: str) -> Iterator[tuple[str, str]]:
             token = token.removeprefix("\n")
             after_header = False
         if token:
-            yield current, token
+            yield current, file_name(token)
 
 
 def locate(path: Path) -> tuple[Path, str]:
@@ -271,5 +275,20 @@ def _entries(listing: str) -> dict[str, TreeEntry]:
     for record in filter(None, listing.split("\0")):
         meta, path = record.split("\t", 1)
         mode, _kind, sha, size = meta.split()
+        path = file_name(path)
         entries[path] = TreeEntry(path, mode, sha, int(size) if size != "-" else -1)
     return entries
+
+
+def file_name(listed: str) -> str:
+    """A path as Git lists it, with each byte that is not UTF-8 read as `UNDECODABLE`.
+
+    Git stores names as bytes, and GitPython hands the bytes that are not UTF-8 on as lone
+    surrogates, which no id, payload or JSON output can carry; one such name would stop every
+    ingest of its repository. Read this way it is a plain string, skipped with its reason.
+    """
+    try:
+        listed.encode("utf-8")
+    except UnicodeEncodeError:
+        return listed.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+    return listed
