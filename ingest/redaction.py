@@ -54,7 +54,12 @@ _PLACEHOLDER = re.compile(r"(.)\1{5}|example|redacted|placeholder|changeme", re.
 _DIGEST_LENGTHS = {40, 64}  # SHA-1 (git object names) and SHA-256 digests
 # A URL's password (`scheme://user:password@host`): any characters RFC 3986 lets userinfo hold
 # unescaped, `!` and `*` included, which detect-secrets' basic-auth pattern stops at.
-_URL_PASSWORD = re.compile(r"[A-Za-z][A-Za-z0-9+.\-]*://[^\s:/?#@\[\]]+:(?P<password>[^\s/?#@\[\]]+)@")
+# A scheme starts where no scheme character stands before it and is at most 32 long: otherwise a long
+# run of letters is tried from each of its characters, each try scanning to the run's end (a 400 KB
+# line took two minutes).
+_URL_PASSWORD = re.compile(
+    r"(?<![A-Za-z0-9+.\-])[A-Za-z][A-Za-z0-9+.\-]{0,31}://[^\s:/?#@\[\]]+:(?P<password>[^\s/?#@\[\]]+)@"
+)
 _BASIC_AUTH = "basic-auth-credentials"
 # The rest of a token after a reported value: base64 and token characters, dots only inside it.
 _TOKEN_TAIL = r"[A-Za-z0-9_\-+/=]*(?:\.[A-Za-z0-9_\-+/=]+)*"

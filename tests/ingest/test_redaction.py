@@ -158,3 +158,13 @@ def test_yaml_and_config_files_need_no_quotes_but_markdown_prose_does() -> None:
 def test_an_allowlisted_example_is_kept_as_written() -> None:
     text = fenced("yaml", f"  password: {PASSWORD}  # pragma: allowlist secret")
     assert redact("runbooks/example.md", text).text == text
+
+
+def test_a_url_password_after_a_long_unbroken_run_of_letters_is_still_found() -> None:
+    # The scheme pattern starts only where a scheme can start; a 200 KB run of letters before it
+    # once cost minutes of backtracking, and the URL after it must still be read.
+    text = "x" * 200_000 + " postgres://app:Vq8sZr2Lm4Tn@db:5432/app"
+    assert (
+        redact("notes.md", text).text
+        == "x" * 200_000 + " postgres://app:[REDACTED:basic-auth-credentials]@db:5432/app"
+    )
