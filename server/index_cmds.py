@@ -72,7 +72,11 @@ def status_cmd(obj: Context, as_json: bool) -> None:
 
 
 @click.command("reconcile")
-@click.option("--check", is_flag=True, help="Only report drift; exit 1 when there is any.")
+@click.option(
+    "--check",
+    is_flag=True,
+    help="Only report drift; exit 1 when there is any (always when a repository cannot be read).",
+)
 @click.option(
     "--vacuum",
     "and_vacuum",
@@ -92,7 +96,8 @@ def reconcile_cmd(obj: Context, check: bool, and_vacuum: bool, as_json: bool) ->
         drifts = reconcile(index, lambda: bind_model(index, load_embedder(settings)), check, options)
         vacuumed = vacuum(index) if and_vacuum else None
     emit(as_json, drifts, lambda: render.drift_report(drifts, check, vacuumed))
-    if check and any(d.drifted for d in drifts):
+    # A repository that could not be read was neither checked nor repaired: a nightly run must fail.
+    if any(d.error for d in drifts) or (check and any(d.drifted for d in drifts)):
         sys.exit(1)
 
 

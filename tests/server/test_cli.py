@@ -292,3 +292,11 @@ def test_an_index_of_older_bm25_spellings_is_refused_by_search_shown_by_status_a
     assert summary["mode"] == "noop" and summary["chunks"]["respelled"] == pending
     assert json.loads(cli("status", "--json"))["respell_pending"] == 0
     assert "runbooks/disk.md" in cli("search", "disk disk full", "-k", "1")
+
+
+def test_reconcile_fails_when_a_repository_cannot_be_read(cli, ops_repo, tmp_path):
+    cli("ingest", str(ops_repo.path))
+    ops_repo.path.rename(tmp_path / "moved")
+    for args in (["reconcile", "--json"], ["reconcile"], ["reconcile", "--check", "--json"]):
+        out = cli(*args, code=1)
+        assert "not a Git repository" in out, args
