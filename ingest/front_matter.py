@@ -15,6 +15,8 @@ import yaml
 from yaml.events import AliasEvent
 from yaml.nodes import Node
 
+from devrag.ingest.redaction_marker import hide_markers, restore_markers
+
 MAX_DEPTH = 32
 
 
@@ -42,13 +44,13 @@ class _FrontMatterLoader(yaml.SafeLoader):
 
 
 def load_front_matter(text: str) -> Any:
-    """The YAML value of a front matter block.
+    """The YAML value of a front matter block, redaction markers read as text (`redaction_marker`).
 
     Raises:
         FrontMatterError: the front matter uses aliases or nests too deep.
         yaml.YAMLError: it is not valid YAML.
     """
-    return yaml.load(text, Loader=_FrontMatterLoader)  # noqa: S506 - a SafeLoader subclass
+    return restore_markers(yaml.load(hide_markers(text), Loader=_FrontMatterLoader))  # noqa: S506 - a SafeLoader subclass
 
 
 def load_yaml_documents(text: str) -> list[Any]:
@@ -60,4 +62,5 @@ def load_yaml_documents(text: str) -> list[Any]:
         FrontMatterError: the stream uses aliases or nests too deep.
         yaml.YAMLError: it is not valid YAML.
     """
-    return list(yaml.load_all(text, Loader=_FrontMatterLoader))  # noqa: S506 - a SafeLoader subclass
+    documents = yaml.load_all(hide_markers(text), Loader=_FrontMatterLoader)  # noqa: S506 - a SafeLoader subclass
+    return [restore_markers(document) for document in documents]

@@ -66,9 +66,17 @@ def _front_matter(tokens: list[Token], warnings: list[str]) -> tuple[dict[str, A
     except FrontMatterError as exc:
         warnings.append(f"front matter ignored: {exc}")
         data = None
-    except yaml.YAMLError:
+    except yaml.YAMLError as exc:
+        warnings.append(f"front matter ignored: not valid YAML ({_yaml_problem(exc)})")
         data = None
     return (data if isinstance(data, dict) else {}), end
+
+
+def _yaml_problem(exc: yaml.YAMLError) -> str:
+    """What PyYAML found wrong, and on which line of the file (the front matter opens on line 2)."""
+    problem = getattr(exc, "problem", None) or "cannot be parsed"
+    mark = getattr(exc, "problem_mark", None)
+    return f"{problem}, line {mark.line + 2}" if mark is not None else problem
 
 
 def _headings(tokens: list[Token]) -> list[tuple[int, int, str]]:

@@ -41,6 +41,7 @@ from detect_secrets.util.filetype import FileType, determine_file_type
 from markdown_it import MarkdownIt
 
 from devrag.ingest.markdown_chunker import MARKDOWN_SUFFIXES
+from devrag.ingest.redaction_marker import marker
 
 PRIVATE_KEY = "private-key"
 _MD = MarkdownIt("commonmark")
@@ -75,11 +76,6 @@ class Redaction:
     @property
     def count(self) -> int:
         return sum(self.kinds.values())
-
-
-def marker(kind: str) -> str:
-    """What stands in the text where a secret of this kind was."""
-    return f"[REDACTED:{kind}]"
 
 
 def redact(path: str, text: str) -> Redaction:

@@ -89,3 +89,34 @@ def test_every_parse_carries_its_documents_metadata_and_code_gets_the_path_servi
     assert (md.meta.service, md.meta.service_source, md.meta.team) == ("payments", "path", "pay")
     sh = parse_file("runbooks/payments/fix.sh", "echo fix\n", 120, count)
     assert (sh.meta.service, sh.meta.service_source) == ("payments", "path")
+
+
+def _count(text: str) -> int:
+    return len(text.split())
+
+
+def test_a_secret_in_front_matter_is_redacted_and_the_rest_of_the_front_matter_survives():
+    front = (
+        "---\ntitle: AKIAZ3MXQK7TRV2WXYZB\nservice: deployer\nteam: release-eng\n"
+        "alerts: [DeployPipelineStuck]\n"
+        "deploy_token: ghp_aBcDeFgHiJkLmNoPqRsTuVwXyZ0123456789 (rotate monthly)\n---\n"
+    )
+    parsed = parse_file(
+        "runbooks/b.md", front + "# Deploy\n\n## Meaning\nThe pipeline is stuck.\n", 120, _count
+    )
+    assert (parsed.meta.service, parsed.meta.team, parsed.meta.alerts) == (
+        "deployer",
+        "release-eng",
+        ["DeployPipelineStuck"],
+    )
+    assert parsed.meta.meta["deploy_token"] == "[REDACTED:github-token] (rotate monthly)"
+    assert parsed.title == "[REDACTED:aws-access-key]"
+    assert not parsed.warnings and parsed.redacted == {"github-token": 1, "aws-access-key": 1}
+
+
+def test_front_matter_that_is_not_valid_yaml_is_ignored_with_a_warning_naming_the_line():
+    text = "---\nservice: checkout\nalerts: [CheckoutDown\n---\n# CheckoutDown\n\n## Meaning\nx\n"
+    parsed = parse_file("runbooks/c.md", text, 120, _count)
+    assert parsed.meta.service is None and parsed.drafts
+    (warning,) = parsed.warnings
+    assert warning.startswith("front matter ignored: not valid YAML (") and "line 3" in warning
