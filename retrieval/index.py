@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import uuid
 from collections import Counter
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Collection, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -86,12 +86,13 @@ class RepoState:
     # diff ingest reports its unchanged files from the diff instead of listing the whole tree.
     files: int | None = None
 
-    def cited(self, commit: str) -> str:
+    def cited(self, commit: str, newer: Collection[str] = ()) -> str:
         """The commit a chunk written at `commit` is cited at: the indexed one, which holds its file
         as it was read (a file that changed since was written again), or, while an ingest is writing,
-        the one it reads for the chunks it wrote. A chunk keeps the commit it was written at, which a
-        later clone (shallow, or after a force push) may not hold, so it is never cited as such."""
-        if self.in_progress is not None and commit == self.in_progress:
+        the one it reads for the chunks it wrote; so are the commits of `newer` (`written_since`).
+        A chunk keeps the commit it was written at, which a later clone (shallow, or after a force
+        push) may not hold, so an older one is never cited as such."""
+        if commit == self.in_progress or commit in newer:
             return commit
         return self.commit or commit
 
@@ -528,3 +529,11 @@ def _payload(chunk: Chunk) -> dict[str, Any]:
     payload = chunk.model_dump()
     payload[LEXICAL_FIELD] = field_text(payload)
     return payload
+
+
+def written_since(before: RepoState | None, after: RepoState | None) -> set[str]:
+    """The commits an ingest may have written chunks at beyond the indexed commit of `before`: one
+    in progress then, or begun or finished by the time `after` was read. A search that read its
+    chunks between two such reads shows those written there apart from the rest (`one_version`)."""
+    found = {c for state in (before, after) if state for c in (state.commit, state.in_progress) if c}
+    return found - {before.commit if before else None}

@@ -27,7 +27,7 @@ from devrag.retrieval.document_ranking import (
 )
 from devrag.retrieval.filters import Filters, path_indexed, store_filter
 from devrag.retrieval.fusion import rrf
-from devrag.retrieval.index import Index, RepoState
+from devrag.retrieval.index import Index, RepoState, written_since
 from devrag.retrieval.lexical_query import bm25_search
 from devrag.retrieval.models import Embedder, head
 from devrag.retrieval.rerank import Reranker
@@ -37,6 +37,7 @@ from devrag.retrieval.search_results import (
     Chunk,
     SearchResponse,
     StageScores,
+    one_version,
     search_result,
     shown_sections,
     stage_evidence,
@@ -212,12 +213,16 @@ class HybridIndex:
         with _stage("payloads", timings):
             shown = self._read_results(ranked, k, payloads)
         chunks = payloads.chunks
+        now = self.known().repos  # read after the payloads: what an ingest began or ended meanwhile
         results = []
         for score, sections in shown:
-            match = matched.get(_document(chunks[sections[0][2]]))
-            result = search_result(sections, score, chunks, evidence, match)
-            state = known.repos.get(result.repo)
-            result.commit = state.cited(result.commit) if state else result.commit
+            repo = chunks[sections[0][0]]["repo"]
+            newer = written_since(known.repos.get(repo), now.get(repo))
+            one = one_version(sections, chunks, newer)
+            match = matched.get(_document(chunks[one[0][2]]))
+            result = search_result(one, score, chunks, evidence, match)
+            state = known.repos.get(repo) or now.get(repo)
+            result.commit = state.cited(result.commit, newer) if state else result.commit
             result.review = document_review(chunks[result.sections[0].id], config, mode == "hybrid+rerank")
             results.append(result)
         timings["total"] = _ms(started)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from typing import Any, Literal
 
 from pydantic import BaseModel, Field
@@ -128,6 +128,23 @@ def still_shown(
     """The shown sections that could be read; one shown for another (a title's lead section) and
     deleted between the reads falls back to the chunk whose evidence it is, read before."""
     return [(cid, score, by) if cid in chunks else (by, score, by) for cid, score, by in sections]
+
+
+def one_version(
+    sections: list[tuple[str, float, str]], chunks: Mapping[str, Chunk], newer: Collection[str]
+) -> list[tuple[str, float, str]]:
+    """The shown sections of one version of their document.
+
+    An ingest writes a file's new chunks before it deletes those they replace, so a search in
+    between may read both, even two versions of one section. Sections written at a commit newer
+    than the indexed one the search began from (`newer`, see `written_since`) are shown only when
+    the document has no others: the others all hold its text at that indexed commit.
+    """
+    older = [s for s in sections if chunks[s[0]]["commit"] not in newer]
+    if older:
+        return older
+    first = chunks[sections[0][0]]["commit"]
+    return [s for s in sections if chunks[s[0]]["commit"] == first]
 
 
 def search_result(

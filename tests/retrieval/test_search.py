@@ -152,6 +152,58 @@ def test_a_title_match_whose_lead_section_is_deleted_meanwhile_shows_its_title(r
     assert title.id != shown.id and not title.via_title and title.text.strip() == "# KubePodCrashLooping"
 
 
+class IngestDuringSearch:
+    """A real store where an ingest of `repo` starts the moment a search first asks the engine,
+    and stops after writing the new version of a file, before deleting the chunks it replaces:
+    what a search sees in the middle of an ingest."""
+
+    def __init__(self, store: VectorStore, repo: Any, embedder: Any) -> None:
+        self._store, self._repo, self._embedder = store, repo, embedder
+        self.started = False
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._store, name)
+
+    def lexical_search(self, *args: Any, **kwargs: Any) -> Any:
+        if not self.started:
+            self.started = True
+            writer = Index(StopsBeforeDeleting(self._store), self._embedder.name, self._embedder.dim)
+            with pytest.raises(RuntimeError, match="stopped"):
+                ingest(writer, self._embedder, self._repo.path, "ops")
+        return self._store.lexical_search(*args, **kwargs)
+
+
+class StopsBeforeDeleting:
+    def __init__(self, store: VectorStore) -> None:
+        self._store = store
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._store, name)
+
+    def delete(self, ids: Sequence[str]) -> None:
+        raise RuntimeError("stopped before deleting the replaced chunks")
+
+
+def test_a_search_during_an_ingest_shows_one_version_of_a_document_cited_where_its_text_is(
+    runbooks, git_repo, embedder
+):
+    repo = git_repo("ops")
+    indexed = repo.head()
+    repo.commit({"runbooks/crashloop.md": RUNBOOKS["runbooks/crashloop.md"].replace("again and", "over and")})
+    racing = IngestDuringSearch(runbooks.store, repo, embedder)
+    searcher = HybridIndex(Index(racing, runbooks.model, runbooks.dim), embedder, reranker=None)
+    searcher.known()  # the repository's state as it was before the ingest began
+    (top, *_) = searcher.search("CrashLoopBackOff restart again over", k=3, mode="bm25").results
+    assert racing.started and top.path == "runbooks/crashloop.md"
+    lines = [(s.start_line, s.end_line) for s in top.sections]
+    assert len(lines) == len(set(lines)), "one version of each section"
+    assert top.commit == indexed and all("over and" not in s.text for s in top.sections)
+    ingest(runbooks, embedder, repo.path, "ops")  # the ingest runs again, to its end
+    (top, *_) = searcher.search("CrashLoopBackOff restart again over", k=3, mode="bm25").results
+    assert top.commit == repo.head() and any("over and" in s.text for s in top.sections)
+    searcher.close()
+
+
 def test_filters_apply_to_both_retrievers(searcher):
     for mode in ("dense", "bm25", "hybrid"):
         by_type = searcher.search(
