@@ -7,6 +7,7 @@ error. The adapters call the same functions on the same inputs, so they accept a
 
 from __future__ import annotations
 
+import unicodedata
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import get_args
@@ -17,6 +18,9 @@ from devrag.retrieval.schema import DocType
 MAX_K = 20
 MAX_QUERY_TOKENS = 8000
 MAX_QUERY_CHARS = 64_000
+MAX_ALERT_CHARS = 200_000  # a notification of many alerts, each with its labels and annotations
+MAX_QUERY_ID = 64
+MAX_FEEDBACK_DOCUMENT, MAX_FEEDBACK_NOTE = 4096, 2000
 MIN_BUDGET, MAX_BUDGET = 200, 32000
 # A search answer ends with its query_id (about 20 tokens). The smallest answer the budget tests
 # reach (one citation with its get_document calls, the freshness and left-out lines) then measured
@@ -52,7 +56,7 @@ def check_search(raw: Mapping[str, object]) -> SearchInput:
     """
     query = _text(raw, "query", required=True)
     assert query is not None
-    if not query.strip():
+    if not is_visible(query):
         raise InputError("The query is empty. Search for an alert name, error message or service name.")
     doc_type = _text(raw, "doc_type")
     if doc_type is not None and doc_type not in DOC_TYPES:
@@ -94,6 +98,47 @@ def check_document(raw: Mapping[str, object]) -> None:
         check_int(raw, "max_tokens", MIN_BUDGET, MAX_BUDGET, "the token budget for this page")
     if "offset" in raw:
         check_int(raw, "offset", 0, 10**9, "lines to skip (the previous page's next_offset)")
+
+
+def check_alert(raw: Mapping[str, object]) -> None:
+    """The arguments of an alert search: the alert pasted as text, with a search's k, repo and budget.
+
+    Raises:
+        InputError: the alert is missing, not text or too long; or k,
+            repo or max_tokens is wrong.
+    """
+    alert = _text(raw, "alert", required=True)
+    assert alert is not None  # one that holds no alert is refused by `alert_input.parse_alerts`
+    if len(alert) > MAX_ALERT_CHARS:
+        raise InputError(
+            f"alert is {len(alert):,} characters; the limit is {MAX_ALERT_CHARS:,}. Paste the alerts "
+            "that fired, not a whole log or dump."
+        )
+    check_int(raw, "k", 1, MAX_K, "how many documents to return", default=5)
+    _text(raw, "repo")
+    if "max_tokens" in raw:
+        check_int(raw, "max_tokens", MIN_SEARCH_BUDGET, MAX_BUDGET, "the token budget for the answer")
+
+
+def check_feedback(raw: Mapping[str, object]) -> None:
+    """The arguments of a feedback call: the answer's query_id, helpful as true or false, and an
+    optional document and note of bounded length.
+
+    Raises:
+        InputError: the first argument that is missing, of the wrong type or too long.
+    """
+    _bounded(raw, "query_id", MAX_QUERY_ID, "the query_id of the search answer", required=True)
+    if not isinstance(raw.get("helpful"), bool):
+        shown = "missing" if raw.get("helpful") is None else f"{raw['helpful']!r}, not true or false"
+        raise InputError(f"helpful is {shown}; pass true when the answer helped, false when it did not.")
+    _bounded(raw, "document", MAX_FEEDBACK_DOCUMENT, "one result of that answer, as repo:path")
+    _bounded(raw, "note", MAX_FEEDBACK_NOTE, "what was missing or wrong, briefly")
+
+
+def is_visible(text: str) -> bool:
+    """Whether the text holds a letter, digit, punctuation mark or symbol: spaces, control and
+    zero-width characters alone give the models nothing to read, yet would find something."""
+    return any(unicodedata.category(c)[0] in "LNPS" for c in text)
 
 
 def check_query_length(query: str, count_tokens: Callable[[str], int]) -> int:
@@ -168,6 +213,12 @@ def check_int(raw: Mapping[str, object], name: str, low: int, high: int, what: s
     if not low <= value <= high:
         raise InputError(f"{name}={value} is out of range; {name} is {what}, from {low} to {high}.")
     return value
+
+
+def _bounded(raw: Mapping[str, object], name: str, limit: int, what: str, required: bool = False) -> None:
+    value = _text(raw, name, required)
+    if value is not None and len(value) > limit:
+        raise InputError(f"{name} is {len(value):,} characters; {name} is {what}, at most {limit:,}.")
 
 
 def _text(raw: Mapping[str, object], name: str, required: bool = False) -> str | None:

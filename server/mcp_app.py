@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.metadata
 import inspect
 import threading
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
@@ -18,12 +19,18 @@ from pydantic import BaseModel, Field
 from devrag.retrieval.errors import DevragError
 from devrag.retrieval.schema import DocType
 from devrag.retrieval.search_input import (
+    MAX_ALERT_CHARS,
     MAX_BUDGET,
+    MAX_FEEDBACK_DOCUMENT,
+    MAX_FEEDBACK_NOTE,
     MAX_K,
+    MAX_QUERY_ID,
     MIN_BUDGET,
     MIN_SEARCH_BUDGET,
     InputError,
+    check_alert,
     check_document,
+    check_feedback,
     check_search,
 )
 from devrag.server import tools
@@ -110,7 +117,9 @@ def create_server(
 
     # Asked for only where it is kept: with the query log off, feedback would be refused.
     instructions = INSTRUCTIONS + (FEEDBACK_HINT if settings.query_log else "")
-    server: MCPServer[App] = MCPServer("devrag", instructions=instructions, lifespan=lifespan)
+    server: MCPServer[App] = MCPServer(
+        "devrag", version=importlib.metadata.version("devrag"), instructions=instructions, lifespan=lifespan
+    )
     server.middleware.append(_load_models_after_handshake)
     server.middleware.append(_arguments_in_words)
     for fn in (search, search_alert, get_document, list_sources):
@@ -131,7 +140,9 @@ async def _load_models_after_handshake(
 
 _ARGUMENT_CHECKS: dict[str, Callable[[Mapping[str, object]], object]] = {
     "search": check_search,
+    "search_alert": check_alert,
     "get_document": check_document,
+    "feedback": check_feedback,
 }
 
 
@@ -250,8 +261,7 @@ def search_alert(
     alert: Annotated[
         str,
         Field(
-            min_length=1,
-            max_length=200_000,
+            max_length=MAX_ALERT_CHARS,
             description="The alert as you have it, pasted whole: an Alertmanager notification or "
             "webhook body (JSON), a Prometheus alert (JSON, e.g. from /api/v1/alerts), or text lines "
             "such as 'alertname: KubePodCrashLooping', 'summary: ...', 'description: ...', "
@@ -317,20 +327,21 @@ def list_sources(ctx: Context[App, Any]) -> Annotated[CallToolResult, SourcesOut
 
 def feedback(
     query_id: Annotated[
-        str, Field(max_length=64, description="The query_id of the search answer this is about.")
+        str, Field(max_length=MAX_QUERY_ID, description="The query_id of the search answer this is about.")
     ],
     helpful: Annotated[bool, Field(description="Whether the answer (or `document`) helped with the task.")],
     ctx: Context[App, Any],
     document: Annotated[
         str | None,
         Field(
-            max_length=4096,
+            max_length=MAX_FEEDBACK_DOCUMENT,
             description="One result of that answer, as repo:path (or its path); omit to judge the "
             "answer as a whole.",
         ),
     ] = None,
     note: Annotated[
-        str | None, Field(max_length=2000, description="Optional: what was missing or wrong, briefly.")
+        str | None,
+        Field(max_length=MAX_FEEDBACK_NOTE, description="Optional: what was missing or wrong, briefly."),
     ] = None,
 ) -> Annotated[CallToolResult, FeedbackOutput]:
     """Say whether a search answer helped, once you know: the runbook that fixed it, or none did.

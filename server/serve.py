@@ -147,7 +147,7 @@ def split_host_port(entry: str) -> tuple[str, str | None]:
 @click.option("--watch", is_flag=True, help="Re-index repositories in the background on new commits.")
 @click.pass_obj
 def serve_cmd(obj: Context, transport: str, host: str, port: int, watch: bool) -> None:
-    """Serve the index to coding agents over MCP: search, get_document, list_sources."""
+    """Serve the index to agents over MCP: search, search_alert, get_document, list_sources, feedback."""
     kind = "http" if transport == "streamable-http" else transport
     try:
         serve = ServeSettings(transport=kind, host=host, port=port, watch=watch)  # type: ignore[arg-type]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import difflib
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Generic, TypeVar
 
 from pydantic import BaseModel
@@ -355,10 +356,17 @@ def list_sources_tool(app: App) -> Answer[SourcesOutput]:
     ]
     output = SourcesOutput(
         store=status.store if app.local else None,
-        embed_model=status.embed_model or app.settings.embed_model,
-        rerank_model=app.settings.rerank_model,
+        embed_model=_model_name(status.embed_model or app.settings.embed_model, app.local),
+        rerank_model=_model_name(app.settings.rerank_model, app.local),
         models=app.models.status,
         watching=app.watching,
         repos=repos,
     )
     return Answer(output, sources_text(output))
+
+
+def _model_name(model: str, local: bool) -> str:
+    """A model as configured; over HTTP, one loaded from a folder of the server's is named by the
+    folder's own name, as `path` and `store` are left out (a hub name says no more than a name)."""
+    folder = model.startswith(("/", ".", "~")) or Path(model).expanduser().is_dir()
+    return model if local or not folder else Path(model).name

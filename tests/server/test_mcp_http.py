@@ -29,7 +29,7 @@ from tests.server.mcp_support import (
     start_http,
     stop,
 )
-from tests.support import GitRepo
+from tests.support import RERANKER, GitRepo
 
 pytestmark = [pytest.mark.anyio, pytest.mark.model]
 
@@ -101,6 +101,8 @@ async def test_each_tool_answers_over_http_with_real_citations(served):
     assert repos["ops"]["indexed_commit"] == ops.commit and sources.structured_content["watching"]
     assert repos["ops"]["path"] is None and sources.structured_content["store"] is None
     assert str(ops.repo.path) not in sources.content[0].text, "a remote client learns no server folders"
+    assert sources.structured_content["rerank_model"] == RERANKER.name, "a model folder by its own name"
+    assert str(RERANKER) not in sources.content[0].text
     assert page.structured_content["text"].split("\n") == file_lines(
         ops.repo, ops.commit, "guides/rollback.md"
     )

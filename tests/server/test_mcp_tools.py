@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.metadata
 import shutil
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -161,6 +162,14 @@ async def test_get_document_returns_one_section_by_heading(client, ops):
     assert "## Cleanup" not in page["text"] and page["next_offset"] is None
 
 
+async def test_the_server_names_itself_with_devrags_version(client):
+    assert client.server_info is not None
+    assert (client.server_info.name, client.server_info.version) == (
+        "devrag",
+        importlib.metadata.version("devrag"),
+    )
+
+
 async def test_list_sources_reports_commits_sizes_types_and_models(client, ops):
     sources = await call(client, "list_sources")
     (repo,) = sources["repos"]
@@ -189,6 +198,17 @@ async def test_list_sources_reports_commits_sizes_types_and_models(client, ops):
         ("search", {"query": "disk " * 8001}, "The query is 8001 tokens; the limit is 8000"),
         ("search", {"query": "x" * 1_000_000}, "The query is 1,000,000 characters; the limit is 64,000"),
         ("search", {"query": "   "}, "The query is empty"),
+        ("search", {"query": "\u0000\u0001\u0002"}, "The query is empty"),
+        ("search", {"query": "\u200b \u200b"}, "The query is empty"),
+        ("search_alert", {"alert": ""}, "found no alert name, runbook_url, summary or description"),
+        ("search_alert", {}, "alert is missing"),
+        ("search_alert", {"alert": "alertname: DiskFull", "k": 0}, "k=0 is out of range"),
+        ("search_alert", {"alert": "alertname: DiskFull", "max_tokens": 10}, "max_tokens=10 is out of range"),
+        ("search_alert", {"alert": "x" * 200_001}, "alert is 200,001 characters; the limit is 200,000"),
+        ("feedback", {"query_id": "q1"}, "helpful is missing"),
+        ("feedback", {"query_id": "q1", "helpful": "maybe"}, "helpful is 'maybe', not true or false"),
+        ("feedback", {"query_id": "q" * 65, "helpful": True}, "query_id is 65 characters"),
+        ("feedback", {"query_id": "q1", "helpful": True, "note": "n" * 2001}, "note is 2,001 characters"),
         ("search", {}, "query is missing"),
         (
             "search",
