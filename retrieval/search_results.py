@@ -112,14 +112,24 @@ def shown_sections(
 ) -> list[tuple[str, float, str]]:
     """The sections a result shows, best first, as (chunk, score, chunk whose evidence it is).
 
-    Those that say more than the document's title; a document matched by its title alone shows
-    its lead section (its first that does), under the title's score (its title is the result's).
+    Those that say more than a heading: a document matched only by its title, or by a heading
+    with nothing under it (a section left empty, or one whose text is all in subsections), shows
+    its lead section (its first that says something), under that match's score.
     """
-    said = [(cid, score, cid) for cid, score in sections if not chunks[cid]["title_only"]]
+    said = [(cid, score, cid) for cid, score in sections if _says_something(chunks[cid])]
     if said:
         return said[:limit]
     cid, score = sections[0]
     return [(chunks[cid]["lead"] or cid, score, cid)]
+
+
+def _says_something(chunk: Chunk) -> bool:
+    """Whether a chunk holds more than its headings (a code chunk always does: `#` starts comments)."""
+    if chunk["title_only"]:
+        return False
+    if chunk["doc_type"] == "code":
+        return True
+    return any(line.strip() and not line.lstrip().startswith("#") for line in chunk["text"].split("\n"))
 
 
 def still_shown(

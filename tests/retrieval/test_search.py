@@ -119,6 +119,26 @@ def test_a_title_alone_is_never_shown_as_a_section(runbooks, embedder):
     wide.close()
 
 
+def test_a_heading_with_nothing_under_it_is_never_shown_as_a_passage(index, git_repo, embedder):
+    repo = git_repo("ops")
+    repo.commit(
+        {
+            "runbooks/disk.md": "# DiskFull\n\n## Meaning\n\nThe data disk is full.\n\n## Mitigation\n",
+            "runbooks/etcd.md": "# EtcdSlow\n\n## Diagnosis\n\n### Disk\n\nCheck fsync latency.\n",
+        }
+    )
+    ingest(index, embedder, repo.path, "ops")
+    searcher = HybridIndex(index, embedder, reranker=None)
+    for query, path in (("Mitigation", "runbooks/disk.md"), ("Diagnosis", "runbooks/etcd.md")):
+        for mode in ("dense", "bm25", "hybrid"):
+            shown = {r.path: r for r in searcher.search(query, k=5, mode=mode).results}[path]
+            assert all(
+                any(not line.startswith("#") for line in s.text.split("\n") if line.strip())
+                for s in shown.sections
+            ), (query, mode, [s.text for s in shown.sections])
+    searcher.close()
+
+
 class DeletedOnRead:
     """A real store where an ingest deletes `ids` the moment a search first asks for them."""
 
