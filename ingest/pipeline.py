@@ -137,7 +137,9 @@ def ingest(
         span.set_attribute("devrag.ingest_mode", plan.mode)
         run = _Run(index, embedder, source, name, plan, options, progress)
         run.chunks["respelled"] = respelled
-        base = replace(state or RepoState(name, clone.path, None), scope=scope)
+        base = replace(
+            state or RepoState(name, clone.path, None), scope=scope, max_file_bytes=options.max_file_bytes
+        )
         if plan.mode != "noop":
             index.set_repo_state(clone.stamp(replace(base, in_progress=target)))
             run.apply()
@@ -176,7 +178,18 @@ def reingest(
 ) -> IngestSummary:
     """Ingest a known repository again, from where it was last ingested, with the files it chose."""
     path = Path(state.path)
-    return ingest(index, embedder, path, state.name, rev, options, progress, full, state.scope)
+    return ingest(
+        index, embedder, path, state.name, rev, recorded(options, state), progress, full, state.scope
+    )
+
+
+def recorded(options: IngestOptions | None, state: RepoState) -> IngestOptions:
+    """The options with the size limit the repository was last ingested with, where one is recorded:
+    a limit given once on the command line holds for every later run that repeats that ingest."""
+    options = options or IngestOptions()
+    if state.max_file_bytes is None:
+        return options
+    return options.model_copy(update={"max_file_bytes": state.max_file_bytes})
 
 
 def _commit(state: RepoState | None) -> str | None:

@@ -10,7 +10,7 @@ from pydantic import BaseModel
 
 from devrag.ingest.documents import decode, skip_reason
 from devrag.ingest.git_source import GitSource, SourceError, TreeEntry
-from devrag.ingest.pipeline import IngestOptions, IngestSummary, reingest
+from devrag.ingest.pipeline import IngestOptions, IngestSummary, recorded, reingest
 from devrag.ingest.plan import full_plan, indexed_files, scoped_tree
 from devrag.retrieval.index import Index, RepoState
 from devrag.retrieval.models import Embedder
@@ -38,6 +38,7 @@ class Vacuum(BaseModel):
 
 
 def find_drift(index: Index, state: RepoState, options: IngestOptions) -> Drift:
+    options = recorded(options, state)
     try:
         source = GitSource(Path(state.path))
         head = source.resolve(None)

@@ -85,6 +85,9 @@ class RepoState:
     # How many files the scope held at `commit` (None: not recorded, as before this field), so a
     # diff ingest reports its unchanged files from the diff instead of listing the whole tree.
     files: int | None = None
+    # The size limit the last ingest skipped files by (None: not recorded, as before this field):
+    # later runs for this repository (reconcile, webhook, watch) keep the limit it was given.
+    max_file_bytes: int | None = None
 
     def cited(self, commit: str, newer: Collection[str] = ()) -> str:
         """The commit a chunk written at `commit` is cited at: the indexed one, which holds its file
@@ -107,6 +110,7 @@ class RepoState:
             "include": list(self.scope.include),
             "exclude": list(self.scope.exclude),
             "files": self.files,
+            "max_file_bytes": self.max_file_bytes,
         }
 
     @classmethod
@@ -124,6 +128,7 @@ class RepoState:
             tuple(meta.get("roots") or ()),
             scope,
             meta.get("files"),
+            meta.get("max_file_bytes"),
         )
 
 

@@ -185,7 +185,7 @@ def test_a_raised_size_limit_gets_an_oversize_file_read_by_a_full_compare(index,
     repo.commit({"a.md": RUNBOOK.format(host="a"), "big.md": "# Big\n\n## Words\n\n" + "word " * 400})
     ingest(index, embedder, repo.path, "ops", options=OPTIONS)
     assert set(index.skipped_files("ops")) == {"big.md"}
-    assert not _in_sync(index, "ops", IngestOptions()), "under the default limit big.md is missing"
-    summary = ingest(index, embedder, repo.path, "ops", full=True)
+    assert _in_sync(index, "ops", IngestOptions()), "reconcile keeps the limit ops was ingested with"
+    summary = ingest(index, embedder, repo.path, "ops", full=True)  # an ingest with the default limit
     assert summary.files["added"] == 1 and index.skipped_files("ops") == {}
     assert _in_sync(index, "ops", IngestOptions())

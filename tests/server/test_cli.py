@@ -300,3 +300,15 @@ def test_reconcile_fails_when_a_repository_cannot_be_read(cli, ops_repo, tmp_pat
     for args in (["reconcile", "--json"], ["reconcile"], ["reconcile", "--check", "--json"]):
         out = cli(*args, code=1)
         assert "not a Git repository" in out, args
+
+
+def test_a_size_limit_given_to_ingest_holds_for_reconcile(cli, ops_repo):
+    ops_repo.commit({"runbooks/long.md": "# Long\n\n## Steps\n\n" + "drain the node first. " * 40})
+    summary = json.loads(cli("ingest", str(ops_repo.path), "--max-file-bytes", "400", "--json"))
+    assert [s["path"] for s in summary["skipped"]] == ["runbooks/long.md"]
+    assert json.loads(cli("reconcile", "--check", "--json"))[0]["missing"] == [], "in sync right after"
+    ops_repo.commit({"runbooks/long.md": "# Long\n\n## Steps\n\n" + "cordon the node first. " * 40})
+    repaired = json.loads(cli("reconcile", "--json"))[0]["repaired"]
+    assert [s["path"] for s in repaired["skipped"]] == ["runbooks/long.md"], "the repair keeps the limit"
+    status = json.loads(cli("status", "--json"))["repos"][0]
+    assert status["files"] == 2
