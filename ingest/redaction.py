@@ -62,6 +62,8 @@ _URL_PASSWORD = re.compile(
     r"(?<![A-Za-z0-9+.\-])[A-Za-z][A-Za-z0-9+.\-]{0,31}://[^\s:/?#@\[\]]+:(?P<password>[^\s/?#@\[\]]+)@"
 )
 _BASIC_AUTH = "basic-auth-credentials"
+# Keys whose value names a secret rather than holding it (`secretName`, `secret_ref`, `existingSecret`).
+_REFERENCE_KEY = re.compile(r"(name|ref)$|^existing", re.IGNORECASE)
 # The rest of a token after a reported value: base64 and token characters, dots only inside it.
 _TOKEN_TAIL = r"[A-Za-z0-9_\-+/=]*(?:\.[A-Za-z0-9_\-+/=]+)*"
 
@@ -168,7 +170,7 @@ def _secrets_in(path: str, lines: list[str], number: int) -> list[tuple[str, str
     for plugin in _plugins():
         for secret in plugin.analyze_line(filename=path, line=line, line_number=number):
             value = _unquoted_word(secret.secret_value or "", line)
-            if value and not _ordinary(value, line, plugin):
+            if value and not _ordinary(value, line, plugin) and not _names_a_secret(secret.type, value, line):
                 out.append((value, kind_of(secret.type)))
     # Line filters run only where something was found: the indirect-reference pattern alone
     # costs more than all the detectors together.
@@ -207,6 +209,16 @@ def _ordinary(value: str, line: str, plugin: BasePlugin) -> bool:
         or is_likely_id_string(value, line, plugin)
         or _is_digest(value)
     )
+
+
+def _names_a_secret(secret_type: str, value: str, line: str) -> bool:
+    """A keyword find whose key names or points at a secret (`secretName: checkout-db`,
+    `existingSecret: redis-auth`, `tokenSecretRef: ...`): its value is the secret's name, which an
+    engineer needs for `kubectl get secret`, not the secret."""
+    if secret_type != "Secret Keyword":
+        return False
+    key = re.search(r"([A-Za-z0-9_.\-]+)[\"']?\s*[:=]\s*[\"']?" + re.escape(value), line)
+    return key is not None and _REFERENCE_KEY.search(key.group(1)) is not None
 
 
 def _stands_in(value: str) -> bool:

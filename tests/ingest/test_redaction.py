@@ -61,6 +61,8 @@ SECRET_LINES = [
 ]
 
 ORDINARY_LINES = [
+    "      secretName: checkout-db",  # names a Kubernetes Secret: what `kubectl get secret` needs
+    "  existingSecret: redis-auth",
     "git revert 3f9c2a17d4b8e6f05a1c9d2e7b3f48a6c5d0e912",  # a commit SHA
     'echo "3f9c2a17d4b8e6f05a1c9d2e7b3f48a6c5d0e912"',  # quoted too
     "image: registry.gitlab.com/app@sha256:4c1a3b9e5f2d8a7c6b0e9f1d3a5c7e2b4d6f8a0c1e3b5d7f9a2c4e6b8d0f1a3c",
