@@ -88,3 +88,20 @@ def path_indexed(pattern: str, store: VectorStore) -> bool:
     """
     flt = store_filter(Filters(path=pattern), store)
     return flt is not None and store.count(replace(flt, first=True)) > 0
+
+
+# The argument each metadata payload field is filtered by (`Filters.metadata`), to name it back.
+_ARGUMENT = {"tags": "tag", "alerts": "alert"}
+
+
+def unmatched_values(filters: Filters, store: VectorStore) -> list[str]:
+    """Each metadata filter (`service='checkout'`) that no indexed document has, whatever the others.
+
+    Why: values match exactly, so a typo or a value from another team's index answers "nothing"
+    just as a real miss does; an empty answer should say which value is unknown.
+    """
+    return [
+        f"{_ARGUMENT.get(name, name)}={value!r}"
+        for name, value in filters.metadata()
+        if store.count(PointFilter(metadata=((name, value),), first=True)) == 0
+    ]

@@ -25,7 +25,7 @@ from devrag.retrieval.document_ranking import (
     reranked_documents,
     routed,
 )
-from devrag.retrieval.filters import Filters, path_indexed, store_filter
+from devrag.retrieval.filters import Filters, path_indexed, store_filter, unmatched_values
 from devrag.retrieval.fusion import rrf
 from devrag.retrieval.index import Index, RepoState, written_since
 from devrag.retrieval.lexical_query import bm25_search
@@ -127,6 +127,11 @@ class HybridIndex:
         """Whether any indexed file matches the path glob, whatever the other filters: an empty
         answer under a path filter then says whether the glob or the query found nothing."""
         return path_indexed(pattern, self.index.store)
+
+    def unmatched_values(self, filters: Filters) -> list[str]:
+        """Each metadata filter that no indexed document has (`service='x'`), whatever the others:
+        an empty answer then says which value, not the query, found nothing."""
+        return unmatched_values(filters, self.index.store)
 
     def document(self, repo: str, path: str) -> list[Chunk]:
         """The indexed chunks of one document, in line order; empty when it is not indexed."""
@@ -236,6 +241,7 @@ class HybridIndex:
             read_tokens=self.config.pasted_query_tokens if trimmed else None,
             services=services,
             path_unmatched=not results and filters.path is not None and not self.path_indexed(filters.path),
+            values_unmatched=[] if results else self.unmatched_values(filters),
         )
 
     def _part_read(self, query: str) -> tuple[str, bool]:

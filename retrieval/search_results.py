@@ -87,6 +87,8 @@ class SearchResponse(BaseModel):
     # Set when the answer is empty and no indexed file matches the path filter: the glob is wrong,
     # not the query.
     path_unmatched: bool = False
+    # Set when the answer is empty: each metadata filter no indexed document has (`service='x'`).
+    values_unmatched: list[str] = Field(default_factory=list)
 
 
 def stage_evidence(

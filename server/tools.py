@@ -78,7 +78,7 @@ def search_tool(
     response = app.search(args.query, args.k, mode, filters, alerts or ())
     results = [_result(rank, r) for rank, r in enumerate(response.results if response else [], start=1)]
     fresh = _freshness(searcher.index, results)
-    notes = _search_notes(app, response, args.path) + _trim_note(tokens, response)
+    notes = _search_notes(app, response, filters) + _trim_note(tokens, response)
     if response is not None and response.mode != mode:
         notes.append(SKIPPED_RERANK_NOTE)
     order = _reading_order(results)
@@ -225,13 +225,19 @@ def _freshness(index: Index, results: list[Result]) -> dict[str, Freshness]:
     return out
 
 
-def _search_notes(app: App, response: SearchResponse | None, path: str | None) -> list[str]:
+def _search_notes(app: App, response: SearchResponse | None, filters: Filters) -> list[str]:
     """What the answer's text adds below its results. No response: no chunk passed the filters."""
     notes = []
     if app.models.rerank_error:
         notes.append("Results are not reranked: the reranker failed to load (see list_sources).")
+    path = filters.path
     if response.path_unmatched if response else path is not None and not app.searcher().path_indexed(path):
         notes.append(f"No indexed path matches path={path!r}: check it against paths in earlier results.")
+    unmatched = response.values_unmatched if response else app.searcher().unmatched_values(filters)
+    notes += [
+        f"No indexed document has {value}: values match exactly, as list_sources lists them."
+        for value in unmatched
+    ]
     return notes
 
 

@@ -237,6 +237,9 @@ def test_filters_apply_to_both_retrievers(searcher):
         assert by_path.path_unmatched is False
         unmatched = searcher.search("crash loop", k=10, mode=mode, filters=Filters(path="playbooks/*"))
         assert unmatched.results == [] and unmatched.path_unmatched
+        typo = searcher.search("crash loop", k=10, mode=mode, filters=Filters(team="sre", tag="k8s"))
+        assert typo.results == [] and typo.values_unmatched == ["team='sre'", "tag='k8s'"]
+        assert by_type.values_unmatched == [] and nothing.values_unmatched == []
 
 
 def test_a_search_after_ingest_sees_new_chunks_and_never_tombstoned_ones(searcher, git_repo, embedder):

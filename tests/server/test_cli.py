@@ -312,3 +312,14 @@ def test_a_size_limit_given_to_ingest_holds_for_reconcile(cli, ops_repo):
     assert [s["path"] for s in repaired["skipped"]] == ["runbooks/long.md"], "the repair keeps the limit"
     status = json.loads(cli("status", "--json"))["repos"][0]
     assert status["files"] == 2
+
+
+def test_an_empty_answer_names_a_filter_value_that_no_document_has(cli, git_repo):
+    repo = git_repo("svc")
+    repo.commit({"runbooks/a.md": "---\nservice: checkout\n---\n# CheckoutDown\n\n## Meaning\n\nDown.\n"})
+    cli("ingest", str(repo.path))
+    out = cli("search", "checkout down", "--no-rerank", "--service", "checkot")
+    assert "No results." in out and "No indexed document has service='checkot'" in out
+    answer = json.loads(cli("search", "checkout down", "--no-rerank", "--service", "checkot", "--json"))
+    assert answer["values_unmatched"] == ["service='checkot'"]
+    assert "No indexed document" not in cli("search", "checkout down", "--no-rerank", "--service", "checkout")

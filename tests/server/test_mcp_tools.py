@@ -16,7 +16,7 @@ from devrag.retrieval.errors import ModelLoadError
 from devrag.server.mcp_app import create_server
 from devrag.server.settings import Settings
 from devrag.server.state import Models
-from tests.server.mcp_support import TOOLS, Ingested, file_lines, ingest_repo, make_ops
+from tests.server.mcp_support import TOOLS, Ingested, file_lines, hash_client, ingest_repo, make_ops
 from tests.support import GitRepo
 
 pytestmark = [pytest.mark.anyio, pytest.mark.model]
@@ -367,3 +367,17 @@ async def test_a_heading_inside_a_chunk_can_be_read_alone(tmp_path, models, real
     assert page["section"] == "Disk full > Mitigation > Logs"
     assert page["text"] == "\n".join(lines[lines.index("### Logs") : lines.index("### Images") - 1])
     assert fenced.is_error and "No section 'Rotate now'" in text_of(fenced), "a fenced comment is no heading"
+
+
+async def test_an_empty_answer_names_each_filter_value_no_document_has(tmp_path):
+    files = {
+        "runbooks/a.md": "---\nservice: checkout\nteam: payments\n---\n# CheckoutDown\n\n## Meaning\n\nDown\n"
+    }
+    async with hash_client(tmp_path, files) as client:
+        typo = await call(client, "search", query="checkout down", service="checkot", team="payments")
+        assert typo["results"] == []
+        assert "No indexed document has service='checkot'" in typo["_text"] and "team=" not in typo["_text"]
+        excluded = await call(
+            client, "search", query="checkout down", service="checkout", doc_type="postmortem"
+        )
+        assert excluded["results"] == [] and "No indexed document has" not in excluded["_text"]
