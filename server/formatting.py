@@ -169,8 +169,11 @@ def page_text(page: DocumentPage, lines: list[str], cut: bool) -> str:
         head += " (reassembled from the index: the repository is not reachable)"
     body = "\n".join(lines)
     foot = []
-    if cut:
-        foot.append(f"[line {page.start_line} cut to fit max_tokens]")
+    if cut:  # the next page starts after it: say how to read the whole line
+        again = _get_document_call(page.repo, page.path, page.section, page.offset)
+        foot.append(
+            f"[line {page.start_line} cut to fit max_tokens: call {again} with more to read it whole]"
+        )
     if read < page.total_lines:
         call = _get_document_call(page.repo, page.path, page.section, read)
         foot.append(f"[The document continues: call {call} for the next page.]")

@@ -381,3 +381,19 @@ async def test_an_empty_answer_names_each_filter_value_no_document_has(tmp_path)
             client, "search", query="checkout down", service="checkout", doc_type="postmortem"
         )
         assert excluded["results"] == [] and "No indexed document has" not in excluded["_text"]
+
+
+async def test_a_line_longer_than_the_page_says_how_to_read_it_whole(tmp_path):
+    long_line = "Restart " + " ".join(f"checkout-api-{i}" for i in range(300)) + " in this order."
+    files = {"runbooks/a.md": f"# A\n\n## Steps\n\n{long_line}\n\nThen check the logs.\n"}
+    async with hash_client(tmp_path, files) as client:
+        page = await call(client, "get_document", repo="ops", path="runbooks/a.md", offset=4, max_tokens=200)
+        assert page["start_line"] == 5 and page["text"] != long_line and page["next_offset"] == 5
+        assert (
+            'get_document(repo="ops", path="runbooks/a.md", offset=4) with more to read it whole'
+            in page["_text"]
+        )
+        whole = await call(
+            client, "get_document", repo="ops", path="runbooks/a.md", offset=4, max_tokens=4000
+        )
+        assert whole["text"].split("\n")[0] == long_line
