@@ -44,10 +44,25 @@ class IndexStatus(BaseModel):
 
 def head_of(path: str) -> str | None:
     """The repository's HEAD commit, or None when it is not reachable from this machine."""
+    return head_and_behind(path, None)[0]
+
+
+def head_and_behind(path: str, indexed: str | None) -> tuple[str | None, bool | None]:
+    """The repository's HEAD, and whether it holds commits the index does not (None: unreachable).
+
+    Not behind at the indexed commit, nor when HEAD is in its history: an ingest of `--rev` ahead
+    of the checkout (a branch) leaves the index ahead of HEAD, not behind it. A HEAD that
+    diverged (after a force push) holds commits the index does not: behind.
+    """
     try:
-        return GitSource(Path(path)).resolve(None)
+        source = GitSource(Path(path))
+        head = source.resolve(None)
     except SourceError:
-        return None
+        return None, None
+    try:
+        return head, head != indexed and not (indexed and source.is_ancestor(head, indexed))
+    finally:
+        source.repo.close()
 
 
 class RepoLag(BaseModel):
@@ -86,14 +101,14 @@ def repo_lag(state: RepoState) -> RepoLag:
 
 
 def repo_status(index: Index, state: RepoState) -> RepoStatus:
-    head = head_of(state.path)
+    head, behind = head_and_behind(state.path, state.commit)
     return RepoStatus(
         name=state.name,
         path=state.path,
         origin=state.origin,
         indexed_commit=state.commit,
         head=head,
-        behind=None if head is None else head != state.commit,
+        behind=behind,
         in_progress=state.in_progress,
         chunks=index.count(state.name),
         files=len(index.file_manifest(state.name)),

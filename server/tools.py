@@ -9,7 +9,7 @@ from typing import Any, Generic, TypeVar
 
 from pydantic import BaseModel
 
-from devrag.ingest.status import head_of, index_status
+from devrag.ingest.status import head_and_behind, index_status
 from devrag.retrieval.alert_catalog import catalog_counts
 from devrag.retrieval.alert_input import AlertInput, parse_alerts, query_of
 from devrag.retrieval.facets import metadata_values
@@ -219,8 +219,7 @@ def _freshness(index: Index, results: list[Result]) -> dict[str, Freshness]:
         if r.repo in out:
             continue
         state = index.repo_state(r.repo)
-        head = head_of(state.path) if state else None
-        behind = None if head is None else head != r.commit
+        head, behind = head_and_behind(state.path, r.commit) if state else (None, None)
         out[r.repo] = Freshness(repo=r.repo, indexed_commit=r.commit, head=head, behind=behind)
     return out
 

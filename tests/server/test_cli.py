@@ -323,3 +323,15 @@ def test_an_empty_answer_names_a_filter_value_that_no_document_has(cli, git_repo
     answer = json.loads(cli("search", "checkout down", "--no-rerank", "--service", "checkot", "--json"))
     assert answer["values_unmatched"] == ["service='checkot'"]
     assert "No indexed document" not in cli("search", "checkout down", "--no-rerank", "--service", "checkout")
+
+
+def test_an_index_ahead_of_head_is_not_behind_but_a_diverged_head_is(cli, ops_repo):
+    main = ops_repo.head()
+    ops_repo.git("checkout", "-q", "-b", "feature")
+    ops_repo.commit({"new.md": "# New\n\ntext\n"})
+    ops_repo.git("checkout", "-q", main)  # HEAD back on the older commit, the branch ahead of it
+    cli("ingest", str(ops_repo.path), "--rev", "feature")
+    assert json.loads(cli("status", "--json"))["repos"][0]["behind"] is False
+    ops_repo.git("checkout", "-q", "-b", "other")
+    ops_repo.commit({"other.md": "# Other\n\ntext\n"})  # HEAD now holds a commit the index lacks
+    assert json.loads(cli("status", "--json"))["repos"][0]["behind"] is True
