@@ -213,7 +213,7 @@ class HybridIndex:
             ranked = reranked_documents(fused, votes, config)
         else:
             ranked = by_document(legs.get(mode, fused))
-        routes = self._alert_matches(read, alerts)
+        routes, unknown_urls = self._alert_matches(read, alerts)
         ranked, matched = routed(ranked, routes, self._openings([d for d, _ in routes], flt))
         with _stage("payloads", timings):
             shown = self._read_results(ranked, k, payloads)
@@ -242,6 +242,7 @@ class HybridIndex:
             services=services,
             path_unmatched=not results and filters.path is not None and not self.path_indexed(filters.path),
             values_unmatched=[] if results else self.unmatched_values(filters),
+            runbook_urls_unmatched=unknown_urls,
         )
 
     def _part_read(self, query: str) -> tuple[str, bool]:
@@ -284,21 +285,23 @@ class HybridIndex:
             bm25 = _ranked(hits)
         return dense, bm25
 
-    def _alert_matches(self, query: str, alerts: Sequence[AlertInput]) -> list[tuple[Document, AlertMatch]]:
-        """The documents routing puts first, in order: runbook_url, then catalogue by name."""
+    def _alert_matches(
+        self, query: str, alerts: Sequence[AlertInput]
+    ) -> tuple[list[tuple[Document, AlertMatch]], list[str]]:
+        """The documents routing puts first, in order: runbook_url, then catalogue by name; and the
+        alerts' runbook_urls that name no indexed document."""
         matches: list[tuple[Document, AlertMatch]] = []
-        for alert in alerts:
-            url = alert.runbook_url
-            for doc in self.alerts.runbook_documents(url) if url else []:
-                matches.append(
-                    (doc, AlertMatch(alert=alert.name or "", source="runbook_url", runbook_url=url))
-                )
+        unknown: list[str] = []
+        for url, name in dict.fromkeys((a.runbook_url, a.name or "") for a in alerts if a.runbook_url):
+            docs = self.alerts.runbook_documents(url)
+            matches += [(doc, AlertMatch(alert=name, source="runbook_url", runbook_url=url)) for doc in docs]
+            unknown += [] if docs or url in unknown else [url]
         names = [a.name for a in alerts if a.name]
         if self.config.alert_routing:
             names += self.alerts.names_in(query)
         for name in dict.fromkeys(names):
             matches += self.alerts.documents(name)
-        return matches
+        return matches, unknown
 
     def _openings(self, docs: Sequence[Document], flt: PointFilter | None) -> dict[Document, str]:
         """The opening section of each of `docs` that passes the search's filter, by document."""

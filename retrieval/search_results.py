@@ -89,6 +89,8 @@ class SearchResponse(BaseModel):
     path_unmatched: bool = False
     # Set when the answer is empty: each metadata filter no indexed document has (`service='x'`).
     values_unmatched: list[str] = Field(default_factory=list)
+    # Each alert's runbook_url that names no indexed document (the runbook may live elsewhere).
+    runbook_urls_unmatched: list[str] = Field(default_factory=list)
 
 
 def stage_evidence(

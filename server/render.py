@@ -264,6 +264,8 @@ def search_results(response: SearchAnswer) -> None:
         out.print("No results.")
     if response.path_unmatched:
         out.print("No indexed file matches --path; it is a glob from the repository root ('runbooks/*').")
+    for url in response.runbook_urls_unmatched:
+        out.print(f"runbook_url {url} names no indexed document: the runbook may live outside the index.")
     for value in response.values_unmatched:
         out.print(f"No indexed document has {value}; values match exactly (MCP's list_sources lists them).")
     for n, r in enumerate(response.results, start=1):

@@ -232,6 +232,10 @@ def _search_notes(app: App, response: SearchResponse | None, filters: Filters) -
     path = filters.path
     if response.path_unmatched if response else path is not None and not app.searcher().path_indexed(path):
         notes.append(f"No indexed path matches path={path!r}: check it against paths in earlier results.")
+    notes += [
+        f"runbook_url {url} names no indexed document: the runbook may live outside the indexed repositories."
+        for url in (response.runbook_urls_unmatched if response else [])
+    ]
     unmatched = response.values_unmatched if response else app.searcher().unmatched_values(filters)
     notes += [
         f"No indexed document has {value}: values match exactly, as list_sources lists them."

@@ -87,6 +87,15 @@ async def test_search_puts_a_catalogued_alert_named_in_the_query_first_with_its_
 
 
 @pytest.mark.anyio
+async def test_a_runbook_url_that_names_no_indexed_document_is_said(client):
+    wiki = "https://wiki.example.dev/ops/checkout-down"
+    answer = await call(client, "search_alert", alert=f"alertname: CheckoutDown\nrunbook_url: {wiki}", k=2)
+    assert f"runbook_url {wiki} names no indexed document" in answer["_text"]
+    known = await call(client, "search_alert", alert=json.dumps(WEBHOOK), k=2)
+    assert "names no indexed document" not in known["_text"]
+
+
+@pytest.mark.anyio
 @pytest.mark.parametrize("paste", ["{}", '{"alerts": []}', "   "])
 async def test_a_paste_without_an_alert_is_a_tool_error_in_words(client, paste):
     result = await client.call_tool("search_alert", {"alert": paste})
@@ -113,6 +122,9 @@ def test_devrag_alert_reads_a_file_or_stdin_and_says_the_route(indexed_cli, tmp_
     ]
     human = indexed_cli("alert", "alertname: KubeQuotaFullyUsed", "--no-rerank", "-k", "2")
     assert "found by catalogue: KubeQuotaFullyUsed (title)" in human
+    elsewhere = "alertname: CheckoutDown\nrunbook_url: https://wiki.example.dev/ops/checkout-down"
+    said = " ".join(indexed_cli("alert", elsewhere, "--no-rerank", "-k", "1").split())  # lines wrap
+    assert "runbook_url https://wiki.example.dev/ops/checkout-down names no indexed document" in said
 
 
 @pytest.mark.model
