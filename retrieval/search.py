@@ -295,7 +295,8 @@ class HybridIndex:
         for url, name in dict.fromkeys((a.runbook_url, a.name or "") for a in alerts if a.runbook_url):
             docs = self.alerts.runbook_documents(url)
             matches += [(doc, AlertMatch(alert=name, source="runbook_url", runbook_url=url)) for doc in docs]
-            unknown += [] if docs or url in unknown else [url]
+            if not docs and url not in unknown:
+                unknown.append(url)
         names = [a.name for a in alerts if a.name]
         if self.config.alert_routing:
             names += self.alerts.names_in(query)

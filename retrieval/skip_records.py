@@ -114,5 +114,5 @@ class SkipRecords:
 
 def _share_key(repo: str, path: str) -> str:
     """The key of the share of `repo`'s skip records that holds `path`'s."""
-    share = zlib.crc32(path.encode("utf-8", "surrogatepass")) % _SHARES  # any name git can hold
+    share = zlib.crc32(path.encode()) % _SHARES  # names are UTF-8 (`git_source.file_name`)
     return f"{_SHARE_PREFIX}{share:02x}:{repo}"
